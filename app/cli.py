@@ -1,0 +1,239 @@
+"""`medcite` command line: ingest, serve, ask, up, keys, local-llm."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.settings import REPO_ROOT, Settings, get_settings
+
+# Set before any library that may try to reach a hub or phone home is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import ingest_path
+
+    root = Path(args.path) if args.path else settings.corpora_dir
+    groups = tuple(g for g in args.groups.split(",") if g) if args.groups else None
+    report = ingest_path(root, settings, access_groups=groups, progress=not args.quiet)
+    for r in report.failed:
+        print(f"FAILED  {r.relpath}: {r.reason}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.auth import KeyStore, ensure_local_key
+    from app.logging_setup import configure
+    from app.main import create_app
+
+    configure()
+    ensure_local_key(KeyStore(settings.keys_file), settings.local_key_file)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    key = settings.resolved_api_key()
+    if not key:
+        print("No API key: set MEDCITE_API_KEY or run `medcite serve` once.", file=sys.stderr)
+        return 2
+    body: dict[str, object] = {"question": args.question, "strict": args.strict}
+    if args.type:
+        body["filters"] = {"doc_types": args.type}
+    if args.bundle:
+        body["fhir_bundle"] = json.loads(Path(args.bundle).read_text())
+    try:
+        resp = httpx.post(
+            f"{settings.api_url}/ask", json=body, timeout=settings.llm_timeout_s * 2 + 60,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    except httpx.HTTPError as exc:
+        print(f"API at {settings.api_url} unreachable: {exc}", file=sys.stderr)
+        return 2
+    if resp.status_code != 200:
+        print(f"HTTP {resp.status_code}: {resp.json().get('detail')}", file=sys.stderr)
+        return 1
+    data = resp.json()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(format_answer(data))
+    return 0
+
+
+def format_answer(data: dict) -> str:  # type: ignore[type-arg]
+    """Plain-text rendering for the terminal: sentences, markers, then the sources."""
+    passages = {p["id"]: p for p in data["passages"]}
+    lines = [f"Status: {data['status']}"]
+    if data["abstained"]:
+        lines.append(f"Abstained: {data['abstain_reason']}")
+    order: list[str] = []
+    for s in data["sentences"]:
+        marks = []
+        for c in s["citations"]:
+            if c["passage_id"] not in order:
+                order.append(c["passage_id"])
+            n = order.index(c["passage_id"]) + 1 if c["passage_id"] in order else "?"
+            marks.append(f"[{n}:{c['status']}]")
+        lines.append(f"- {s['text']} {' '.join(marks)}")
+    if order:
+        lines.append("Sources:")
+    for n, pid in enumerate(order, start=1):
+        p = passages.get(pid)
+        if p is None:
+            continue
+        prov = p["provenance"]
+        where = " › ".join(prov["section_path"])
+        page = f", page {prov['page']}" if prov.get("page") else ""
+        lines.append(f"  [{n}] {prov['title']} — {where}{page} ({prov['source_file']})")
+    return "\n".join(lines)
+
+
+def wait_for(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """Ingest the bundled corpora, then run the API and the UI until interrupted."""
+    code = cmd_ingest(argparse.Namespace(path=None, groups=None, quiet=False), settings)
+    if code not in (0, 1):
+        return code
+    env = dict(os.environ, MEDCITE_API_URL=f"http://{args.host}:{args.port}")
+    api = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--host", args.host, "--port", str(args.port)],
+        env=env,
+    )
+    if not wait_for(f"http://{args.host}:{args.port}/health", 600):
+        api.terminate()
+        print("API did not start; see its log above", file=sys.stderr)
+        return 1
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
+         "--server.address", args.host, "--server.port", str(args.ui_port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env=env,
+    )
+    print(f"medcite is up: API http://{args.host}:{args.port}/docs  "
+          f"UI http://{args.host}:{args.ui_port}  (Ctrl-C stops both)")
+    try:
+        while api.poll() is None and ui.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (ui, api):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in (ui, api):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app.auth import KeyStore, Role
+
+    store = KeyStore(settings.keys_file)
+    if args.action == "create":
+        raw, key = store.create(args.name, Role(args.role), args.groups.split(","))
+        print(f"key id {key.key_id} ({key.role.value}, groups {','.join(key.groups)}):")
+        print(raw)
+    elif args.action == "revoke":
+        if not store.revoke(args.key_id):
+            print(f"no active key {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id}")
+    else:
+        for k in store.list():
+            state = "revoked" if k.revoked else "active"
+            print(f"{k.key_id}  {k.name:<20} {k.role.value:<13} {','.join(k.groups):<20} {state}")
+    return 0
+
+
+def cmd_local_llm(args: argparse.Namespace, settings: Settings) -> int:
+    from app import local_llm
+
+    proc = local_llm.start_server(settings)
+    print(f"local generator at {local_llm.server_url(settings)}")
+    if proc is None:
+        return 0
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        local_llm.stop_server(proc)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medcite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="parse, chunk, embed and store documents")
+    p.add_argument("path", nargs="?", help="folder or file (default: the bundled corpora)")
+    p.add_argument("--groups", help="comma-separated access groups (overrides the manifest)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    for name, func, help_text in (
+        ("serve", cmd_serve, "run the API"),
+        ("up", cmd_up, "ingest the bundled corpora, then run the API and the UI"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+        p.add_argument("--ui-port", type=int, default=8501)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("ask", help="ask the running API a question")
+    p.add_argument("question")
+    p.add_argument("--type", action="append", help="document type filter (repeatable)")
+    p.add_argument("--bundle", help="FHIR Bundle JSON file as patient context")
+    p.add_argument("--strict", action="store_true", help="drop unverified sentences")
+    p.add_argument("--json", action="store_true", help="print the raw JSON response")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("keys", help="manage API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("--name", default="user")
+    p.add_argument("--role", default="clinician")
+    p.add_argument("--groups", default="public")
+    p.add_argument("--key-id")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("local-llm", help="run the embedded CPU generator in the foreground")
+    p.set_defaults(func=cmd_local_llm)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args, get_settings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Drug names in free text, with their synonyms (brand ↔ generic), from a packaged
+offline dictionary (drug-named-entity-recognition)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9\-]*|\S")
+
+
+@dataclass(frozen=True)
+class DrugMention:
+    name: str
+    synonyms: frozenset[str]  # lower-case, includes the name itself
+
+
+@lru_cache(maxsize=1)
+def _finder():  # type: ignore[no-untyped-def]
+    from drug_named_entity_recognition import find_drugs
+
+    return find_drugs
+
+
+def find_drug_mentions(text: str) -> list[DrugMention]:
+    # The dictionary matches whole tokens, so punctuation must be split off first.
+    tokens = _TOKEN.findall(text)
+    found: dict[str, DrugMention] = {}
+    for entry, *_ in _finder()(tokens, is_ignore_case=True):
+        name = str(entry.get("name", "")).strip()
+        if not name or name.lower() in found:
+            continue
+        synonyms = {s.lower() for s in entry.get("synonyms", ()) if len(s) <= 40}
+        synonyms.add(name.lower())
+        found[name.lower()] = DrugMention(name=name, synonyms=frozenset(synonyms))
+    return list(found.values())
+
+
+def mentioned_in(drug: DrugMention, text: str) -> bool:
+    lowered = text.lower()
+    return any(
+        re.search(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z0-9])", lowered) for s in drug.synonyms
+    )

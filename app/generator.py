@@ -1,0 +1,95 @@
+"""Structured generation through any OpenAI-compatible chat endpoint (vLLM, llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from pydantic import ValidationError
+
+from app.prompting import ANSWER_SCHEMA, GenAnswer
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The endpoint could not be reached or timed out: the API answers 503."""
+
+
+class MalformedOutput(ValueError):
+    """The model's output is not the JSON we asked for, even after a retry."""
+
+
+def response_format(mode: str) -> dict[str, Any] | None:
+    # vLLM takes OpenAI's json_schema form; llama.cpp's server takes json_object + schema.
+    if mode == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "cited_answer", "schema": ANSWER_SCHEMA, "strict": True},
+        }
+    if mode == "json_object":
+        return {"type": "json_object", "schema": ANSWER_SCHEMA}
+    return None
+
+
+def parse_answer(content: str) -> GenAnswer:
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.strip("`")
+        text = text[text.find("{"):]
+    try:
+        return GenAnswer.model_validate(json.loads(text))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise MalformedOutput(str(exc)[:300]) from exc
+
+
+@dataclass
+class ChatGenerator:
+    base_url: str
+    model: str
+    api_key: str
+    timeout_s: float
+    max_tokens: int
+    structured_mode: str  # json_schema | json_object | none
+
+    def __post_init__(self) -> None:
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
+        )
+
+    def _complete(self, messages: list[dict[str, str]]) -> str:
+        kwargs: dict[str, Any] = {}
+        fmt = response_format(self.structured_mode)
+        if fmt is not None:
+            kwargs["response_format"] = fmt
+        try:
+            out = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=0.0,
+                max_tokens=self.max_tokens,
+                **kwargs,
+            )
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise GeneratorUnavailable(f"generator at {self.base_url} unreachable: {exc}") from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise GeneratorUnavailable(
+                    f"generator at {self.base_url} failed with HTTP {exc.status_code}"
+                ) from exc
+            raise
+        return out.choices[0].message.content or ""
+
+    def generate(self, messages: list[dict[str, str]]) -> GenAnswer:
+        """One retry on malformed output, then MalformedOutput."""
+        try:
+            return parse_answer(self._complete(messages))
+        except MalformedOutput:
+            return parse_answer(self._complete(messages))
+
+    def ping(self) -> bool:
+        try:
+            self._client.models.list()
+            return True
+        except openai.OpenAIError:
+            return False

@@ -1,0 +1,80 @@
+"""Wiring: builds the long-lived parts of the service from Settings, once."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from qdrant_client import QdrantClient
+
+from app import local_llm
+from app.answer import AnswerService
+from app.auth import KeyStore
+from app.generator import ChatGenerator
+from app.settings import Settings
+from retrieval.embedder import Embedder
+from retrieval.search import Retriever
+from retrieval.store import count, ensure_collection, open_client
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: QdrantClient
+    embedder: Embedder
+    retriever: Retriever
+    generator: ChatGenerator
+    answers: AnswerService
+    keys: KeyStore
+    llm_process: subprocess.Popen[bytes] | None = None
+
+    def passage_count(self) -> int:
+        with self.retriever._lock:
+            return count(self.client, self.settings.collection)
+
+    def close(self) -> None:
+        local_llm.stop_server(self.llm_process)
+        self.client.close()
+
+
+def build_generator(settings: Settings) -> tuple[ChatGenerator, subprocess.Popen[bytes] | None]:
+    process = None
+    base_url = settings.llm_base_url
+    if not base_url:
+        process = local_llm.start_server(settings)
+        base_url = local_llm.server_url(settings)
+    mode = settings.llm_structured_output
+    if mode == "auto":
+        mode = "json_object" if not settings.llm_base_url else "json_schema"
+    generator = ChatGenerator(
+        base_url=base_url,
+        model=settings.llm_model,
+        api_key=settings.llm_api_key,
+        timeout_s=settings.llm_timeout_s,
+        max_tokens=settings.llm_max_tokens,
+        structured_mode=mode,
+    )
+    return generator, process
+
+
+def build_services(
+    settings: Settings, client: QdrantClient | None = None, embedder: Embedder | None = None
+) -> Services:
+    """Build everything; tests pass an already open client and embedder to share them."""
+    embedder = embedder or Embedder(
+        settings.embedding_model, settings.embedding_device, settings.embedding_batch_size
+    )
+    client = client or open_client(settings)
+    ensure_collection(client, settings.collection, embedder.dim)
+    retriever = Retriever(client, settings.collection, embedder)
+    generator, process = build_generator(settings)
+    return Services(
+        settings=settings,
+        client=client,
+        embedder=embedder,
+        retriever=retriever,
+        generator=generator,
+        answers=AnswerService(settings, retriever, generator),
+        keys=KeyStore(settings.keys_file),
+        llm_process=process,
+    )

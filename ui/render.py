@@ -1,0 +1,319 @@
+"""Pure functions that turn an AskResponse into the strings the page displays.
+
+The page passes every string here to `st.markdown(..., unsafe_allow_html=True)`. Text that
+comes from the API (model output, document text, titles) is therefore escaped twice:
+`html.escape` so it cannot inject tags, then markdown escaping so a "$40 copay" is not read
+as LaTeX and "[see 2.1](...)" is not read as a link. Each string is kept on a single
+markdown line where it matters, because a line that starts with a block tag such as
+`<div>` would switch CommonMark into raw-HTML mode and show the backslash escapes verbatim.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from app.schemas import (
+    AnswerSentence,
+    AnswerStatus,
+    AskResponse,
+    Citation,
+    CitationStatus,
+    PatientContext,
+)
+from retrieval.models import Passage
+
+SECTION_SEPARATOR = " › "
+
+# Background colours of the citation badges; white text is readable on all four.
+BADGE_COLOURS: dict[CitationStatus, str] = {
+    CitationStatus.supported: "#2e7d32",
+    CitationStatus.partial: "#b26a00",
+    CitationStatus.unsupported: "#c62828",
+    CitationStatus.invalid: "#757575",
+}
+
+_NOT_SUPPORTED = (CitationStatus.unsupported, CitationStatus.invalid)
+
+# Markdown punctuation that Streamlit's renderer (CommonMark, GFM tables and strikethrough,
+# $math$, and :colour[...] directives, which need the "[") acts on anywhere in a line.
+_MD_INLINE = re.compile(r"([\\`*_{}\[\]|~$])")
+# Punctuation that only matters at the start of a line (lists, headings, rules, quotes).
+_MD_LINE_START = re.compile(r"^(\s*)(\d{1,9})([.)])(?=\s|$)|^(\s*)([-+#>=])")
+
+Level = Literal["success", "warning", "error", "info"]
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    """Answer-level status line; `level` names the st.* call (success/warning/error/info)."""
+
+    level: Level
+    text: str
+
+
+def escape_text(text: str) -> str:
+    """Escape untrusted text for a markdown string rendered with unsafe_allow_html."""
+    escaped = _MD_INLINE.sub(r"\\\1", html.escape(text, quote=False))
+    return _escape_line_start(escaped)
+
+
+def _escape_line_start(line: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        if match.group(2) is not None:
+            return f"{match.group(1)}{match.group(2)}\\{match.group(3)}"
+        return f"{match.group(4)}\\{match.group(5)}"
+
+    return _MD_LINE_START.sub(repl, line, count=1)
+
+
+def _attr(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+# -- numbering and status -------------------------------------------------------------------
+
+
+def citation_numbers(response: AskResponse) -> dict[str, int]:
+    """Marker number of each cited passage: 1, 2, ... in order of first citation.
+
+    Removed sentences (strict mode) are numbered after the shown ones so their markers
+    still point at the sources panel. Citations of passage ids the response does not
+    contain get no number; they are rendered as "[?]".
+    """
+    known = {passage.id for passage in response.passages}
+    numbers: dict[str, int] = {}
+    for sentence in [*response.sentences, *response.removed_sentences]:
+        for citation in sentence.citations:
+            if citation.passage_id in known and citation.passage_id not in numbers:
+                numbers[citation.passage_id] = len(numbers) + 1
+    return numbers
+
+
+def status_summary(response: AskResponse) -> StatusSummary:
+    if response.abstained or response.status == AnswerStatus.abstained:
+        reason = response.abstain_reason or "no reason given"
+        return StatusSummary("info", f"Abstained: {reason}")
+
+    total = len(response.sentences)
+    removed = len(response.removed_sentences)
+    removed_note = (
+        f"; {removed} unsupported sentence{'s' if removed != 1 else ''} removed" if removed else ""
+    )
+    if total == 0:
+        return StatusSummary("warning", f"No answer sentences returned{removed_note}")
+
+    unsupported = sum(1 for s in response.sentences if s.status in _NOT_SUPPORTED)
+    partial = sum(1 for s in response.sentences if s.status == CitationStatus.partial)
+    if unsupported == 0 and partial == 0:
+        level: Level = "success" if not removed else "warning"
+        return StatusSummary(level, f"All claims verified{removed_note}")
+
+    parts: list[str] = []
+    if unsupported:
+        parts.append(f"{unsupported} of {total} sentences unsupported")
+    if partial:
+        parts.append(f"{partial} of {total} sentences only partially supported")
+    level = "error" if unsupported else "warning"
+    return StatusSummary(level, ", ".join(parts) + removed_note)
+
+
+# -- answer column ----------------------------------------------------------------------------
+
+
+def marker(number: int | None) -> str:
+    label = str(number) if number is not None else "?"
+    return f'<sup class="medcite-marker">\\[{label}\\]</sup>'
+
+
+def citation_tooltip(citation: Citation) -> str:
+    tip = f"{citation.status.value}: support score {citation.score:.2f}"
+    if citation.reasons:
+        tip += " - " + "; ".join(citation.reasons)
+    return tip
+
+
+def render_badge(citation: Citation) -> str:
+    colour = BADGE_COLOURS[citation.status]
+    return (
+        f'<span class="medcite-badge medcite-{citation.status.value}" '
+        f'title="{_attr(citation_tooltip(citation))}" '
+        f'style="background-color:{colour};color:#fff;border-radius:0.6em;'
+        f'padding:0.05em 0.5em;font-size:0.75em;white-space:nowrap">'
+        f"{citation.status.value}</span>"
+    )
+
+
+def render_sentence(sentence: AnswerSentence, numbers: dict[str, int]) -> str:
+    """One answer sentence, then per citation its marker and a status badge."""
+    text = escape_text(sentence.text.strip())
+    if sentence.status in _NOT_SUPPORTED:
+        # A sentence without support must stand out even with no citation badge at all.
+        text = (
+            '<span class="medcite-flag" style="color:#c62828;font-weight:600">'
+            "Unsupported:</span> "
+            '<span class="medcite-unsupported-sentence" '
+            'style="text-decoration:underline wavy #c62828">'
+            f"{text}</span>"
+        )
+    parts = [text]
+    for citation in sentence.citations:
+        parts.append(f"{marker(numbers.get(citation.passage_id))}&nbsp;{render_badge(citation)}")
+    if not sentence.citations:
+        parts.append('<span class="medcite-no-citation" style="color:#757575">(no citation)</span>')
+    return " ".join(parts)
+
+
+def render_answer(response: AskResponse) -> list[str]:
+    """One markdown string per shown sentence."""
+    numbers = citation_numbers(response)
+    return [render_sentence(sentence, numbers) for sentence in response.sentences]
+
+
+def render_removed(response: AskResponse) -> list[str]:
+    numbers = citation_numbers(response)
+    return [render_sentence(sentence, numbers) for sentence in response.removed_sentences]
+
+
+# -- sources column ---------------------------------------------------------------------------
+
+
+def citation_spans(passage: Passage, citations: Iterable[Citation]) -> list[tuple[int, int]]:
+    """Merged (start, end) character ranges of `passage.text` that the citations rely on.
+
+    The verifier's offsets are used when they are valid; otherwise the quote is looked up
+    in the text, so an off-by-a-few offset still highlights something sensible.
+    """
+    text = passage.text
+    spans: list[tuple[int, int]] = []
+    for citation in citations:
+        if citation.passage_id != passage.id:
+            continue
+        start, end = citation.span_start, citation.span_end
+        if start is not None and end is not None and 0 <= start < end <= len(text):
+            spans.append((start, end))
+            continue
+        quote = citation.quote.strip()
+        if quote:
+            found = text.lower().find(quote.lower())
+            if found >= 0:
+                spans.append((found, found + len(quote)))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _escape_body(text: str) -> str:
+    # Newlines become <br> so the whole passage stays one markdown line (see module doc).
+    lines = text.split("\n")
+    return "<br>".join(_MD_INLINE.sub(r"\\\1", html.escape(line, quote=False)) for line in lines)
+
+
+def highlight_passage(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """Escaped passage text with each span wrapped in <mark>."""
+    pieces: list[str] = []
+    cursor = 0
+    for start, end in spans:
+        start, end = max(start, cursor), min(end, len(text))
+        if start >= end:
+            continue
+        pieces.append(_escape_body(text[cursor:start]))
+        pieces.append(f"<mark>{_escape_body(text[start:end])}</mark>")
+        cursor = end
+    pieces.append(_escape_body(text[cursor:]))
+    body = "".join(pieces).lstrip()
+    return _escape_line_start(body)
+
+
+def source_metadata(passage: Passage) -> list[str]:
+    """Plain-text metadata items: type, section path, page, payer, effective date, version."""
+    prov = passage.provenance
+    items = [prov.doc_type]
+    if prov.section_path:
+        items.append(SECTION_SEPARATOR.join(prov.section_path))
+    if prov.page is not None:
+        items.append(f"p. {prov.page}")
+    if prov.payer:
+        items.append(f"payer {prov.payer}")
+    if prov.effective_date:
+        items.append(f"effective {prov.effective_date}")
+    if prov.version:
+        items.append(f"version {prov.version}")
+    return items
+
+
+def render_source(
+    passage: Passage,
+    number: int | None,
+    citations: Iterable[Citation] = (),
+    *,
+    show_score: bool = False,
+) -> str:
+    """A sources-panel entry: marker and title, metadata line, passage with highlights."""
+    title = escape_text(passage.provenance.title or passage.provenance.doc_id)
+    head = f"{marker(number)} " if number is not None else ""
+    meta = " · ".join(escape_text(item) for item in source_metadata(passage))
+    if show_score:
+        meta += f" · retrieval score {passage.score:.2f}"
+    body = highlight_passage(passage.text, citation_spans(passage, citations))
+    return (
+        f'<strong class="medcite-source">{head}{title}</strong>  \n<small>{meta}</small>\n\n{body}'
+    )
+
+
+def cited_sources(response: AskResponse) -> list[tuple[int, str]]:
+    """(marker number, markdown) of each cited passage, in marker order."""
+    numbers = citation_numbers(response)
+    by_id = {passage.id: passage for passage in response.passages}
+    citations = [
+        citation
+        for sentence in [*response.sentences, *response.removed_sentences]
+        for citation in sentence.citations
+    ]
+    return [
+        (number, render_source(by_id[passage_id], number, citations))
+        for passage_id, number in sorted(numbers.items(), key=lambda item: item[1])
+    ]
+
+
+def closest_passages(response: AskResponse, limit: int = 3) -> list[Passage]:
+    return sorted(response.passages, key=lambda passage: passage.score, reverse=True)[:limit]
+
+
+def uncited_passages(response: AskResponse) -> list[Passage]:
+    numbers = citation_numbers(response)
+    return [passage for passage in response.passages if passage.id not in numbers]
+
+
+# -- other parts ------------------------------------------------------------------------------
+
+
+def render_patient(patient: PatientContext | None) -> str | None:
+    """What the API took from the FHIR bundle, or None when no bundle was used."""
+    if patient is None:
+        return None
+    items: list[str] = []
+    if patient.age is not None:
+        items.append(f"age {patient.age}")
+    if patient.sex:
+        items.append(patient.sex)
+    if patient.conditions:
+        items.append("conditions: " + ", ".join(patient.conditions))
+    if patient.medications:
+        items.append("medications: " + ", ".join(patient.medications))
+    if not items:
+        items.append("no usable details")
+    return "Patient context used: " + escape_text("; ".join(items))
+
+
+def render_footer(response: AskResponse) -> str:
+    parts = [f"model {response.model}"]
+    parts += [f"{name} {ms / 1000:.1f} s" for name, ms in response.timings_ms.items()]
+    return escape_text(" · ".join(parts))
