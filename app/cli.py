@@ -130,6 +130,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         api.terminate()
         print("API did not start; see its log above", file=sys.stderr)
         return 1
+    # `serve` created the local key on start; the UI acts with it unless one is set.
+    key = settings.resolved_api_key()
+    if key:
+        env.setdefault("MEDCITE_API_KEY", key)
     ui = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
          "--server.address", args.host, "--server.port", str(args.ui_port),

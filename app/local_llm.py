@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -107,6 +108,12 @@ def is_up(base_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
 def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[bytes] | None:
     """Start llama.cpp's server unless one already answers on the port.
 
@@ -115,6 +122,14 @@ def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[
     url = server_url(settings)
     if is_up(url):
         return None
+    if port_in_use("127.0.0.1", settings.local_llm_port):
+        # A llama.cpp server busy with a long generation answers nothing else meanwhile.
+        if is_up(url, timeout=settings.llm_timeout_s):
+            return None
+        raise LocalModelError(
+            f"port {settings.local_llm_port} is taken by something that is not an "
+            "OpenAI-compatible server; set MEDCITE_LOCAL_LLM_PORT"
+        )
     spec = PACKAGED_MODELS.get(settings.local_llm)
     if spec is None:
         raise LocalModelError(
@@ -130,7 +145,7 @@ def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[
         "--model_alias", settings.llm_model,
         "--n_ctx", str(settings.local_llm_ctx),
         "--n_threads", str(threads),
-        "--host", "127.0.0.1",
+        "--host", settings.local_llm_host,
         "--port", str(settings.local_llm_port),
     ]
     with log_path.open("ab") as log:

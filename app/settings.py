@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(default=32, alias="EMBEDDING_BATCH_SIZE")
 
     # Chunking ----------------------------------------------------------------
-    chunk_chars: int = Field(default=1200, alias="MEDCITE_CHUNK_CHARS")
+    chunk_chars: int = Field(default=1000, alias="MEDCITE_CHUNK_CHARS")
     chunk_overlap_chars: int = Field(default=150, alias="MEDCITE_CHUNK_OVERLAP_CHARS")
     max_file_bytes: int = Field(default=50_000_000, alias="MEDCITE_MAX_FILE_BYTES")
 
@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=400, alias="LLM_MAX_TOKENS")
     local_llm: str = Field(default="qwen2.5-coder-1.5b", alias="MEDCITE_LOCAL_LLM")
     local_llm_port: int = Field(default=8011, alias="MEDCITE_LOCAL_LLM_PORT")
+    local_llm_host: str = Field(default="127.0.0.1", alias="MEDCITE_LOCAL_LLM_HOST")
     local_llm_threads: int = Field(default=0, alias="MEDCITE_LOCAL_LLM_THREADS")
     models_path: Path | None = Field(default=None, alias="MEDCITE_MODELS_DIR")
     local_llm_ctx: int = Field(default=4096, alias="MEDCITE_LOCAL_LLM_CTX")

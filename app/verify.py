@@ -37,6 +37,11 @@ NEGATIONS = frozenset(
     {"not", "no", "never", "without", "none", "neither", "nor", "cannot", "avoid",
      "contraindicated"}
 )
+# Frequency words change a dose as much as its number does.
+FREQUENCIES = frozenset(
+    {"once", "twice", "thrice", "daily", "weekly", "monthly", "hourly", "nightly", "bid",
+     "tid", "qid", "qd", "qhs", "prn", "biweekly", "annually", "yearly"}
+)
 _WORD = re.compile(r"[a-z][a-z\-]+")
 # A number with an optional unit; "10 or 20 mg" and "10 to 80 mg" give the unit to each.
 _UNIT = (
@@ -158,6 +163,9 @@ def missing_quantities(sentence: str, source: str) -> list[str]:
             missing.append(f"{q.value} {q.unit}".strip() if q.unit else q.value)
     source_dates = dates(source)
     missing.extend(d for d in dates(sentence) if d not in source_dates)
+    source_words = set(_WORD.findall(normalise(source)))
+    missing.extend(w for w in _WORD.findall(normalise(sentence))
+                   if w in FREQUENCIES and w not in source_words)
     return missing
 
 
@@ -192,47 +200,83 @@ def coverage(sentence: str, evidence: str, context: str) -> tuple[float, list[st
     return 1.0 - len(uncovered) / len(words), uncovered
 
 
+_SENTENCE_END = re.compile(r"(?<=[.;!?])\s+|\n+")
+
+
+def best_sentence(claim: str, passage: Passage) -> tuple[float, int, int] | None:
+    """The passage sentence that covers the claim best: (coverage, start, end)."""
+    best: tuple[float, int, int] | None = None
+    start = 0
+    context = passage.provenance.title + " " + " ".join(passage.provenance.section_path)
+    for m in [*_SENTENCE_END.finditer(passage.text), None]:
+        end = m.start() if m else len(passage.text)
+        piece = passage.text[start:end]
+        if piece.strip():
+            cover, _ = coverage(claim, piece, context)
+            if best is None or cover > best[0]:
+                lead = len(piece) - len(piece.lstrip())
+                best = (cover, start + lead, start + len(piece.rstrip()))
+        start = m.end() if m else start
+    return best
+
+
+def locate_evidence(
+    sentence: str, label: str, quote: str, passages: dict[str, Passage]
+) -> tuple[str, tuple[float, int, int], list[str], bool] | None:
+    """Find what the citation rests on: (passage label, (score, start, end), notes,
+    exact). Tries the quote in the cited passage, then in the other retrieved passages
+    (small models mislabel), then the sentence itself, then the closest sentence of the
+    cited passage (never better than partial)."""
+    cited = passages[label]
+    if quote.strip():
+        hit = align_quote(quote, cited.text)
+        if hit:
+            return label, hit, [], True
+        for other, passage in passages.items():
+            hit = align_quote(quote, passage.text) if other != label else None
+            if hit:
+                return other, hit, [f"quote is in {other}, not in the cited {label}"], True
+    hit = align_quote(sentence, cited.text)
+    if hit:
+        return label, hit, ["no usable quote; the sentence itself is in the passage"], True
+    close = best_sentence(sentence, cited)
+    if close and close[0] >= SUPPORTED_COVERAGE:
+        note = "quote not found in the passage; its closest sentence was checked instead"
+        return label, (close[0] * 100, close[1], close[2]), [note], False
+    return None
+
+
 def verify_citation(
     sentence: str, passage_id: str, quote: str, passages: dict[str, Passage]
 ) -> Citation:
-    passage = passages.get(passage_id)
-    if passage is None:
-        return Citation(
-            passage_id=passage_id, quote=quote, status=CitationStatus.invalid, score=0.0,
-            reasons=["cited passage was not retrieved for this question"],
-        )
-    aligned = align_quote(quote, passage.text) if quote.strip() else None
-    reasons: list[str] = []
-    if aligned is None:
-        # A missing or wrong quote: the sentence itself may still be a verbatim copy.
-        aligned = align_quote(sentence, passage.text)
-        if aligned is None:
-            return Citation(
-                passage_id=passage_id, quote=quote, status=CitationStatus.invalid, score=0.0,
-                reasons=["quote not found in the cited passage"],
-            )
-        reasons.append("quote not found; the sentence itself matches the passage")
-    align_score, start, end = aligned
+    def invalid(reason: str) -> Citation:
+        return Citation(passage_id=passage_id, quote=quote, status=CitationStatus.invalid,
+                        score=0.0, reasons=[reason])
+
+    if passage_id not in passages:
+        return invalid("cited passage was not retrieved for this question")
+    found = locate_evidence(sentence, passage_id, quote, passages)
+    if found is None:
+        return invalid("quote not found in the cited passage")
+    label, (align_score, start, end), reasons, exact = found
+    passage = passages[label]
     evidence = passage.text[start:end]
     context = passage.provenance.title + " " + " ".join(passage.provenance.section_path)
     cover, uncovered = coverage(sentence, evidence, context)
     if uncovered:
         reasons.append("words not in the quote: " + ", ".join(uncovered[:8]))
-    missing = missing_quantities(sentence, passage.text)
     negation_mismatch = has_negation(sentence) != has_negation(evidence)
-    if missing:
-        reasons.append("not stated in the passage: " + ", ".join(missing))
     if negation_mismatch:
         reasons.append("negation differs between the sentence and the quote")
     score = round((align_score / 100.0) * cover, 3)
-    if missing or negation_mismatch or cover < PARTIAL_COVERAGE:
+    if negation_mismatch or cover < PARTIAL_COVERAGE:
         status = CitationStatus.unsupported
-    elif cover < SUPPORTED_COVERAGE:
+    elif cover < SUPPORTED_COVERAGE or not exact:
         status = CitationStatus.partial
     else:
         status = CitationStatus.supported
     return Citation(
-        passage_id=passage_id, quote=quote, status=status, score=score, reasons=reasons,
+        passage_id=label, quote=quote, status=status, score=score, reasons=reasons,
         span_start=start, span_end=end,
     )
 
@@ -249,7 +293,32 @@ def verify_sentence(
     text: str, citations: list[tuple[str, str]], passages: dict[str, Passage]
 ) -> AnswerSentence:
     checked = [verify_citation(text, pid, quote, passages) for pid, quote in citations]
+    # Two citations that land on the same span say nothing more than one.
+    seen: set[tuple[str, int, int]] = set()
+    kept = []
+    for c in sorted(checked, key=lambda c: -_RANK[c.status]):
+        if c.span_start is not None and c.span_end is not None:
+            key = (c.passage_id, c.span_start, c.span_end)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(c)
+    checked = kept
     if not checked:
         return AnswerSentence(text=text, citations=[], status=CitationStatus.unsupported)
+    # Every number, dose, unit, frequency and date must be in the quoted evidence, not
+    # merely somewhere in the passage: "40 mg" is in the Lipitor dosing passage, but not
+    # as a starting dose.
+    evidence = " ".join(
+        passages[c.passage_id].text[c.span_start : c.span_end]
+        for c in checked
+        if c.span_start is not None and c.passage_id in passages
+    )
+    missing = missing_quantities(text, evidence)
+    if missing:
+        for c in checked:
+            if c.status in (CitationStatus.supported, CitationStatus.partial):
+                c.status = CitationStatus.unsupported
+                c.reasons.append("not in the quoted text: " + ", ".join(missing))
     best = max(checked, key=lambda c: (_RANK[c.status], c.score))
     return AnswerSentence(text=text, citations=checked, status=best.status)

@@ -34,7 +34,8 @@ class Embedder:
             torch.set_num_threads(os.cpu_count() or 1)
         self.model = SentenceTransformer(model_path, device=self.device, local_files_only=True)
         self.batch_size = batch_size
-        dim = self.model.get_sentence_embedding_dimension()
+        get_dim = getattr(self.model, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim else self.model.get_sentence_embedding_dimension()
         if dim is None:
             raise ValueError(f"embedding model at {model_path} reports no dimension")
         self.dim: int = int(dim)

@@ -76,7 +76,21 @@ class Retriever:
                 query=vector,
                 using=DENSE,
                 query_filter=build_filter(filters, access_groups),
-                limit=limit,
+                # Over-fetch: repackaged labels and re-published pages repeat passages
+                # word for word, and duplicates would crowd out the context.
+                limit=limit * 3,
                 with_payload=True,
             ).points
-        return [to_passage(h, float(h.score)) for h in hits]
+        return dedupe([to_passage(h, float(h.score)) for h in hits])[:limit]
+
+
+def dedupe(passages: list[Passage]) -> list[Passage]:
+    """Keep the best-scored copy of passages whose text is the same."""
+    seen: set[str] = set()
+    out = []
+    for p in passages:
+        key = " ".join(p.text.casefold().split())
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

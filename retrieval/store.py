@@ -6,6 +6,7 @@ join the dense one in the same points later (hybrid search).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from qdrant_client import QdrantClient, models
@@ -51,8 +52,11 @@ def ensure_collection(client: QdrantClient, name: str, dim: int) -> None:
         collection_name=name,
         vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
     )
-    for field in KEYWORD_FIELDS:
-        client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+    with warnings.catch_warnings():
+        # Embedded Qdrant ignores payload indexes (and says so); a server uses them.
+        warnings.simplefilter("ignore", UserWarning)
+        for field in KEYWORD_FIELDS:
+            client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
 
 
 def count(client: QdrantClient, name: str, flt: models.Filter | None = None) -> int:

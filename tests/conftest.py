@@ -57,6 +57,12 @@ def write_corpus(root: Path, files: dict[str, tuple[str | None, str | None]]) ->
     return root
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data = tmp_path_factory.mktemp("data")
@@ -65,6 +71,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # The assembled generator weights are shared with the product's own data folder.
         MEDCITE_MODELS_DIR=REPO_ROOT / "data" / "models",
         MEDCITE_COLLECTION="test_passages",
+        # Its own generator process: never answer tests with a server someone else runs.
+        MEDCITE_LOCAL_LLM_PORT=_free_port(),
     )
 
 
@@ -140,12 +148,6 @@ def api(settings: Settings, services):  # type: ignore[no-untyped-def]
 class LiveAPI:
     url: str
     api_key: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

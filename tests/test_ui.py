@@ -24,7 +24,7 @@ from app.schemas import (
 )
 from retrieval.models import Passage, Provenance, SearchFilters
 from ui import render
-from ui.api_client import ApiError, MedciteClient
+from ui.api_client import ApiError, ApiTimeout, MedciteClient
 from ui.patients import list_patient_bundles, patient_label
 
 # AppTest resolves a relative path against the calling file (tests/), not the working
@@ -242,11 +242,29 @@ def test_abstention_lists_closest_passages() -> None:
     response = _response().model_copy(
         update={"sentences": [], "abstained": True, "status": AnswerStatus.abstained}
     )
+    assert render.is_abstention(response)
     assert render.cited_sources(response) == []
     closest = render.closest_passages(response, limit=2)
     assert [p.id for p in closest] == ["p-label", "p-guide"]
     md = render.render_source(closest[0], None, show_score=True)
     assert "retrieval score 0.80" in md and "medcite-marker" not in md
+    assert len(render.abstention_sources(response)) == 3
+
+
+def test_abstention_keeps_draft_citations_resolvable() -> None:
+    # A draft that cites only the lowest-scored passage, which is outside the closest one.
+    draft = AnswerSentence(
+        text="Unverified.",
+        citations=[_citation("p-unused", CitationStatus.unsupported, 0.1, None)],
+        status=CitationStatus.unsupported,
+    )
+    response = _response().model_copy(
+        update={"sentences": [draft], "abstained": True, "status": AnswerStatus.abstained}
+    )
+    sources = render.abstention_sources(response, limit=1)
+    assert len(sources) == 2
+    assert "LIPITOR" in sources[0] and "medcite-marker" not in sources[0]
+    assert "\\[1\\]" in sources[1] and "Other" in sources[1]
 
 
 def test_patient_and_footer() -> None:
@@ -314,6 +332,7 @@ def test_client_health_sends_no_key() -> None:
             {"detail": [{"loc": ["body", "question"], "msg": "too short"}]},
             "rejected the request: question: too short",
         ),
+        (413, {"detail": "question is 3000 characters"}, "too large: question is 3000"),
         (503, {"detail": "llm down"}, "generator is unavailable, try again later: llm down"),
         (500, None, "returned an error"),
     ],
@@ -338,6 +357,12 @@ def test_client_unreachable_and_malformed() -> None:
         _client(refuse).health()
     assert info.value.status is None
     assert "Cannot reach the medcite API at http://api.test" in str(info.value)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with pytest.raises(ApiTimeout, match="did not answer within 10 s"):
+        _client(slow).health()
 
     with pytest.raises(ApiError, match="does not understand"):
         _client(lambda request: httpx.Response(200, json={"x": 1})).ask(

@@ -16,9 +16,9 @@ from app.schemas import AskRequest, AskResponse, HealthResponse
 # Answering runs retrieval, a CPU LLM and verification: 20-60 s is normal, so the
 # timeout is set far above that rather than near it.
 DEFAULT_ASK_TIMEOUT_S = 300.0
-# /health is only a liveness probe; a short timeout keeps the page responsive
-# when the API is down.
-DEFAULT_HEALTH_TIMEOUT_S = 5.0
+# /health also pings the generator, which can stall while it is busy answering; the
+# page treats a timeout as "busy", so this only bounds how long a page load waits.
+DEFAULT_HEALTH_TIMEOUT_S = 10.0
 
 ModelT = TypeVar("ModelT", AskResponse, HealthResponse)
 
@@ -33,6 +33,10 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return self.message if self.status is None else f"{self.message} (HTTP {self.status})"
+
+
+class ApiTimeout(ApiError):
+    """Connected, but no response in time: the API is up and busy, not down."""
 
 
 def _format_detail(detail: Any) -> str:
@@ -71,6 +75,8 @@ def _error_from_response(response: httpx.Response) -> ApiError:
         )
     elif status == 422:
         message = f"The API rejected the request: {detail}"
+    elif status == 413:
+        message = f"The request is too large: {detail}"
     elif status == 503:
         message = f"The answer generator is unavailable, try again later: {detail}"
     else:
@@ -113,8 +119,12 @@ class MedciteClient:
         try:
             with httpx.Client(timeout=timeout_s, transport=self._transport) as client:
                 response = client.request(method, url, headers=headers, json=json_body)
-        except httpx.TimeoutException as exc:
+        except httpx.ConnectTimeout as exc:
             raise ApiError(
+                None, f"Cannot reach the medcite API at {self.base_url}: connection timed out"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise ApiTimeout(
                 None, f"The medcite API at {self.base_url} did not answer within {timeout_s:.0f} s"
             ) from exc
         except httpx.HTTPError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import streamlit as st  # noqa: E402
 from app.schemas import AskRequest, AskResponse  # noqa: E402
 from retrieval.models import SearchFilters  # noqa: E402
 from ui import render  # noqa: E402
-from ui.api_client import ApiError, MedciteClient  # noqa: E402
+from ui.api_client import ApiError, ApiTimeout, MedciteClient  # noqa: E402
 from ui.patients import list_patient_bundles, load_bundle  # noqa: E402
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -49,8 +50,17 @@ def _parse_payers(text: str) -> list[str] | None:
     return payers or None
 
 
-def _sidebar(api_url: str, env_key: str) -> tuple[str | None, AskRequest, str | None]:
-    """Draw the sidebar; return (api key, request template without question, bundle label)."""
+@dataclass(frozen=True)
+class Choices:
+    """What the sidebar collected for the next question."""
+
+    api_key: str | None
+    filters: SearchFilters | None
+    patient: str | None  # a label from list_patient_bundles()
+    strict: bool
+
+
+def _sidebar(api_url: str, env_key: str) -> Choices:
     with st.sidebar:
         st.header("Connection")
         st.caption(f"API: {api_url}")
@@ -85,35 +95,43 @@ def _sidebar(api_url: str, env_key: str) -> tuple[str | None, AskRequest, str | 
 
     filters = SearchFilters(doc_types=doc_types or None, payers=_parse_payers(payer))
     has_filters = filters.doc_types is not None or filters.payers is not None
-    # The question is filled in later; "?" only satisfies min_length for the template.
-    template = AskRequest(question="?", filters=filters if has_filters else None, strict=strict)
-    return api_key, template, (None if patient == NO_PATIENT else patient)
+    return Choices(
+        api_key=api_key,
+        filters=filters if has_filters else None,
+        patient=None if patient == NO_PATIENT else patient,
+        strict=strict,
+    )
 
 
 def _show_health(api_url: str) -> None:
     try:
         health = _health(api_url)
+    except ApiTimeout as exc:
+        st.warning(render.escape_text(f"{exc}; it may be busy answering another question."))
+        return
     except ApiError as exc:
-        st.error(f"{exc}. Is the API running? Check MEDCITE_API_URL.")
+        st.error(render.escape_text(f"{exc}. Is the API running? Check MEDCITE_API_URL."))
         return
     st.sidebar.caption(
-        f"Connected: collection {health['collection']}, {health['passages']} passages, "
-        f"LLM {health['llm']} ({health['status']})"
+        render.escape_text(
+            f"Connected: collection {health['collection']}, {health['passages']} passages, "
+            f"LLM {health['llm']} ({health['status']})"
+        )
     )
 
 
-def _ask(
-    api_url: str, api_key: str | None, template: AskRequest, question: str, patient: str | None
-) -> None:
+def _ask(api_url: str, choices: Choices, question: str) -> None:
     st.session_state[RESPONSE_KEY] = None
     st.session_state[ERROR_KEY] = None
     try:
-        bundle = load_bundle(list_patient_bundles()[patient]) if patient else None
+        bundle = load_bundle(list_patient_bundles()[choices.patient]) if choices.patient else None
     except (OSError, ValueError, KeyError) as exc:
         st.session_state[ERROR_KEY] = f"Could not read the patient bundle: {exc}"
         return
-    request = template.model_copy(update={"question": question, "fhir_bundle": bundle})
-    client = MedciteClient(api_url, api_key)
+    request = AskRequest(
+        question=question, filters=choices.filters, fhir_bundle=bundle, strict=choices.strict
+    )
+    client = MedciteClient(api_url, choices.api_key)
     try:
         with st.spinner("Retrieving, answering and verifying; this takes up to a minute on CPU"):
             st.session_state[RESPONSE_KEY] = client.ask(request)
@@ -129,19 +147,17 @@ def _show_response(response: AskResponse) -> None:
         "error": st.error,
         "info": st.info,
     }
-    show[summary.level](summary.text)
+    # The abstain reason comes from the API, and st.info etc. render markdown.
+    show[summary.level](render.escape_text(summary.text))
 
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.subheader("Answer")
-        if response.abstained:
-            reason = response.abstain_reason or "no reason given"
-            st.markdown(
-                "The service did not answer: " + render.escape_text(reason),
-                unsafe_allow_html=True,
-            )
-        for line in render.render_answer(response):
-            st.markdown(line, unsafe_allow_html=True)
+        if render.is_abstention(response):
+            _show_abstention_answer(response)
+        else:
+            for line in render.render_answer(response):
+                st.markdown(line, unsafe_allow_html=True)
         removed = render.render_removed(response)
         if removed:
             with st.expander(f"Removed by strict mode ({len(removed)})"):
@@ -153,20 +169,17 @@ def _show_response(response: AskResponse) -> None:
         st.caption(render.render_footer(response))
 
     with right:
-        st.subheader("Sources")
-        sources = render.cited_sources(response)
-        if not sources:
-            st.caption("Nothing was cited. Closest retrieved passages:")
-            for passage in render.closest_passages(response):
+        if render.is_abstention(response) or not render.citation_numbers(response):
+            st.subheader("Closest retrieved passages")
+            for source in render.abstention_sources(response):
                 with st.container(border=True):
-                    st.markdown(
-                        render.render_source(passage, None, show_score=True),
-                        unsafe_allow_html=True,
-                    )
-        for _number, source in sources:
+                    st.markdown(source, unsafe_allow_html=True)
+            return
+        st.subheader("Sources")
+        for _number, source in render.cited_sources(response):
             with st.container(border=True):
                 st.markdown(source, unsafe_allow_html=True)
-        others = render.uncited_passages(response) if sources else []
+        others = render.uncited_passages(response)
         if others:
             with st.expander(f"Other retrieved passages ({len(others)})"):
                 for passage in others:
@@ -176,6 +189,17 @@ def _show_response(response: AskResponse) -> None:
                     )
 
 
+def _show_abstention_answer(response: AskResponse) -> None:
+    reason = response.abstain_reason or "no reason given"
+    st.markdown("The service did not answer: " + render.escape_text(reason), unsafe_allow_html=True)
+    draft = render.render_answer(response)
+    if draft:
+        # Shown for transparency only, folded away so it is not read as the answer.
+        with st.expander(f"Rejected draft ({len(draft)} sentences, not verified)"):
+            for line in draft:
+                st.markdown(line, unsafe_allow_html=True)
+
+
 def main() -> None:
     st.set_page_config(page_title="medcite", layout="wide")
     st.title("medcite")
@@ -183,7 +207,7 @@ def main() -> None:
 
     api_url = os.environ.get("MEDCITE_API_URL", "").strip() or DEFAULT_API_URL
     env_key = os.environ.get("MEDCITE_API_KEY", "")
-    api_key, template, patient = _sidebar(api_url, env_key)
+    choices = _sidebar(api_url, env_key)
     _show_health(api_url)
 
     question = st.text_area(
@@ -191,13 +215,14 @@ def main() -> None:
     )
     if st.button("Ask", type="primary", key="ask"):
         if question.strip():
-            _ask(api_url, api_key, template, question.strip(), patient)
+            _ask(api_url, choices, question.strip())
         else:
             st.session_state[ERROR_KEY] = "Type a question first."
 
     error = st.session_state.get(ERROR_KEY)
     if error:
-        st.error(error)
+        # Error texts carry the API's `detail`, which must not be read as markdown.
+        st.error(render.escape_text(error))
     response = st.session_state.get(RESPONSE_KEY)
     if isinstance(response, AskResponse):
         _show_response(response)

@@ -93,8 +93,12 @@ def citation_numbers(response: AskResponse) -> dict[str, int]:
     return numbers
 
 
+def is_abstention(response: AskResponse) -> bool:
+    return response.abstained or response.status == AnswerStatus.abstained
+
+
 def status_summary(response: AskResponse) -> StatusSummary:
-    if response.abstained or response.status == AnswerStatus.abstained:
+    if is_abstention(response):
         reason = response.abstain_reason or "no reason given"
         return StatusSummary("info", f"Abstained: {reason}")
 
@@ -285,6 +289,27 @@ def cited_sources(response: AskResponse) -> list[tuple[int, str]]:
 
 def closest_passages(response: AskResponse, limit: int = 3) -> list[Passage]:
     return sorted(response.passages, key=lambda passage: passage.score, reverse=True)[:limit]
+
+
+def abstention_sources(response: AskResponse, limit: int = 3) -> list[str]:
+    """Sources for an abstention: the closest passages, by retrieval score.
+
+    Passages cited by the rejected draft are added even when not among the closest, and
+    keep their marker numbers, so the draft's markers still point at something.
+    """
+    numbers = citation_numbers(response)
+    shown = closest_passages(response, limit)
+    shown_ids = {passage.id for passage in shown}
+    shown += [p for p in response.passages if p.id in numbers and p.id not in shown_ids]
+    citations = [
+        citation
+        for sentence in [*response.sentences, *response.removed_sentences]
+        for citation in sentence.citations
+    ]
+    return [
+        render_source(passage, numbers.get(passage.id), citations, show_score=True)
+        for passage in shown
+    ]
 
 
 def uncited_passages(response: AskResponse) -> list[Passage]:

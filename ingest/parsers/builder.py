@@ -1,0 +1,107 @@
+"""Accumulates a document's sections so that every section's offsets point into its text."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+from ingest.models import DocType, ParsedDocument, ParseError, Section
+
+SECTION_SEPARATOR = "\n\n"
+
+# Spaces that render as blanks; NBSP and friends are folded so quotes match typed text.
+_HSPACE = re.compile(r"[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+# Invisible characters that split words for search but carry no meaning.
+_INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def normalise_text(text: str) -> str:
+    """Collapse runs of spaces/tabs, keep line and paragraph breaks, strip the ends.
+
+    A line's leading indentation is kept (tabs as two spaces) because it is how nested
+    list items show their depth.
+    """
+    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = "\n".join(_normalise_indented(line) for line in text.split("\n"))
+    # Dedent as a whole: the first line's indentation is relative to the lines after it.
+    return textwrap.dedent(_BLANK_LINES.sub("\n\n", text)).strip("\n").lstrip(" ")
+
+
+def _normalise_indented(line: str) -> str:
+    body = line.lstrip(" \t")
+    if not body.strip():
+        return ""
+    indent = line[: len(line) - len(body)].replace("\t", "  ")
+    # Nesting steps are two spaces; an odd stray space is noise, not depth.
+    return " " * (len(indent) // 2 * 2) + _HSPACE.sub(" ", body).rstrip()
+
+
+def normalise_line(text: str) -> str:
+    """A single-line label (a title, a path element): every whitespace run becomes one space."""
+    return " ".join(_INVISIBLE.sub("", text).split())
+
+
+def relpath_stem(relpath: str) -> str:
+    """'a/b/c.v2.md' -> 'a/b/c.v2': a doc_id part that is stable across runs and machines."""
+    return re.sub(r"\.[^./]+$", "", relpath.replace("\\", "/"))
+
+
+class DocumentBuilder:
+    """Appends sections to one full text, separated by blank lines, recording offsets."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._sections: list[Section] = []
+        self._length = 0
+
+    @property
+    def sections(self) -> list[Section]:
+        return list(self._sections)
+
+    def add(
+        self,
+        path: tuple[str, ...],
+        text: str,
+        page: int | None = None,
+        is_table: bool = False,
+    ) -> Section | None:
+        """Add one section; returns None (and adds nothing) when `text` is blank."""
+        clean = normalise_text(text)
+        if not clean:
+            return None
+        if self._parts:
+            self._parts.append(SECTION_SEPARATOR)
+            self._length += len(SECTION_SEPARATOR)
+        start = self._length
+        self._parts.append(clean)
+        self._length += len(clean)
+        clean_path = tuple(p for p in (normalise_line(x) for x in path) if p)
+        section = Section(clean_path, clean, start, self._length, page, is_table)
+        self._sections.append(section)
+        return section
+
+    def build(
+        self,
+        *,
+        doc_id: str,
+        title: str,
+        source_file: str,
+        doc_type: DocType,
+        effective_date: str | None = None,
+        version: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ParsedDocument:
+        if not self._sections:
+            raise ParseError("no text content found in the document")
+        return ParsedDocument(
+            doc_id=doc_id,
+            title=normalise_line(title),
+            source_file=source_file,
+            doc_type=doc_type,
+            text="".join(self._parts),
+            sections=list(self._sections),
+            effective_date=effective_date,
+            version=version,
+            metadata={k: v for k, v in (metadata or {}).items() if v},
+        )
