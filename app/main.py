@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             return JSONResponse(
                 {"detail": f"request body is {declared} bytes; the limit is "
                  f"{settings.max_request_bytes}"},
-                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status_code=413,
             )
         return await call_next(request)
 

@@ -430,3 +430,14 @@ def test_binary_in_text_file(tmp_path: Path) -> None:
 def test_windows_1252_text_is_read(tmp_path: Path) -> None:
     source = _write(tmp_path, "legacy.txt", "Café – dose\n".encode("cp1252"))
     assert parse_file(source, MAX_BYTES).text == "Café – dose"
+
+
+def test_html_goes_through_unstructured() -> None:
+    # A DailyMed HTML rendering of a label: no dedicated parser, so unstructured's
+    # partitioner gives the structure (titles open sections).
+    path = Path(__file__).parent / "data" / "label-rendering.html"
+    doc = parse_file(_source(path, DocType.label), 10_000_000)
+    assert doc.title.startswith("Hawaiian Tropic")
+    paths = [" > ".join(s.path) for s in doc.sections]
+    assert any("Active Ingredients" in p for p in paths)
+    assert all(doc.text[s.start : s.end] == s.text for s in doc.sections)

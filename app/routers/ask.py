@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth import Principal, Role
@@ -35,14 +35,14 @@ async def ask(
     limit = services.settings.max_question_chars
     if len(body.question) > limit:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            413,
             f"question is {len(body.question)} characters; the limit is {limit}",
         )
     started = time.perf_counter()
     try:
         response = await run_in_threadpool(services.answers.ask, body, principal)
     except InvalidBundle as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(422, str(exc)) from exc
     log.info(
         "ask answered",
         extra={

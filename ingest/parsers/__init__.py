@@ -10,6 +10,7 @@ from lxml import etree
 
 from ingest.models import ParsedDocument, ParseError, SourceFile
 from ingest.parsers.cms_formulary import is_drug_list, parse_cms_drugs
+from ingest.parsers.generic import parse_generic
 from ingest.parsers.markdown import parse_markdown
 from ingest.parsers.ngc import is_ngc, parse_ngc
 from ingest.parsers.pdf import parse_pdf
@@ -119,4 +120,7 @@ _PARSERS: dict[str, Parser] = {
     ".markdown": _parse_text,
     ".txt": _parse_text,
     ".json": _parse_json,
+    ".html": parse_generic,
+    ".htm": parse_generic,
+    ".docx": parse_generic,
 }
