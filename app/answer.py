@@ -59,7 +59,8 @@ def answer_status(sentences: list[AnswerSentence]) -> AnswerStatus:
 
 def unsupported_reason(question: str, passages: list[Passage], min_relevance: float) -> str | None:
     """Why the retrieved passages cannot answer, decided before spending a generation."""
-    if not passages or passages[0].score < min_relevance:
+    # Hybrid ranks by fusion, so the best similarity is not necessarily the first.
+    if not passages or max(p.score for p in passages) < min_relevance:
         return ABSTAIN_NO_PASSAGES
     corpus = " ".join(p.text + " " + p.provenance.title for p in passages)
     absent = [d.name for d in find_drug_mentions(question) if not mentioned_in(d, corpus)]

@@ -1,4 +1,4 @@
-"""`medcite` command line: ingest, serve, ask, up, keys, local-llm."""
+"""`medcite` command line: ingest, serve, ask, up, eval, keys, local-llm."""
 
 from __future__ import annotations
 
@@ -23,11 +23,25 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from app import audit_cli
+    from app.audit_models import AuditAction
     from ingest.pipeline import ingest_path
+
+    audit_cli.ensure_available(settings)
 
     root = Path(args.path) if args.path else settings.corpora_dir
     groups = tuple(g for g in args.groups.split(",") if g) if args.groups else None
+    if args.rebuild:
+        from retrieval.store import open_client
+
+        client = open_client(settings)
+        if client.collection_exists(settings.collection):
+            client.delete_collection(settings.collection)
+            print(f"dropped collection {settings.collection!r}; re-ingesting everything")
+        client.close()
     report = ingest_path(root, settings, access_groups=groups, progress=not args.quiet)
+    audit_cli.record(settings, AuditAction.ingest,
+                     audit_cli.ingest_details(str(root), groups, report))
     for r in report.failed:
         print(f"FAILED  {r.relpath}: {r.reason}", file=sys.stderr)
     print(report.summary())
@@ -37,12 +51,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from app import audit_cli
     from app.auth import KeyStore, ensure_local_key
     from app.logging_setup import configure
     from app.main import create_app
 
     configure()
-    ensure_local_key(KeyStore(settings.keys_file), settings.local_key_file)
+    audit_cli.ensure_available(settings)
+    store = KeyStore(settings.keys_file)
+    before = {k.key_id for k in store.list()}
+    ensure_local_key(store, settings.local_key_file)
+    audit_cli.record_new_keys(settings, store, before)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
     return 0
 
@@ -118,7 +137,9 @@ def wait_for(url: str, seconds: float) -> bool:
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest the bundled corpora, then run the API and the UI until interrupted."""
-    code = cmd_ingest(argparse.Namespace(path=None, groups=None, quiet=False), settings)
+    code = cmd_ingest(
+        argparse.Namespace(path=None, groups=None, quiet=False, rebuild=False), settings
+    )
     if code not in (0, 1):
         return code
     env = dict(os.environ, MEDCITE_API_URL=f"http://{args.host}:{args.port}")
@@ -142,35 +163,60 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"medcite is up: API http://{args.host}:{args.port}/docs  "
           f"UI http://{args.host}:{args.ui_port}  (Ctrl-C stops both)")
+    stop_children_on_exit([ui, api])
+    return 0
+
+
+def stop_children_on_exit(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until a child exits or we are told to stop (Ctrl-C or SIGTERM), then stop
+    all children, politely first."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
-        while api.poll() is None and ui.poll() is None:
+        while all(c.poll() is None for c in children):
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in (ui, api):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in (ui, api):
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
             try:
-                proc.wait(timeout=30)
+                child.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                proc.kill()
-    return 0
+                child.kill()
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.evaluation import runner
+
+    return runner.main(args, settings)
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app import audit_cli
+    from app.audit_models import AuditAction, KeyDetails
     from app.auth import KeyStore, Role
 
     store = KeyStore(settings.keys_file)
+    if args.action in ("create", "revoke"):
+        audit_cli.ensure_available(settings)
     if args.action == "create":
+        before = {k.key_id for k in store.list()}
         raw, key = store.create(args.name, Role(args.role), args.groups.split(","))
+        audit_cli.record_new_keys(settings, store, before)
         print(f"key id {key.key_id} ({key.role.value}, groups {','.join(key.groups)}):")
         print(raw)
     elif args.action == "revoke":
         if not store.revoke(args.key_id):
             print(f"no active key {args.key_id}", file=sys.stderr)
             return 1
+        audit_cli.record(settings, AuditAction.key_revoke,
+                         KeyDetails(kind="key_revoke", key_id=args.key_id))
         print(f"revoked {args.key_id}")
     else:
         for k in store.list():
@@ -201,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="folder or file (default: the bundled corpora)")
     p.add_argument("--groups", help="comma-separated access groups (overrides the manifest)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--rebuild", action="store_true",
+                   help="drop the collection first (after a schema or model change)")
     p.set_defaults(func=cmd_ingest)
 
     for name, func, help_text in (
@@ -229,14 +277,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-id")
     p.set_defaults(func=cmd_keys)
 
+    p = sub.add_parser("eval", help="compare retrieval systems on question sets with gold")
+    from retrieval.evaluation.options import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("local-llm", help="run the embedded CPU generator in the foreground")
     p.set_defaults(func=cmd_local_llm)
+
+    from app import audit_cli
+
+    audit_cli.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.audit import AuditUnavailable
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args, get_settings()))
+    try:
+        return int(args.func(args, get_settings()))
+    except AuditUnavailable as exc:
+        print(f"audit log unavailable, so nothing more was done: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

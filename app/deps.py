@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.audit_models import AccessDeniedDetails, AuditAction, AuditActor
 from app.auth import Principal, Role
 from app.services import Services
 
@@ -17,7 +18,12 @@ def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+def actor_of(principal: Principal) -> AuditActor:
+    return AuditActor(key_id=principal.key_id, name=principal.name, role=principal.role.value)
+
+
 def authenticated(
+    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     services: Services = Depends(get_services),
 ) -> Principal:
@@ -32,12 +38,26 @@ def authenticated(
             status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    # Kept so a request that fails validation after authentication is still audited.
+    request.state.principal = principal
     return principal
 
 
-def require_role(*roles: Role) -> Callable[[Principal], Principal]:
-    def check(principal: Principal = Depends(authenticated)) -> Principal:
+def require_role(*roles: Role) -> Callable[..., Principal]:
+    def check(
+        request: Request,
+        principal: Principal = Depends(authenticated),
+        services: Services = Depends(get_services),
+    ) -> Principal:
         if principal.role not in roles and principal.role is not Role.admin:
+            # A known key reaching for what it may not do is worth an audit record;
+            # AuditUnavailable from here becomes a 503, like every unaudited request.
+            services.audit.append(
+                AuditAction.access_denied, actor_of(principal),
+                AccessDeniedDetails(method=request.method, path=request.url.path,
+                                    required_roles=[r.value for r in roles]),
+                http_status=status.HTTP_403_FORBIDDEN,
+            )
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"role {principal.role.value!r} may not do this; needs one of "

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import openai
 from fastapi import FastAPI, Request, Response, status
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.audit import AuditUnavailable
 from app.generator import GeneratorUnavailable
-from app.routers import ask, health
+from app.routers import ask, audit, health
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 from retrieval.store import StoreUnavailable
@@ -53,12 +58,40 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return await call_next(request)
 
     @app.exception_handler(GeneratorUnavailable)
-    async def generator_down(_: Request, exc: GeneratorUnavailable) -> JSONResponse:
-        log.warning("generator unavailable", extra={"error": type(exc).__name__})
+    async def generator_down(request: Request, exc: GeneratorUnavailable) -> JSONResponse:
+        timed_out = isinstance(exc.__cause__, openai.APITimeoutError)
+        timeout_s = request.app.state.services.generator.timeout_s
+        log.warning("generator unavailable", extra={
+            "error": type(exc.__cause__ or exc).__name__, "timed_out": timed_out})
+        detail = (
+            f"The answer generator did not answer within {timeout_s:g} s "
+            "(LLM_TIMEOUT_S); try again shortly."
+            if timed_out else "The answer generator is unavailable; try again shortly."
+        )
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @app.exception_handler(AuditUnavailable)
+    async def audit_down(_: Request, exc: AuditUnavailable) -> JSONResponse:
+        log.error("audit log unavailable", extra={"error": str(exc)})
         return JSONResponse(
-            {"detail": "The answer generator is unavailable; try again shortly."},
+            {"detail": "The audit log could not be written, so the request was refused "
+             "(nothing is answered unaudited); try again shortly or tell the operator."},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # The caller was authenticated before the body was rejected: audit the attempt.
+        principal = getattr(request.state, "principal", None)
+        if principal is not None and request.url.path == "/ask":
+            try:
+                await ask.record_ask(
+                    request.app.state.services, principal, None, time.perf_counter(), 422,
+                    error=f"invalid request ({len(exc.errors())} error(s))",
+                )
+            except AuditUnavailable as down:
+                return await audit_down(request, down)
+        return await request_validation_exception_handler(request, exc)
 
     @app.exception_handler(StoreUnavailable)
     async def store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -66,4 +99,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app.include_router(health.router)
     app.include_router(ask.router)
+    app.include_router(audit.router)
     return app

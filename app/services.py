@@ -9,8 +9,10 @@ from qdrant_client import QdrantClient
 
 from app import local_llm
 from app.answer import AnswerService
+from app.audit import AuditLog
 from app.auth import KeyStore
 from app.generator import ChatGenerator
+from app.ratelimit import RateLimiter
 from app.settings import Settings
 from retrieval.embedder import Embedder
 from retrieval.search import Retriever
@@ -26,6 +28,8 @@ class Services:
     generator: ChatGenerator
     answers: AnswerService
     keys: KeyStore
+    audit: AuditLog
+    limiter: RateLimiter
     llm_process: subprocess.Popen[bytes] | None = None
 
     def passage_count(self) -> int:
@@ -34,6 +38,7 @@ class Services:
 
     def close(self) -> None:
         local_llm.stop_server(self.llm_process)
+        self.audit.close()
         self.client.close()
 
 
@@ -61,6 +66,9 @@ def build_services(
     settings: Settings, client: QdrantClient | None = None, embedder: Embedder | None = None
 ) -> Services:
     """Build everything; tests pass an already open client and embedder to share them."""
+    # The audit log first: without it the API must not answer, so fail before the
+    # expensive parts start.
+    audit = AuditLog(settings.database_url)
     embedder = embedder or Embedder(
         settings.embedding_model, settings.embedding_device, settings.embedding_batch_size
     )
@@ -76,5 +84,7 @@ def build_services(
         generator=generator,
         answers=AnswerService(settings, retriever, generator),
         keys=KeyStore(settings.keys_file),
+        audit=audit,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
         llm_process=process,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = Field(default=None, alias="QDRANT_API_KEY")
     qdrant_path: Path | None = Field(default=None, alias="QDRANT_PATH")
     collection: str = Field(default="medcite_passages", alias="MEDCITE_COLLECTION")
+    # The audit log. Unset: a SQLite file in the data folder (filled in below).
+    # PostgreSQL: postgresql+psycopg://user:password@host/db
+    database_url: str = Field(default="", alias="DATABASE_URL")
 
     # Embedding ---------------------------------------------------------------
     embedding_model: str = Field(default_factory=_packaged_embedding_model, alias="EMBEDDING_MODEL")
@@ -70,6 +73,15 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=5_000_000, alias="MEDCITE_MAX_REQUEST_BYTES")
     api_url: str = Field(default="http://127.0.0.1:8000", alias="MEDCITE_API_URL")
     api_key: str | None = Field(default=None, alias="MEDCITE_API_KEY")
+    # Per API key, on /ask; 0 turns the limit off. Counted per API process.
+    rate_limit_per_minute: int = Field(default=30, ge=0, alias="MEDCITE_RATE_LIMIT_PER_MINUTE")
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        # Derived here rather than as a default so it follows MEDCITE_DATA_DIR.
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'audit.db'}"
+        return self
 
     @property
     def resolved_qdrant_path(self) -> Path:

@@ -25,12 +25,13 @@ from ingest.manifest import discover
 from ingest.models import DocType, ParsedDocument, ParseError, SourceFile
 from ingest.parsers import parse_file
 from retrieval.embedder import Embedder
-from retrieval.store import DENSE, ensure_collection, match, open_client
+from retrieval.sparse import encode_document
+from retrieval.store import DENSE, SPARSE, ensure_collection, match, open_client
 
 log = logging.getLogger(__name__)
 
 # Bump when parsing or chunking changes, so unchanged files are re-ingested once.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 UPSERT_BATCH = 128
 
 
@@ -70,10 +71,13 @@ class IngestReport:
         )
 
 
-def file_hash(source: SourceFile, content: bytes) -> str:
+def file_hash(source: SourceFile, content: bytes, settings: Settings) -> str:
+    """Identity of what a file's chunks would be: its bytes and everything that shapes
+    their chunks, vectors and payload."""
     digest = hashlib.sha256()
     for part in (PIPELINE_VERSION, source.doc_type.value, ",".join(source.access_groups),
-                 source.payer or "", source.effective_date or ""):
+                 source.payer or "", source.effective_date or "", str(settings.chunk_chars),
+                 str(settings.chunk_overlap_chars), settings.embedding_model):
         digest.update(part.encode() + b"\0")
     digest.update(content)
     return digest.hexdigest()
@@ -118,6 +122,11 @@ def payload(
     }
 
 
+def sparse_vector(text: str) -> models.SparseVector:
+    vec = encode_document(text)
+    return models.SparseVector(indices=vec.indices, values=vec.values)
+
+
 def write_document(
     client: QdrantClient,
     collection: str,
@@ -128,11 +137,12 @@ def write_document(
     doc_hash: str,
 ) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    vectors = embedder.embed([embedding_text(doc, c) for c in chunks])
+    texts = [embedding_text(doc, c) for c in chunks]
+    vectors = embedder.embed(texts)
     points = [
         models.PointStruct(
             id=point_id(source.relpath, doc_hash, c.index),
-            vector={DENSE: vectors[i].tolist()},
+            vector={DENSE: vectors[i].tolist(), SPARSE: sparse_vector(texts[i])},
             payload=payload(doc, source, c, doc_hash, len(chunks), now),
         )
         for i, c in enumerate(chunks)
@@ -159,7 +169,7 @@ def ingest_source(
     except OSError as exc:
         result.reason = f"cannot read file: {exc.strerror or exc}"
         return result
-    doc_hash = file_hash(source, content)
+    doc_hash = file_hash(source, content, settings)
     if is_complete(client, settings.collection, source.relpath, doc_hash):
         result.status = "unchanged"
         return result

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
 
 from qdrant_client import QdrantClient, models
 
 from retrieval.embedder import Embedder
 from retrieval.models import Passage, Provenance, SearchFilters
-from retrieval.store import DENSE, match_any
+from retrieval.sparse import encode_query
+from retrieval.store import DENSE, SPARSE, match_any
 
 
 def build_filter(filters: SearchFilters | None, access_groups: list[str]) -> models.Filter:
@@ -53,6 +55,12 @@ def to_passage(point: models.ScoredPoint | models.Record, score: float) -> Passa
     )
 
 
+SearchMode = Literal["dense", "sparse", "hybrid"]
+# Candidates each arm contributes before fusion: enough for RRF to promote a passage
+# that only one arm ranks highly.
+PREFETCH = 30
+
+
 @dataclass
 class Retriever:
     client: QdrantClient
@@ -68,20 +76,61 @@ class Retriever:
         access_groups: list[str],
         filters: SearchFilters | None = None,
         limit: int = 5,
+        mode: SearchMode = "hybrid",
     ) -> list[Passage]:
-        vector = self.embedder.embed_query(question)
+        """Top passages for `question` that the caller's groups may see.
+
+        Over-fetches because repackaged labels and re-published pages repeat passages
+        word for word, and duplicates would crowd out the context.
+        """
+        flt = build_filter(filters, access_groups)
+        fetch = limit * 3
+        sparse = encode_query(question)
+        sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
+        if mode == "sparse" and not sparse.indices:
+            return []
+        dense = self.embedder.embed_query(question) if mode != "sparse" else None
         with self._lock:
-            hits = self.client.query_points(
-                self.collection,
-                query=vector,
-                using=DENSE,
-                query_filter=build_filter(filters, access_groups),
-                # Over-fetch: repackaged labels and re-published pages repeat passages
-                # word for word, and duplicates would crowd out the context.
-                limit=limit * 3,
-                with_payload=True,
-            ).points
+            if mode == "dense":
+                hits = self.client.query_points(
+                    self.collection, query=dense, using=DENSE, query_filter=flt,
+                    limit=fetch, with_payload=True,
+                ).points
+            elif mode == "sparse":
+                hits = self.client.query_points(
+                    self.collection, query=sparse_query, using=SPARSE, query_filter=flt,
+                    limit=fetch, with_payload=True,
+                ).points
+            else:
+                prefetch = [models.Prefetch(query=dense, using=DENSE, filter=flt, limit=PREFETCH)]
+                if sparse.indices:
+                    prefetch.append(models.Prefetch(
+                        query=sparse_query, using=SPARSE, filter=flt, limit=PREFETCH
+                    ))
+                hits = self.client.query_points(
+                    self.collection, prefetch=prefetch,
+                    query=models.FusionQuery(fusion=models.Fusion.RRF),
+                    query_filter=flt, limit=fetch, with_payload=True,
+                ).points
+                # RRF scores are ranks, not similarities; abstention needs the cosine.
+                hits = self._with_dense_scores(hits, dense)
         return dedupe([to_passage(h, float(h.score)) for h in hits])[:limit]
+
+    def _with_dense_scores(
+        self, hits: list[models.ScoredPoint], dense: list[float] | None
+    ) -> list[models.ScoredPoint]:
+        if not hits or dense is None:
+            return hits
+        ids = [h.id for h in hits]
+        scored = self.client.query_points(
+            self.collection, query=dense, using=DENSE,
+            query_filter=models.Filter(must=[models.HasIdCondition(has_id=ids)]),
+            limit=len(ids), with_payload=False,
+        ).points
+        cosine = {p.id: p.score for p in scored}
+        for h in hits:
+            h.score = float(cosine.get(h.id, 0.0))
+        return hits
 
 
 def dedupe(passages: list[Passage]) -> list[Passage]:

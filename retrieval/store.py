@@ -14,6 +14,7 @@ from qdrant_client import QdrantClient, models
 from app.settings import Settings
 
 DENSE = "dense"
+SPARSE = "lexical"
 KEYWORD_FIELDS = ("doc_id", "doc_type", "access_groups", "payer", "doc_hash", "source_file")
 
 
@@ -42,15 +43,22 @@ def ensure_collection(client: QdrantClient, name: str, dim: int) -> None:
         info = client.get_collection(name)
         vectors = info.config.params.vectors
         size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
-        if size != dim:
+        sparse = info.config.params.sparse_vectors or {}
+        if size != dim or SPARSE not in sparse:
+            if count(client, name) == 0:
+                client.delete_collection(name)
+                return ensure_collection(client, name, dim)
             raise StoreUnavailable(
-                f"collection {name!r} holds {size}-dimensional vectors but the embedding "
-                f"model gives {dim}; use another MEDCITE_COLLECTION or re-create it"
+                f"collection {name!r} was built for another schema ({size}-dimensional "
+                f"dense vectors, sparse: {sorted(sparse)}; this version needs {dim} and "
+                f"{SPARSE!r}); run `medcite ingest --rebuild` or set MEDCITE_COLLECTION"
             )
         return
     client.create_collection(
         collection_name=name,
         vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+        # IDF is computed by Qdrant over the collection, so sparse values carry only TF.
+        sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
     )
     with warnings.catch_warnings():
         # Embedded Qdrant ignores payload indexes (and says so); a server uses them.

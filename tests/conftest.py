@@ -172,3 +172,27 @@ def live_api(settings: Settings, services, keys: Keys) -> Iterator[LiveAPI]:  # 
     yield LiveAPI(url=f"http://127.0.0.1:{port}", api_key=keys.clinician)
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def make_services(settings: Settings, qdrant, embedder, first_ingest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Services of their own on the shared store and embedder, with a fresh audit database
+    and no local generator: LLM_BASE_URL points at a closed port unless a test overrides
+    it. For API tests that never reach generation (or want it to fail)."""
+    from app.services import Services, build_services
+
+    built: list[Services] = []
+
+    def make(**overrides: object) -> Services:
+        values = {
+            "llm_base_url": f"http://127.0.0.1:{_free_port()}/v1",
+            "database_url": f"sqlite:///{tmp_path / f'audit-{len(built)}.db'}",
+            **overrides,
+        }
+        made = build_services(settings.model_copy(update=values), client=qdrant, embedder=embedder)
+        built.append(made)
+        return made
+
+    yield make
+    for made in built:  # not close(): the Qdrant client is the session's
+        made.audit.close()

@@ -6,14 +6,72 @@ import time
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
+from app.audit import AuditUnavailable
+from app.audit_models import AuditAction, ask_details
 from app.auth import Principal, Role
-from app.deps import get_services, require_role
+from app.deps import actor_of, get_services, require_role
 from app.fhir_context import InvalidBundle
+from app.generator import GeneratorUnavailable
 from app.schemas import AskRequest, AskResponse
 from app.services import Services
+from retrieval.store import StoreUnavailable
 
 router = APIRouter(tags=["answers"])
 log = logging.getLogger("medcite.ask")
+
+
+def _status_of(exc: Exception) -> int:
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, GeneratorUnavailable | StoreUnavailable | AuditUnavailable):
+        return 503
+    return 500
+
+
+def _error_of(exc: Exception) -> str:
+    if isinstance(exc, HTTPException):
+        return f"HTTP {exc.status_code}: {exc.detail}"
+    return type(exc).__name__
+
+
+async def record_ask(
+    services: Services,
+    principal: Principal,
+    body: AskRequest | None,
+    started: float,
+    status: int,
+    response: AskResponse | None = None,
+    error: str | None = None,
+) -> None:
+    """Append the audit record of one /ask, or raise AuditUnavailable (a 503): an answer
+    that could not be recorded is not given."""
+    details = ask_details(
+        body, response,
+        endpoint=services.generator.base_url, model=services.generator.model,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        max_question_chars=services.settings.max_question_chars, error=error,
+    )
+    await run_in_threadpool(
+        services.audit.append, AuditAction.ask, actor_of(principal), details, status
+    )
+
+
+def _check_limits(body: AskRequest, principal: Principal, services: Services) -> None:
+    wait = services.limiter.hit(principal.key_id)
+    if wait is not None:
+        per_minute = services.limiter.per_minute
+        raise HTTPException(
+            429,
+            f"rate limit exceeded: {per_minute} requests per minute per API key; "
+            f"retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    limit = services.settings.max_question_chars
+    if len(body.question) > limit:
+        raise HTTPException(
+            413,
+            f"question is {len(body.question)} characters; the limit is {limit}",
+        )
 
 
 @router.post(
@@ -24,7 +82,9 @@ log = logging.getLogger("medcite.ask")
         403: {"description": "Role may not ask"},
         413: {"description": "Request or question too large"},
         422: {"description": "Invalid request or FHIR bundle"},
-        503: {"description": "Generator or store unavailable"},
+        429: {"description": "Rate limit exceeded; see the Retry-After header"},
+        503: {"description": "Generator, store or audit log unavailable, or generation "
+                             "timed out"},
     },
 )
 async def ask(
@@ -32,17 +92,28 @@ async def ask(
     principal: Principal = Depends(require_role(Role.clinician, Role.integration)),
     services: Services = Depends(get_services),
 ) -> AskResponse:
-    limit = services.settings.max_question_chars
-    if len(body.question) > limit:
-        raise HTTPException(
-            413,
-            f"question is {len(body.question)} characters; the limit is {limit}",
-        )
     started = time.perf_counter()
     try:
+        _check_limits(body, principal, services)
         response = await run_in_threadpool(services.answers.ask, body, principal)
     except InvalidBundle as exc:
+        await record_ask(services, principal, body, started, 422, error=str(exc))
         raise HTTPException(422, str(exc)) from exc
+    except Exception as exc:
+        status = _status_of(exc)
+        await record_ask(services, principal, body, started, status, error=_error_of(exc))
+        if status == 500:
+            # Logged without the message or traceback text: either may quote the question
+            # or patient data. The type and place are enough to find it.
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+            log.error("ask failed", extra={"key_id": principal.key_id,
+                                           "error": type(exc).__name__, "where": where})
+            raise HTTPException(500, "internal error; see the server log") from None
+        raise
+    await record_ask(services, principal, body, started, 200, response=response)
     log.info(
         "ask answered",
         extra={

@@ -1,0 +1,29 @@
+"""`medcite eval`'s options, importable without the search stack so `medcite --help`
+stays fast."""
+
+from __future__ import annotations
+
+import argparse
+
+DATASETS = ("corpora", "medquad", "pubmedqa")
+MEDCITE_MODES = ("dense", "sparse", "hybrid")
+ALL_SYSTEMS = (*(f"medcite-{m}" for m in MEDCITE_MODES), "bm25", "llamaindex")
+# What the product's /ask uses: Retriever.search's default mode.
+DEFAULT_SYSTEM = "medcite-hybrid"
+DEFAULT_SAMPLE = 300
+DEFAULT_SEED = 13
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=[*DATASETS, "all"], default="all")
+    p.add_argument("--limit", type=int, default=None,
+                   help=f"questions per dataset (default: all of ours, {DEFAULT_SAMPLE} "
+                        "sampled from each public set)")
+    p.add_argument("--systems", nargs="+", choices=ALL_SYSTEMS, default=list(ALL_SYSTEMS))
+    p.add_argument("--json", dest="json_out", help="also write full results to this file")
+    p.add_argument("--eval-data", help="folder with medquad/ and pubmedqa/ "
+                                       "(default: $MEDCITE_EVAL_DATA or shared/eval)")
+    p.add_argument("--data-dir", help="keep the evaluation index here and reuse it "
+                                      "(default: a temporary folder)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--quiet", action="store_true", help="no ingest progress bars")

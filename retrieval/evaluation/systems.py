@@ -1,0 +1,176 @@
+"""The retrieval systems compared, all over the same chunks of the same corpus.
+
+* medcite-dense / -sparse / -hybrid: the product's `Retriever.search` in each mode.
+* bm25: plain BM25 (bm25s, Lucene variant, English stop words, no stemming) over the
+  chunks as the embedder sees them (title, section path, text).
+* llamaindex: LlamaIndex's default `VectorStoreIndex` retriever over the chunk texts,
+  embedded by LlamaIndex's HuggingFace integration with the same model, in an in-memory
+  Qdrant: what a team would get from the framework without medcite.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from qdrant_client import QdrantClient
+
+from retrieval.embedder import Embedder
+from retrieval.evaluation.options import ALL_SYSTEMS
+from retrieval.evaluation.relevance import Hit
+from retrieval.search import Retriever
+
+
+class System(Protocol):
+    name: str
+
+    def search(self, question: str, k: int) -> list[Hit]: ...
+
+
+class SystemUnavailable(RuntimeError):
+    """This system cannot run here; the message says why and the run goes on without it."""
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    source_file: str
+    title: str
+    section_path: tuple[str, ...]
+    text: str
+
+    @property
+    def embedding_text(self) -> str:
+        # Mirrors ingest.chunking.embedding_text, rebuilt from the stored payload.
+        return f"{self.title}\n{' > '.join(self.section_path)}\n{self.text}"
+
+
+def load_chunks(client: QdrantClient, collection: str) -> list[IndexedChunk]:
+    """Every chunk the product stored, in a stable order, for the baselines to index."""
+    rows: list[tuple[str, int, IndexedChunk]] = []
+    offset = None
+    while True:
+        points, offset = client.scroll(
+            collection, limit=512, offset=offset, with_payload=True, with_vectors=False
+        )
+        for p in points:
+            pl = p.payload or {}
+            chunk = IndexedChunk(
+                str(pl.get("source_file", "")), str(pl.get("title", "")),
+                tuple(pl.get("section_path") or ()), str(pl.get("text", "")),
+            )
+            rows.append((chunk.source_file, int(pl.get("chunk_index", 0)), chunk))
+        if offset is None:
+            break
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in rows]
+
+
+def supports_mode(retriever: Retriever | type[Retriever]) -> bool:
+    return "mode" in inspect.signature(retriever.search).parameters
+
+
+class MedciteSystem:
+    def __init__(self, retriever: Retriever, mode: str, access_groups: list[str]) -> None:
+        self.name = f"medcite-{mode}"
+        self._retriever, self._mode, self._groups = retriever, mode, access_groups
+        self._with_mode = supports_mode(retriever)
+        # Before hybrid search existed, Retriever.search was dense only.
+        if not self._with_mode and mode != "dense":
+            raise SystemUnavailable(
+                f"{self.name}: this retrieval/search.py has no `mode` parameter "
+                "(dense search only)"
+            )
+
+    def search(self, question: str, k: int) -> list[Hit]:
+        extra = {"mode": self._mode} if self._with_mode else {}
+        passages = self._retriever.search(
+            question, access_groups=self._groups, limit=k, **extra  # type: ignore[arg-type]
+        )
+        return [Hit(p.provenance.source_file, p.text, p.score) for p in passages]
+
+
+class BM25System:
+    name = "bm25"
+
+    def __init__(self, chunks: list[IndexedChunk]) -> None:
+        import bm25s
+
+        self._bm25s = bm25s
+        self._chunks = chunks
+        self._index = bm25s.BM25()
+        self._index.index(self._tokenize([c.embedding_text for c in chunks]), show_progress=False)
+
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
+        return self._bm25s.tokenize(  # type: ignore[no-any-return]
+            texts, stopwords="en", return_ids=False, show_progress=False
+        )
+
+    def search(self, question: str, k: int) -> list[Hit]:
+        query = self._tokenize([question])
+        if not query[0] or not self._chunks:
+            return []
+        ids, scores = self._index.retrieve(query, k=min(k, len(self._chunks)), show_progress=False)
+        return [
+            Hit(self._chunks[i].source_file, self._chunks[i].text, float(s))
+            for i, s in zip(ids[0], scores[0], strict=True)
+            if s > 0  # bm25s pads with zero-score chunks that share no term
+        ]
+
+
+class LlamaIndexSystem:
+    name = "llamaindex"
+
+    def __init__(self, chunks: list[IndexedChunk], model_path: str, device: str) -> None:
+        try:
+            from llama_index.core import StorageContext, VectorStoreIndex
+            from llama_index.core.schema import TextNode
+            from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+            from llama_index.vector_stores.qdrant import QdrantVectorStore
+        except ImportError as exc:
+            raise SystemUnavailable(
+                f"llamaindex: {exc.name} is not installed "
+                "(pip install llama-index-embeddings-huggingface)"
+            ) from exc
+        embed = HuggingFaceEmbedding(model_name=model_path, device=device, embed_batch_size=32)
+        store = QdrantVectorStore(client=QdrantClient(location=":memory:"), collection_name="li")
+        nodes = [
+            TextNode(
+                text=c.text, metadata={"source_file": c.source_file},
+                # The file name is bookkeeping for judging, not content to embed.
+                excluded_embed_metadata_keys=["source_file"],
+                excluded_llm_metadata_keys=["source_file"],
+            )
+            for c in chunks
+        ]
+        index = VectorStoreIndex(
+            nodes, storage_context=StorageContext.from_defaults(vector_store=store),
+            embed_model=embed,
+        )
+        self._index = index
+
+    def search(self, question: str, k: int) -> list[Hit]:
+        nodes = self._index.as_retriever(similarity_top_k=k).retrieve(question)
+        return [
+            Hit(str(n.node.metadata.get("source_file", "")), n.node.get_content(), n.score or 0.0)
+            for n in nodes
+        ]
+
+
+def build_system(
+    name: str,
+    *,
+    retriever: Retriever,
+    chunks: Callable[[], list[IndexedChunk]],
+    embedder: Embedder,
+    model_path: str,
+    access_groups: list[str],
+) -> System:
+    if name.startswith("medcite-"):
+        return MedciteSystem(retriever, name.removeprefix("medcite-"), access_groups)
+    if name == "bm25":
+        return BM25System(chunks())
+    if name == "llamaindex":
+        return LlamaIndexSystem(chunks(), model_path, embedder.device)
+    raise SystemUnavailable(f"unknown system {name!r}; choose from {', '.join(ALL_SYSTEMS)}")
