@@ -8,14 +8,20 @@ don't answer, or when no sentence of its answer survives verification.
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from app.auth import Principal
 from app.drugs import find_drug_mentions, mentioned_in
 from app.fhir_context import describe, parse_bundle
-from app.generator import ChatGenerator, MalformedOutput
-from app.prompting import build_messages, label
+from app.generator import MalformedOutput, parse_answer
+from app.injection import looks_like_instructions
+from app.llm_router import GeneratorRouter
+from app.phi import phi_kinds
+from app.prompting import GenAnswer, build_messages, label
 from app.schemas import (
     AnswerSentence,
     AnswerStatus,
@@ -29,9 +35,17 @@ from app.verify import verify_sentence
 from retrieval.models import Passage
 from retrieval.search import Retriever
 
+log = logging.getLogger("medcite.answer")
+
 ABSTAIN_NO_PASSAGES = (
     "No passage in the knowledge base you can access is relevant to this question."
 )
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    event: str  # passages | token | answer
+    data: dict[str, Any]
 
 
 @dataclass
@@ -42,6 +56,12 @@ class Draft:
     passages: list[Passage]
     patient: PatientContext | None
     timings: dict[str, float]
+    excluded: list[str] = field(default_factory=list)
+
+    @property
+    def phi(self) -> bool:
+        """Whether the prompt may carry PHI: it decides which endpoints may see it."""
+        return self.patient is not None or bool(phi_kinds(self.request.question))
 
 
 def _ms(since: float) -> float:
@@ -73,42 +93,88 @@ def unsupported_reason(question: str, passages: list[Passage], min_relevance: fl
 class AnswerService:
     settings: Settings
     retriever: Retriever
-    generator: ChatGenerator
+    generator: GeneratorRouter
 
     def ask(self, request: AskRequest, principal: Principal) -> AskResponse:
-        timings: dict[str, float] = {}
+        draft = self.retrieve(request, principal)
+        early = self.precheck(draft)
+        if early is not None:
+            return early
+        t = time.perf_counter()
+        try:
+            generated = self.generator.generate(self.messages(draft), phi=draft.phi)
+        except MalformedOutput:
+            draft.timings["generation"] = _ms(t)
+            return self._abstain(draft, "The model did not return a well-formed answer.")
+        draft.timings["generation"] = _ms(t)
+        return self.complete(draft, generated)
+
+    def stream(self, request: AskRequest, principal: Principal) -> Iterator[StreamEvent]:
+        """The same pipeline as `ask`, reporting as it goes: the passages, the model's
+        raw output as it is generated, then the verified answer (the only part to trust)."""
+        draft = self.retrieve(request, principal)
+        yield StreamEvent("passages", {"passages": [p.model_dump() for p in draft.passages]})
+        early = self.precheck(draft)
+        if early is not None:
+            yield StreamEvent("answer", early.model_dump(mode="json"))
+            return
+        t = time.perf_counter()
+        messages = self.messages(draft)
+        chunks: list[str] = []
+        for delta in self.generator.stream(messages, phi=draft.phi):
+            chunks.append(delta)
+            yield StreamEvent("token", {"text": delta})
+        try:
+            generated = parse_answer("".join(chunks))
+        except MalformedOutput:
+            try:
+                generated = self.generator.generate(messages, phi=draft.phi)
+            except MalformedOutput:
+                draft.timings["generation"] = _ms(t)
+                answer = self._abstain(draft, "The model did not return a well-formed answer.")
+                yield StreamEvent("answer", answer.model_dump(mode="json"))
+                return
+        draft.timings["generation"] = _ms(t)
+        yield StreamEvent("answer", self.complete(draft, generated).model_dump(mode="json"))
+
+    def retrieve(self, request: AskRequest, principal: Principal) -> Draft:
         t = time.perf_counter()
         patient = parse_bundle(request.fhir_bundle) if request.fhir_bundle else None
-        passages = self.retriever.search(
+        found = self.retriever.search(
             request.question,
             access_groups=principal.groups,
             filters=request.filters,
             limit=request.top_k or self.settings.top_k,
         )
-        timings["retrieval"] = _ms(t)
-        draft = Draft(request, passages, patient, timings)
-        reason = unsupported_reason(request.question, passages, self.settings.min_relevance)
-        if reason:
-            return self._abstain(draft, reason)
+        passages = [p for p in found if not looks_like_instructions(p.text)]
+        excluded = [p.id for p in found if p not in passages]
+        if excluded:
+            log.warning("passages with embedded instructions excluded",
+                        extra={"passage_ids": excluded})
+        draft = Draft(request, passages, patient, {"retrieval": _ms(t)})
+        draft.excluded = excluded
+        return draft
 
-        t = time.perf_counter()
-        messages = build_messages(
-            request.question, passages, self.settings.context_chars,
-            describe(patient) if patient else None,
+    def precheck(self, draft: Draft) -> AskResponse | None:
+        """An abstention decided before generation, or None to go on."""
+        reason = unsupported_reason(
+            draft.request.question, draft.passages, self.settings.min_relevance
         )
-        try:
-            generated = self.generator.generate(messages)
-        except MalformedOutput:
-            timings["generation"] = _ms(t)
-            return self._abstain(draft, "The model did not return a well-formed answer.")
-        timings["generation"] = _ms(t)
+        return self._abstain(draft, reason) if reason else None
+
+    def messages(self, draft: Draft) -> list[dict[str, str]]:
+        return build_messages(
+            draft.request.question, draft.passages, self.settings.context_chars,
+            describe(draft.patient) if draft.patient else None,
+        )
+
+    def complete(self, draft: Draft, generated: GenAnswer) -> AskResponse:
         if generated.abstain or not generated.sentences:
             return self._abstain(
                 draft, generated.reason.strip() or "The sources do not answer this question."
             )
-
         t = time.perf_counter()
-        by_label = {label(i): p for i, p in enumerate(passages)}
+        by_label = {label(i): p for i, p in enumerate(draft.passages)}
         sentences = [
             verify_sentence(
                 s.text.strip(),
@@ -123,7 +189,7 @@ class AnswerService:
             for c in sentence.citations:
                 if c.passage_id in by_label:
                     c.passage_id = by_label[c.passage_id].id
-        timings["verification"] = _ms(t)
+        draft.timings["verification"] = _ms(t)
         return self._finish(draft, sentences)
 
     def _finish(self, draft: Draft, sentences: list[AnswerSentence]) -> AskResponse:
@@ -146,6 +212,7 @@ class AnswerService:
             removed_sentences=removed,
             passages=draft.passages,
             patient=draft.patient,
+            excluded_passage_ids=draft.excluded,
             model=self.generator.model,
             timings_ms=draft.timings,
         )
@@ -162,6 +229,7 @@ class AnswerService:
             removed_sentences=removed or [],
             passages=draft.passages,
             patient=draft.patient,
+            excluded_passage_ids=draft.excluded,
             model=self.generator.model,
             timings_ms=draft.timings,
         )

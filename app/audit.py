@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -58,6 +58,7 @@ from app.audit_models import (
     AuditActor,
     AuditPage,
     AuditRecord,
+    AuditUnavailable,
     Details,
     PurgeDetails,
     UnreadableDetails,
@@ -97,10 +98,6 @@ head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
-
-
-class AuditUnavailable(RuntimeError):
-    """The audit log could not be written or read; callers must not go on unaudited."""
 
 
 class ProblemKind(StrEnum):
@@ -219,7 +216,8 @@ def _make_engine(url: str) -> Engine:
 
 
 class AuditLog:
-    def __init__(self, url: str, clock: Any = None) -> None:
+    def __init__(self, url: str, clock: Callable[[], datetime] | None = None) -> None:
+        """`clock` is the time source (UTC-aware); tests move it to make records old."""
         self.url = engine_url(url)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
@@ -227,7 +225,7 @@ class AuditLog:
             self.engine = _make_engine(self.url)
             self.is_postgres = self.engine.dialect.name == "postgresql"
             metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise AuditUnavailable(f"audit database unavailable: {type(exc).__name__}") from exc
 
     def close(self) -> None:

@@ -7,13 +7,13 @@ import getpass
 import json
 import sys
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.audit import AuditLog, AuditQuery, AuditTampered, AuditUnavailable
 from app.audit_models import (
     AuditAction,
     AuditActor,
     AuditRecord,
+    AuditUnavailable,
     Details,
     IngestDetails,
     IngestedFile,
@@ -21,6 +21,9 @@ from app.audit_models import (
 )
 from app.auth import KeyStore
 from app.settings import Settings
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by the commands that write or read
+    from app.audit import AuditLog
 
 
 def operator() -> AuditActor:
@@ -33,6 +36,8 @@ def operator() -> AuditActor:
 
 
 def open_log(settings: Settings) -> AuditLog:
+    from app.audit import AuditLog
+
     return AuditLog(settings.database_url)
 
 
@@ -131,6 +136,8 @@ def _verify(args: argparse.Namespace, log: AuditLog) -> int:
 
 
 def _list(args: argparse.Namespace, log: AuditLog) -> int:
+    from app.audit import AuditQuery
+
     action = AuditAction(args.action) if args.action else None
     page = log.search(AuditQuery(user=args.user, since=args.since, until=args.until,
                                  doc_id=args.doc_id, action=action, limit=args.limit))
@@ -148,6 +155,8 @@ def _list(args: argparse.Namespace, log: AuditLog) -> int:
 
 
 def _purge(args: argparse.Namespace, log: AuditLog) -> int:
+    from app.audit import AuditTampered
+
     try:
         rec = log.purge(args.older_than_days, operator())
     except AuditTampered as exc:

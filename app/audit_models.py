@@ -17,6 +17,11 @@ from app.schemas import AnswerSentence, AnswerStatus, AskRequest, AskResponse, C
 from retrieval.models import SearchFilters
 
 
+class AuditUnavailable(RuntimeError):
+    """The audit log could not be written or read; callers must not go on unaudited.
+    (Defined here, away from SQLAlchemy, so catching it costs no import.)"""
+
+
 class AuditAction(StrEnum):
     ask = "ask"
     audit_query = "audit_query"

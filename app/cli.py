@@ -191,6 +191,12 @@ def stop_children_on_exit(children: list[subprocess.Popen[bytes]]) -> None:
                 child.kill()
 
 
+def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    from app import answer_eval
+
+    return answer_eval.main(args, settings)
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.evaluation import runner
 
@@ -283,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("eval-answers", help="answer quality over the corpora question set")
+    p.add_argument("--limit", type=int, default=12)
+    p.add_argument("--json", help="write per-question results and the summary here")
+    p.set_defaults(func=cmd_eval_answers)
+
     p = sub.add_parser("local-llm", help="run the embedded CPU generator in the foreground")
     p.set_defaults(func=cmd_local_llm)
 
@@ -293,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.audit import AuditUnavailable
+    from app.audit_models import AuditUnavailable
 
     args = build_parser().parse_args(argv)
     try:

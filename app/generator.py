@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,20 +55,21 @@ class ChatGenerator:
 
     def __post_init__(self) -> None:
         self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=1
         )
 
-    def _complete(self, messages: list[dict[str, str]]) -> str:
+    def _request(self, messages: list[dict[str, str]], stream: bool) -> Any:
         kwargs: dict[str, Any] = {}
         fmt = response_format(self.structured_mode)
         if fmt is not None:
             kwargs["response_format"] = fmt
         try:
-            out = self._client.chat.completions.create(
+            return self._client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 temperature=0.0,
                 max_tokens=self.max_tokens,
+                stream=stream,
                 **kwargs,
             )
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -78,7 +80,18 @@ class ChatGenerator:
                     f"generator at {self.base_url} failed with HTTP {exc.status_code}"
                 ) from exc
             raise
-        return out.choices[0].message.content or ""
+
+    def _complete(self, messages: list[dict[str, str]]) -> str:
+        return self._request(messages, stream=False).choices[0].message.content or ""
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """The model's output as it is generated (raw JSON text)."""
+        try:
+            for chunk in self._request(messages, stream=True):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise GeneratorUnavailable(f"generator at {self.base_url} unreachable: {exc}") from exc
 
     def generate(self, messages: list[dict[str, str]]) -> GenAnswer:
         """One retry on malformed output, then MalformedOutput."""

@@ -7,15 +7,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import openai
 from fastapi import FastAPI, Request, Response, status
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.audit import AuditUnavailable
+from app.audit_models import AuditUnavailable
 from app.generator import GeneratorUnavailable
-from app.routers import ask, audit, health
+from app.routers import ask, audit, health, stream
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 from retrieval.store import StoreUnavailable
@@ -59,14 +58,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.exception_handler(GeneratorUnavailable)
     async def generator_down(request: Request, exc: GeneratorUnavailable) -> JSONResponse:
-        timed_out = isinstance(exc.__cause__, openai.APITimeoutError)
-        timeout_s = request.app.state.services.generator.timeout_s
-        log.warning("generator unavailable", extra={
-            "error": type(exc.__cause__ or exc).__name__, "timed_out": timed_out})
+        timed_out = ask.generation_timed_out(exc)
+        timeout_s = request.app.state.services.settings.llm_timeout_s
+        log.warning("generator unavailable",
+                    extra={"error": type(exc).__name__, "timed_out": timed_out})
         detail = (
-            f"The answer generator did not answer within {timeout_s:g} s "
-            "(LLM_TIMEOUT_S); try again shortly."
-            if timed_out else "The answer generator is unavailable; try again shortly."
+            f"The answer generator did not answer within {timeout_s:g} s (LLM_TIMEOUT_S); "
+            "try again shortly." if timed_out else
+            "The answer generator is unavailable (unreachable, failing, or slower than "
+            f"LLM_TIMEOUT_S = {timeout_s:g} s); try again shortly."
         )
         return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
@@ -99,5 +99,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app.include_router(health.router)
     app.include_router(ask.router)
+    app.include_router(stream.router)
     app.include_router(audit.router)
     return app

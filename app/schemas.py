@@ -73,6 +73,11 @@ class AskResponse(BaseModel):
     passages: list[Passage] = Field(description="Retrieved passages, cited or not.")
     removed_sentences: list[AnswerSentence] = Field(default_factory=list)
     patient: PatientContext | None = None
+    excluded_passage_ids: list[str] = Field(
+        default_factory=list,
+        description="Retrieved passages kept from the model because they contain "
+        "instruction-like text (possible prompt injection).",
+    )
     model: str
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

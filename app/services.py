@@ -12,6 +12,7 @@ from app.answer import AnswerService
 from app.audit import AuditLog
 from app.auth import KeyStore
 from app.generator import ChatGenerator
+from app.llm_router import Endpoint, GeneratorRouter
 from app.ratelimit import RateLimiter
 from app.settings import Settings
 from retrieval.embedder import Embedder
@@ -25,7 +26,7 @@ class Services:
     client: QdrantClient
     embedder: Embedder
     retriever: Retriever
-    generator: ChatGenerator
+    generator: GeneratorRouter
     answers: AnswerService
     keys: KeyStore
     audit: AuditLog
@@ -42,7 +43,9 @@ class Services:
         self.client.close()
 
 
-def build_generator(settings: Settings) -> tuple[ChatGenerator, subprocess.Popen[bytes] | None]:
+def build_generator(settings: Settings) -> tuple[GeneratorRouter, subprocess.Popen[bytes] | None]:
+    """The primary endpoint (vLLM, or the embedded llama.cpp when LLM_BASE_URL is unset)
+    and, when configured, a fallback endpoint."""
     process = None
     base_url = settings.llm_base_url
     if not base_url:
@@ -51,15 +54,24 @@ def build_generator(settings: Settings) -> tuple[ChatGenerator, subprocess.Popen
     mode = settings.llm_structured_output
     if mode == "auto":
         mode = "json_object" if not settings.llm_base_url else "json_schema"
-    generator = ChatGenerator(
+    endpoints = [Endpoint("primary", ChatGenerator(
         base_url=base_url,
         model=settings.llm_model,
         api_key=settings.llm_api_key,
         timeout_s=settings.llm_timeout_s,
         max_tokens=settings.llm_max_tokens,
         structured_mode=mode,
-    )
-    return generator, process
+    ), phi_allowed=True)]
+    if settings.llm_fallback_base_url:
+        endpoints.append(Endpoint("fallback", ChatGenerator(
+            base_url=settings.llm_fallback_base_url,
+            model=settings.llm_fallback_model,
+            api_key=settings.llm_fallback_api_key,
+            timeout_s=settings.llm_timeout_s,
+            max_tokens=settings.llm_max_tokens,
+            structured_mode=settings.llm_fallback_structured_output,
+        ), phi_allowed=settings.llm_fallback_phi_allowed))
+    return GeneratorRouter(endpoints), process
 
 
 def build_services(

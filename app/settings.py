@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     local_llm_threads: int = Field(default=0, alias="MEDCITE_LOCAL_LLM_THREADS")
     models_path: Path | None = Field(default=None, alias="MEDCITE_MODELS_DIR")
     local_llm_ctx: int = Field(default=4096, alias="MEDCITE_LOCAL_LLM_CTX")
+    # An optional second OpenAI-compatible endpoint, used when the first is down. It
+    # never receives a request with PHI unless LLM_FALLBACK_PHI_ALLOWED is true.
+    llm_fallback_base_url: str | None = Field(default=None, alias="LLM_FALLBACK_BASE_URL")
+    llm_fallback_model: str = Field(default="medgemma", alias="LLM_FALLBACK_MODEL")
+    llm_fallback_api_key: str = Field(default="not-needed", alias="LLM_FALLBACK_API_KEY")
+    llm_fallback_phi_allowed: bool = Field(default=False, alias="LLM_FALLBACK_PHI_ALLOWED")
+    llm_fallback_structured_output: str = Field(
+        default="json_schema", alias="LLM_FALLBACK_STRUCTURED_OUTPUT"
+    )
     # json_schema (vLLM, OpenAI) | json_object (llama.cpp) | none; auto picks by endpoint.
     llm_structured_output: str = Field(default="auto", alias="LLM_STRUCTURED_OUTPUT")
 
@@ -71,6 +80,13 @@ class Settings(BaseSettings):
     # API limits and access ------------------------------------------------------
     max_question_chars: int = Field(default=2000, alias="MEDCITE_MAX_QUESTION_CHARS")
     max_request_bytes: int = Field(default=5_000_000, alias="MEDCITE_MAX_REQUEST_BYTES")
+    # OIDC bearer tokens (optional, besides API keys).
+    oidc_issuer: str | None = Field(default=None, alias="OIDC_ISSUER")
+    oidc_audience: str = Field(default="medcite", alias="OIDC_AUDIENCE")
+    oidc_jwks_file: Path | None = Field(default=None, alias="OIDC_JWKS_FILE")
+    oidc_jwks_url: str | None = Field(default=None, alias="OIDC_JWKS_URL")
+    oidc_role_claim: str = Field(default="medcite_role", alias="OIDC_ROLE_CLAIM")
+    oidc_groups_claim: str = Field(default="groups", alias="OIDC_GROUPS_CLAIM")
     api_url: str = Field(default="http://127.0.0.1:8000", alias="MEDCITE_API_URL")
     api_key: str | None = Field(default=None, alias="MEDCITE_API_KEY")
     # Per API key, on /ask; 0 turns the limit off. Counted per API process.

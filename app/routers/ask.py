@@ -3,11 +3,11 @@ from __future__ import annotations
 import logging
 import time
 
+import openai
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from app.audit import AuditUnavailable
-from app.audit_models import AuditAction, ask_details
+from app.audit_models import AuditAction, AuditUnavailable, ask_details
 from app.auth import Principal, Role
 from app.deps import actor_of, get_services, require_role
 from app.fhir_context import InvalidBundle
@@ -18,6 +18,19 @@ from retrieval.store import StoreUnavailable
 
 router = APIRouter(tags=["answers"])
 log = logging.getLogger("medcite.ask")
+
+
+def generation_timed_out(exc: BaseException) -> bool:
+    """Whether an unavailable generator was in fact a slow one (the timeout is somewhere
+    in the exception's chain)."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, openai.APITimeoutError):
+            return True
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _status_of(exc: Exception) -> int:
@@ -31,6 +44,10 @@ def _status_of(exc: Exception) -> int:
 def _error_of(exc: Exception) -> str:
     if isinstance(exc, HTTPException):
         return f"HTTP {exc.status_code}: {exc.detail}"
+    if isinstance(exc, GeneratorUnavailable):
+        return "generator timed out" if generation_timed_out(exc) else "generator unavailable"
+    if isinstance(exc, StoreUnavailable):
+        return "store unavailable"
     return type(exc).__name__
 
 
@@ -45,9 +62,11 @@ async def record_ask(
 ) -> None:
     """Append the audit record of one /ask, or raise AuditUnavailable (a 503): an answer
     that could not be recorded is not given."""
+    # The router names its first endpoint; the response names the model that answered.
     details = ask_details(
         body, response,
-        endpoint=services.generator.base_url, model=services.generator.model,
+        endpoint=services.generator.base_url,
+        model=response.model if response else services.generator.model,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
         max_question_chars=services.settings.max_question_chars, error=error,
     )
@@ -56,7 +75,8 @@ async def record_ask(
     )
 
 
-def _check_limits(body: AskRequest, principal: Principal, services: Services) -> None:
+def check_limits(body: AskRequest, principal: Principal, services: Services) -> None:
+    """The per-key rate limit (429 with Retry-After), then the question length (413)."""
     wait = services.limiter.hit(principal.key_id)
     if wait is not None:
         per_minute = services.limiter.per_minute
@@ -94,7 +114,7 @@ async def ask(
 ) -> AskResponse:
     started = time.perf_counter()
     try:
-        _check_limits(body, principal, services)
+        check_limits(body, principal, services)
         response = await run_in_threadpool(services.answers.ask, body, principal)
     except InvalidBundle as exc:
         await record_ask(services, principal, body, started, 422, error=str(exc))

@@ -95,7 +95,10 @@ class BM25System:
     name = "bm25"
 
     def __init__(self, chunks: list[IndexedChunk]) -> None:
-        import bm25s
+        try:
+            import bm25s
+        except ImportError as exc:
+            raise SystemUnavailable("bm25: bm25s is not installed (extra `eval`)") from exc
 
         self._bm25s = bm25s
         self._chunks = chunks
@@ -130,8 +133,7 @@ class LlamaIndexSystem:
             from llama_index.vector_stores.qdrant import QdrantVectorStore
         except ImportError as exc:
             raise SystemUnavailable(
-                f"llamaindex: {exc.name} is not installed "
-                "(pip install llama-index-embeddings-huggingface)"
+                f"llamaindex: {exc.name} is not installed (extra `eval`)"
             ) from exc
         embed = HuggingFaceEmbedding(model_name=model_path, device=device, embed_batch_size=32)
         store = QdrantVectorStore(client=QdrantClient(location=":memory:"), collection_name="li")
