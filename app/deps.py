@@ -11,7 +11,10 @@ from app.audit_models import AccessDeniedDetails, AuditAction, AuditActor
 from app.auth import Principal, Role
 from app.services import Services
 
-_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="API key or OIDC access token: `Authorization: Bearer <key or token>`",
+)
 
 
 def get_services(request: Request) -> Services:
@@ -33,9 +36,11 @@ def authenticated(
             headers={"WWW-Authenticate": "Bearer"},
         )
     principal = services.keys.authenticate(credentials.credentials)
+    if principal is None and services.oidc is not None:
+        principal = services.oidc.authenticate(credentials.credentials)
     if principal is None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
+            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key or token",
             headers={"WWW-Authenticate": "Bearer"},
         )
     # Kept so a request that fails validation after authentication is still audited.

@@ -21,6 +21,19 @@ class MalformedOutput(ValueError):
     """The model's output is not the JSON we asked for, even after a retry."""
 
 
+def generation_timed_out(exc: BaseException) -> bool:
+    """Whether an unavailable generator was in fact a slow one (the timeout is somewhere
+    in the exception's chain)."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, openai.APITimeoutError):
+            return True
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def response_format(mode: str) -> dict[str, Any] | None:
     # vLLM takes OpenAI's json_schema form; llama.cpp's server takes json_object + schema.
     if mode == "json_schema":
@@ -55,7 +68,7 @@ class ChatGenerator:
 
     def __post_init__(self) -> None:
         self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=1
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
         )
 
     def _request(self, messages: list[dict[str, str]], stream: bool) -> Any:

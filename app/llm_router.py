@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from app.generator import ChatGenerator, GeneratorUnavailable
+from app.generator import ChatGenerator, GeneratorUnavailable, generation_timed_out
 from app.prompting import GenAnswer
 
 log = logging.getLogger("medcite.llm")
@@ -69,13 +69,21 @@ class GeneratorRouter:
 
     def _first(self, phi: bool, call):  # type: ignore[no-untyped-def]
         errors = []
+        last: GeneratorUnavailable | None = None
         for endpoint in self.eligible(phi):
-            try:
-                return call(endpoint.generator)
-            except GeneratorUnavailable as exc:
-                log.warning("endpoint unavailable", extra={"endpoint": endpoint.name})
-                errors.append(f"{endpoint.name}: {exc}")
-        raise NoEndpoint(self._why(phi, errors))
+            # One retry per endpoint, but not after a timeout: a slow model would only
+            # double the wait.
+            for attempt in (1, 2):
+                try:
+                    return call(endpoint.generator)
+                except GeneratorUnavailable as exc:
+                    last = exc
+                    log.warning("endpoint unavailable",
+                                extra={"endpoint": endpoint.name, "attempt": attempt})
+                    if attempt == 2 or generation_timed_out(exc):
+                        errors.append(f"{endpoint.name}: {exc}")
+                        break
+        raise NoEndpoint(self._why(phi, errors)) from last
 
     def _why(self, phi: bool, errors: list[str]) -> str:
         if not errors:

@@ -13,6 +13,7 @@ from app.audit import AuditLog
 from app.auth import KeyStore
 from app.generator import ChatGenerator
 from app.llm_router import Endpoint, GeneratorRouter
+from app.oidc import OIDCVerifier
 from app.ratelimit import RateLimiter
 from app.settings import Settings
 from retrieval.embedder import Embedder
@@ -32,6 +33,7 @@ class Services:
     audit: AuditLog
     limiter: RateLimiter
     llm_process: subprocess.Popen[bytes] | None = None
+    oidc: OIDCVerifier | None = None
 
     def passage_count(self) -> int:
         with self.retriever._lock:
@@ -74,6 +76,18 @@ def build_generator(settings: Settings) -> tuple[GeneratorRouter, subprocess.Pop
     return GeneratorRouter(endpoints), process
 
 
+def build_oidc(settings: Settings) -> OIDCVerifier | None:
+    if not settings.oidc_issuer:
+        return None
+    if not (settings.oidc_jwks_file or settings.oidc_jwks_url):
+        raise ValueError("OIDC_ISSUER is set but neither OIDC_JWKS_FILE nor OIDC_JWKS_URL")
+    return OIDCVerifier(
+        issuer=settings.oidc_issuer, audience=settings.oidc_audience,
+        jwks_file=settings.oidc_jwks_file, jwks_url=settings.oidc_jwks_url,
+        role_claim=settings.oidc_role_claim, groups_claim=settings.oidc_groups_claim,
+    )
+
+
 def build_services(
     settings: Settings, client: QdrantClient | None = None, embedder: Embedder | None = None
 ) -> Services:
@@ -96,6 +110,7 @@ def build_services(
         generator=generator,
         answers=AnswerService(settings, retriever, generator),
         keys=KeyStore(settings.keys_file),
+        oidc=build_oidc(settings),
         audit=audit,
         limiter=RateLimiter(settings.rate_limit_per_minute),
         llm_process=process,

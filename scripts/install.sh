@@ -12,7 +12,7 @@ PYTHON=${PYTHON:-python3}
 # llama-cpp-python wheel built for CPUs without AMX (../shared/wheels). Without them
 # torch comes from PyTorch's CPU index and llama-cpp-python compiles (5-7 min).
 find_links=()
-for d in /opt/wheels ../shared/wheels "${MEDCITE_WHEELS:-}"; do
+for d in /opt/wheels ../shared/wheels /work/shared/wheels "${MEDCITE_WHEELS:-}"; do
   [ -n "$d" ] && [ -d "$d" ] && find_links+=(--find-links "$d")
 done
 uv() { .venv/bin/uv pip "$@" --python .venv/bin/python "${find_links[@]}"; }

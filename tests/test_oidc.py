@@ -68,3 +68,24 @@ def test_foreign_signatures_and_symmetric_tricks_are_refused(verifier: OIDCVerif
                         headers={"kid": "k1"})
     assert verifier.authenticate(forged) is None
     assert verifier.authenticate("mc_not_a_jwt") is None
+
+
+def test_api_accepts_tokens_and_checks_their_role(
+    api, services, verifier: OIDCVerifier, signing_key  # type: ignore[no-untyped-def]
+) -> None:
+    saved = services.oidc
+    services.oidc = verifier
+    try:
+        body = {"question": "What is the dose of zolpidem for insomnia?"}
+
+        def ask(tok: str) -> int:
+            return int(api.post("/ask", json=body,
+                                headers={"Authorization": f"Bearer {tok}"}).status_code)
+
+        assert ask(token(signing_key, medcite_role="auditor")) == 403
+        assert ask(token(_keypair())) == 401
+        assert ask(token(signing_key, exp=int(time.time()) - 3600)) == 401
+        # A clinician token is let through (the answer itself abstains: no zolpidem source).
+        assert ask(token(signing_key)) == 200
+    finally:
+        services.oidc = saved

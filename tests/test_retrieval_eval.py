@@ -232,9 +232,12 @@ GUARD_FILES = [
     "coverage/cms-ncd/HomeBloodGlucoseMonitors.md",
 ]
 GUARD_MEDQUAD_PAIRS = 100
-# Measured RECALL5_MEASURED_PLACEHOLDER
-CORPORA_RECALL5_FLOOR = 0.0
-MEDQUAD_RECALL5_FLOOR = 0.0
+# Measured 2026-11-23 with medcite-hybrid (2 CPU cores, packaged all-MiniLM-L6-v2):
+# recall@5 0.897 (26 of 29 answerable) on our questions over GUARD_FILES, and 0.830 on
+# MedQuAD's first 100 pairs (seed 13). The floors leave three more misses on ours and eight
+# on MedQuAD, so a real regression fails the build and noise from a re-chunk does not.
+CORPORA_RECALL5_FLOOR = 0.79
+MEDQUAD_RECALL5_FLOOR = 0.75
 
 
 def _default_system() -> str:

@@ -36,7 +36,7 @@ ATORVASTATIN = "What is the recommended starting dose of atorvastatin?"
 # Loggers that don't pass records up to the root (uvicorn's) or that libraries leave at
 # WARNING unless asked (SQLAlchemy): all are opened to DEBUG for the PHI test.
 LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "httpx", "httpcore",
-           "openai", "sqlalchemy", "fastapi", "medcite", "app")
+           "httpcore2", "openai", "sqlalchemy", "fastapi", "medcite", "app")
 
 
 def _auth(key: str) -> dict[str, str]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 import time
 
-import openai
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
@@ -11,26 +10,13 @@ from app.audit_models import AuditAction, AuditUnavailable, ask_details
 from app.auth import Principal, Role
 from app.deps import actor_of, get_services, require_role
 from app.fhir_context import InvalidBundle
-from app.generator import GeneratorUnavailable
+from app.generator import GeneratorUnavailable, generation_timed_out
 from app.schemas import AskRequest, AskResponse
 from app.services import Services
 from retrieval.store import StoreUnavailable
 
 router = APIRouter(tags=["answers"])
 log = logging.getLogger("medcite.ask")
-
-
-def generation_timed_out(exc: BaseException) -> bool:
-    """Whether an unavailable generator was in fact a slow one (the timeout is somewhere
-    in the exception's chain)."""
-    seen: BaseException | None = exc
-    visited: set[int] = set()
-    while seen is not None and id(seen) not in visited:
-        if isinstance(seen, openai.APITimeoutError):
-            return True
-        visited.add(id(seen))
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _status_of(exc: Exception) -> int:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -8,11 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from app.answer import StreamEvent
+from app.audit_models import AuditAction, AuditUnavailable, ask_details
 from app.auth import Principal, Role
-from app.deps import get_services, require_role
+from app.deps import actor_of, get_services, require_role
 from app.fhir_context import InvalidBundle
 from app.generator import GeneratorUnavailable
-from app.schemas import AskRequest
+from app.routers.ask import check_limits, record_ask
+from app.schemas import AskRequest, AskResponse
 from app.services import Services
 
 router = APIRouter(tags=["answers"])
@@ -36,23 +39,50 @@ async def ask_stream(
     principal: Principal = Depends(require_role(Role.clinician, Role.integration)),
     services: Services = Depends(get_services),
 ) -> StreamingResponse:
-    limit = services.settings.max_question_chars
-    if len(body.question) > limit:
-        raise HTTPException(413, f"question is {len(body.question)} characters; the limit "
-                            f"is {limit}")
+    started = time.perf_counter()
+    try:
+        check_limits(body, principal, services)
+    except HTTPException as exc:
+        await record_ask(services, principal, body, started, exc.status_code,
+                         error=f"HTTP {exc.status_code}: {exc.detail}")
+        raise
     events = services.answers.stream(body, principal)
     try:
         # Run the first step now, so a bad bundle is a 422 rather than a broken stream.
         first = await run_in_threadpool(next, events)
     except InvalidBundle as exc:
+        await record_ask(services, principal, body, started, 422, error=str(exc))
         raise HTTPException(422, str(exc)) from exc
+
+    def record(status: int, response: AskResponse | None, error: str | None) -> None:
+        details = ask_details(
+            body, response, endpoint=services.generator.base_url,
+            model=response.model if response else services.generator.model,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            max_question_chars=services.settings.max_question_chars, error=error,
+        )
+        services.audit.append(AuditAction.ask, actor_of(principal), details, status)
 
     def body_iter() -> Iterator[str]:
         yield sse(first)
         try:
             for event in events:
+                if event.event != "answer":
+                    yield sse(event)
+                    continue
+                # As with /ask: an answer that could not be audited is not given.
+                try:
+                    record(200, AskResponse.model_validate(event.data), None)
+                except AuditUnavailable:
+                    yield sse(StreamEvent("error", {"detail": "The audit log could not be "
+                                                    "written, so no answer is given."}))
+                    return
                 yield sse(event)
         except GeneratorUnavailable:
+            try:
+                record(503, None, "generator unavailable")
+            except AuditUnavailable:
+                pass
             yield sse(StreamEvent("error", {
                 "detail": "The answer generator is unavailable; try again shortly."}))
 

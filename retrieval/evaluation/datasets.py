@@ -105,7 +105,7 @@ def corpora_dataset(
         questions = random.Random(seed).sample(questions, limit)
     return EvalDataset(
         "corpora", corpus, questions,
-        "hand-written clinician/pharmacist questions over the shipped corpora",
+        "Hand-written clinician/pharmacist questions over the shipped corpora",
     )
 
 
