@@ -412,8 +412,13 @@ def test_empty_file(tmp_path: Path, content: str) -> None:
 
 
 def test_unknown_extension(tmp_path: Path) -> None:
-    with pytest.raises(ParseError, match=r"^unsupported file type \.docx$"):
-        parse_file(_write(tmp_path, "notes.docx", b"PK\x03\x04"), MAX_BYTES)
+    with pytest.raises(ParseError, match=r"^unsupported file type \.xyz$"):
+        parse_file(_write(tmp_path, "notes.xyz", b"PK\x03\x04"), MAX_BYTES)
+
+
+def test_corrupt_docx(tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match=r"not a valid \.docx"):
+        parse_file(_write(tmp_path, "notes.docx", b"PK\x03\x04 truncated"), MAX_BYTES)
 
 
 def test_oversized_file(tmp_path: Path) -> None:

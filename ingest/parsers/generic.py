@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ def _configure_unstructured() -> None:
 
 
 def _elements(data: bytes, suffix: str) -> list[Any]:
+    if suffix == ".docx" and not zipfile.is_zipfile(io.BytesIO(data)):
+        raise ParseError("not a valid .docx (Word) file: it is not a ZIP archive")
     _configure_unstructured()
     try:
         if suffix in (".html", ".htm"):
