@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.audit_models import AuditUnavailable
-from app.generator import GeneratorUnavailable
+from app.generator import GeneratorUnavailable, generation_timed_out
 from app.routers import ask, audit, health, stream
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.exception_handler(GeneratorUnavailable)
     async def generator_down(request: Request, exc: GeneratorUnavailable) -> JSONResponse:
-        timed_out = ask.generation_timed_out(exc)
+        timed_out = generation_timed_out(exc)
         timeout_s = request.app.state.services.settings.llm_timeout_s
         log.warning("generator unavailable",
                     extra={"error": type(exc).__name__, "timed_out": timed_out})

@@ -18,7 +18,7 @@ from app.ratelimit import RateLimiter
 from app.settings import Settings
 from retrieval.embedder import Embedder
 from retrieval.search import Retriever
-from retrieval.store import count, ensure_collection, open_client
+from retrieval.store import ensure_collection, open_client
 
 
 @dataclass
@@ -36,8 +36,7 @@ class Services:
     oidc: OIDCVerifier | None = None
 
     def passage_count(self) -> int:
-        with self.retriever._lock:
-            return count(self.client, self.settings.collection)
+        return self.retriever.count()
 
     def close(self) -> None:
         local_llm.stop_server(self.llm_process)

@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient, models
 from retrieval.embedder import Embedder
 from retrieval.models import Passage, Provenance, SearchFilters
 from retrieval.sparse import encode_query
-from retrieval.store import DENSE, SPARSE, match_any
+from retrieval.store import DENSE, SPARSE, count, match_any
 
 
 def build_filter(filters: SearchFilters | None, access_groups: list[str]) -> models.Filter:
@@ -115,6 +115,10 @@ class Retriever:
                 # RRF scores are ranks, not similarities; abstention needs the cosine.
                 hits = self._with_dense_scores(hits, dense)
         return dedupe([to_passage(h, float(h.score)) for h in hits])[:limit]
+
+    def count(self) -> int:
+        with self._lock:
+            return count(self.client, self.collection)
 
     def _with_dense_scores(
         self, hits: list[models.ScoredPoint], dense: list[float] | None

@@ -14,9 +14,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,24 +184,30 @@ class LiveAPI:
 def live_api(settings: Settings, services, keys: Keys) -> Iterator[LiveAPI]:  # type: ignore[no-untyped-def]
     """A real uvicorn server on 127.0.0.1, sharing the session's services (the embedded
     Qdrant folder can be opened by one client only)."""
-    import uvicorn
-
     from app.main import create_app
 
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port,
-                       log_level="warning")
-    )
+    with serve(create_app(settings, services), log_level="warning") as url:
+        yield LiveAPI(url=url, api_key=keys.clinician)
+
+
+@contextmanager
+def serve(app: Any, log_level: str = "warning") -> Iterator[str]:
+    """The app behind a real uvicorn server on 127.0.0.1, in a thread; yields its URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(),
+                                           log_level=log_level))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.1)
     assert server.started, "uvicorn did not start"
-    yield LiveAPI(url=f"http://127.0.0.1:{port}", api_key=keys.clinician)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture

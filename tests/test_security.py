@@ -6,17 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -29,7 +25,7 @@ from app.main import create_app
 from app.ratelimit import RateLimiter
 from app.services import Services
 from app.settings import REPO_ROOT
-from tests.conftest import Keys, StandInLLM, _free_port
+from tests.conftest import Keys, StandInLLM, serve
 
 BUNDLE = REPO_ROOT / "corpora/fhir/synthea/Reuben_Lind_1d03714f-4851-44d9-a6b6-8a2752bbe178.json"
 ATORVASTATIN = "What is the recommended starting dose of atorvastatin?"
@@ -54,24 +50,6 @@ def _patient_identifiers() -> list[str]:
     return found
 
 
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """The app behind a real uvicorn server on 127.0.0.1, so its loggers take part."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(),
-                                           log_level="debug"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_no_log_record_carries_patient_identifiers_or_the_question(
     make_services: Callable[..., Services], keys: Keys, standin_llm: StandInLLM,
     caplog: pytest.LogCaptureFixture,
@@ -81,7 +59,7 @@ def test_no_log_record_carries_patient_identifiers_or_the_question(
     question = "Is gemfibrozil a preferred drug for a patient like this on the formulary?"
     identifiers = _patient_identifiers()
     services = make_services(llm_base_url=standin_llm.url)
-    with serve(create_app(services.settings, services)) as url:
+    with serve(create_app(services.settings, services), log_level="debug") as url:
         caplog.set_level(logging.DEBUG)
         for name in LOGGERS:
             caplog.set_level(logging.DEBUG, logger=name)

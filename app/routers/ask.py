@@ -37,6 +37,28 @@ def _error_of(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def append_ask_record(
+    services: Services,
+    principal: Principal,
+    body: AskRequest | None,
+    started: float,
+    status: int,
+    response: AskResponse | None = None,
+    error: str | None = None,
+) -> None:
+    """Append the audit record of one /ask or /ask/stream, or raise AuditUnavailable: an
+    answer that could not be recorded is not given."""
+    # The router names its first endpoint; the response names the model that answered.
+    details = ask_details(
+        body, response,
+        endpoint=services.generator.base_url,
+        model=response.model if response else services.generator.model,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        max_question_chars=services.settings.max_question_chars, error=error,
+    )
+    services.audit.append(AuditAction.ask, actor_of(principal), details, status)
+
+
 async def record_ask(
     services: Services,
     principal: Principal,
@@ -46,18 +68,8 @@ async def record_ask(
     response: AskResponse | None = None,
     error: str | None = None,
 ) -> None:
-    """Append the audit record of one /ask, or raise AuditUnavailable (a 503): an answer
-    that could not be recorded is not given."""
-    # The router names its first endpoint; the response names the model that answered.
-    details = ask_details(
-        body, response,
-        endpoint=services.generator.base_url,
-        model=response.model if response else services.generator.model,
-        latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        max_question_chars=services.settings.max_question_chars, error=error,
-    )
     await run_in_threadpool(
-        services.audit.append, AuditAction.ask, actor_of(principal), details, status
+        append_ask_record, services, principal, body, started, status, response, error
     )
 
 

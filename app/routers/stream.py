@@ -9,12 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from app.answer import StreamEvent
-from app.audit_models import AuditAction, AuditUnavailable, ask_details
+from app.audit_models import AuditUnavailable
 from app.auth import Principal, Role
-from app.deps import actor_of, get_services, require_role
+from app.deps import get_services, require_role
 from app.fhir_context import InvalidBundle
 from app.generator import GeneratorUnavailable
-from app.routers.ask import check_limits, record_ask
+from app.routers.ask import append_ask_record, check_limits, record_ask
 from app.schemas import AskRequest, AskResponse
 from app.services import Services
 
@@ -55,13 +55,7 @@ async def ask_stream(
         raise HTTPException(422, str(exc)) from exc
 
     def record(status: int, response: AskResponse | None, error: str | None) -> None:
-        details = ask_details(
-            body, response, endpoint=services.generator.base_url,
-            model=response.model if response else services.generator.model,
-            latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            max_question_chars=services.settings.max_question_chars, error=error,
-        )
-        services.audit.append(AuditAction.ask, actor_of(principal), details, status)
+        append_ask_record(services, principal, body, started, status, response, error)
 
     def body_iter() -> Iterator[str]:
         yield sse(first)
