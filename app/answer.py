@@ -16,7 +16,7 @@ from typing import Any
 
 from app.auth import Principal
 from app.drugs import find_drug_mentions, mentioned_in
-from app.fhir_context import describe, parse_bundle
+from app.fhir_context import describe, parse_bundle, retrieval_query
 from app.generator import MalformedOutput, parse_answer
 from app.injection import looks_like_instructions
 from app.llm_router import GeneratorRouter
@@ -32,6 +32,7 @@ from app.schemas import (
 )
 from app.settings import Settings
 from app.verify import verify_sentence
+from retrieval.context import ContextAssembler
 from retrieval.models import Passage
 from retrieval.search import Retriever
 
@@ -94,12 +95,24 @@ class AnswerService:
     settings: Settings
     retriever: Retriever
     generator: GeneratorRouter
+    # Widens fragment hits with their section's neighbouring chunks (retrieval/context.py).
+    context: ContextAssembler | None = None
 
     def ask(self, request: AskRequest, principal: Principal) -> AskResponse:
+        draft, early = self.prepare(request, principal)
+        return early if early is not None else self.generate_answer(draft)
+
+    def prepare(
+        self, request: AskRequest, principal: Principal
+    ) -> tuple[Draft, AskResponse | None]:
+        """Everything before the model: retrieval, then an abstention decided without it
+        (returned second, else None). Split from `generate_answer` so the API can meter
+        only generation through its admission gate."""
         draft = self.retrieve(request, principal)
-        early = self.precheck(draft)
-        if early is not None:
-            return early
+        return draft, self.precheck(draft)
+
+    def generate_answer(self, draft: Draft) -> AskResponse:
+        """Generate, then verify every citation."""
         t = time.perf_counter()
         try:
             generated = self.generator.generate(self.messages(draft), phi=draft.phi)
@@ -140,14 +153,20 @@ class AnswerService:
     def retrieve(self, request: AskRequest, principal: Principal) -> Draft:
         t = time.perf_counter()
         patient = parse_bundle(request.fhir_bundle) if request.fhir_bundle else None
+        # "Is my patient's statin preferred?" searches with the patient's drugs too.
+        query = retrieval_query(request.question, patient) if patient else request.question
         found = self.retriever.search(
-            request.question,
+            query,
             access_groups=principal.groups,
             filters=request.filters,
             limit=request.top_k or self.settings.top_k,
         )
         passages = [p for p in found if not looks_like_instructions(p.text)]
         excluded = [p.id for p in found if p not in passages]
+        if self.context is not None:
+            passages = self.context.assemble(
+                passages, principal.groups, keep=lambda text: not looks_like_instructions(text)
+            )
         if excluded:
             log.warning("passages with embedded instructions excluded",
                         extra={"passage_ids": excluded})

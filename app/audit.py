@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -33,15 +31,12 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    Engine,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     or_,
@@ -49,7 +44,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.audit_models import (
@@ -61,8 +55,10 @@ from app.audit_models import (
     AuditUnavailable,
     Details,
     PurgeDetails,
+    RetireDetails,
     UnreadableDetails,
 )
+from app.db import WRITE_LOCK, engine_url, make_engine
 
 GENESIS = "0" * 64
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so text order is time order
@@ -172,47 +168,10 @@ def record_hash(row: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(envelope).encode("ascii")).hexdigest()
 
 
-def engine_url(url: str) -> str:
-    """psycopg 3 is the driver we ship; accept the plain postgres:// spellings too."""
-    for plain in ("postgres://", "postgresql://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain):]
-    return url
-
-
 def doc_ids_of(details: Details) -> set[str]:
+    if isinstance(details, RetireDetails):
+        return {details.doc_key}
     return {p.doc_id for p in details.passages} if isinstance(details, AskDetails) else set()
-
-
-def _make_engine(url: str) -> Engine:
-    url = engine_url(url)
-    parsed = make_url(url)
-    # Parameters hold questions: keep them out of SQLAlchemy's logs and error messages.
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, hide_parameters=True, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        path = Path(parsed.database)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Created private before SQLite opens it; SQLite gives its journal the same mode.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    engine = create_engine(
-        url, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False}
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
-        for pragma in ("journal_mode=WAL", "synchronous=FULL"):
-            dbapi_conn.execute(f"PRAGMA {pragma}")
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so a second writer (another process)
-        # waits before reading the head instead of both appending after it.
-        write = conn.get_execution_options().get("audit_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
 
 
 class AuditLog:
@@ -222,7 +181,7 @@ class AuditLog:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         try:
-            self.engine = _make_engine(self.url)
+            self.engine = make_engine(self.url)
             self.is_postgres = self.engine.dialect.name == "postgresql"
             metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError) as exc:
@@ -234,7 +193,7 @@ class AuditLog:
     # Writing ---------------------------------------------------------------------------
 
     def _write(self) -> Any:
-        return self.engine.execution_options(audit_write=True).begin()
+        return self.engine.execution_options(**{WRITE_LOCK: True}).begin()
 
     def _lock_chain(self, conn: Connection) -> None:
         if self.is_postgres:

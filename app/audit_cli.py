@@ -73,7 +73,8 @@ def ingest_details(root: str, groups: tuple[str, ...] | None, report: Any) -> In
         files=len(report.results), counts=counts, chunks_written=report.chunks_written,
         elapsed_s=round(report.elapsed_s, 2),
         changed=[
-            IngestedFile(relpath=r.relpath, status=r.status, doc_id=r.doc_id, reason=r.reason)
+            IngestedFile(relpath=r.relpath, status=r.status, doc_id=r.doc_id, reason=r.reason,
+                         doc_key=r.doc_key, version=r.version, changes=r.changes)
             for r in report.results if r.status in ("ingested", "failed")
         ],
     )
@@ -94,6 +95,8 @@ def _summary(rec: AuditRecord) -> str:
         return f"{d.method} {d.path}"
     if d.kind == "audit_query":
         return f"{d.returned} records read"
+    if d.kind == "retire":
+        return f"retired {d.doc_key}"
     return d.kind
 
 

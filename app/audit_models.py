@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     key_create = "key_create"
     key_revoke = "key_revoke"
     purge = "purge"
+    retire = "retire"
 
 
 class AuditActor(BaseModel):
@@ -99,6 +100,9 @@ class IngestedFile(BaseModel):
     status: str
     doc_id: str | None = None
     reason: str | None = None
+    doc_key: str | None = None
+    version: int | None = None
+    changes: str | None = None
 
 
 class IngestDetails(BaseModel):
@@ -137,6 +141,12 @@ class PurgeDetails(BaseModel):
     )
 
 
+class RetireDetails(BaseModel):
+    kind: Literal["retire"] = "retire"
+    doc_key: str
+    reason: str | None = None
+
+
 class UnreadableDetails(BaseModel):
     """Stands in for details that no longer validate (an edited record): still listable."""
 
@@ -146,7 +156,7 @@ class UnreadableDetails(BaseModel):
 
 Details = Annotated[
     AskDetails | AccessDeniedDetails | AuditQueryDetails | IngestDetails | KeyDetails
-    | PurgeDetails | UnreadableDetails,
+    | PurgeDetails | RetireDetails | UnreadableDetails,
     Field(discriminator="kind"),
 ]
 

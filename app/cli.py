@@ -32,14 +32,27 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     root = Path(args.path) if args.path else settings.corpora_dir
     groups = tuple(g for g in args.groups.split(",") if g) if args.groups else None
     if args.rebuild:
+        from ingest.catalog import Catalog
         from retrieval.store import open_client
 
         client = open_client(settings)
         if client.collection_exists(settings.collection):
             client.delete_collection(settings.collection)
-            print(f"dropped collection {settings.collection!r}; re-ingesting everything")
         client.close()
-    report = ingest_path(root, settings, access_groups=groups, progress=not args.quiet)
+        catalog = Catalog(settings.catalog_url)
+        catalog.drop_collection(settings.collection)
+        catalog.close()
+        print(f"dropped collection {settings.collection!r} and its version history; "
+              "re-ingesting everything")
+    shard = None
+    if args.shard:
+        index, _, total = args.shard.partition("/")
+        shard = (int(index), int(total))
+        if not 0 <= shard[0] < shard[1]:
+            print("--shard must be I/N with 0 <= I < N", file=sys.stderr)
+            return 2
+    report = ingest_path(root, settings, access_groups=groups, progress=not args.quiet,
+                         workers=args.workers, shard=shard)
     audit_cli.record(settings, AuditAction.ingest,
                      audit_cli.ingest_details(str(root), groups, report))
     for r in report.failed:
@@ -72,8 +85,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print("No API key: set MEDCITE_API_KEY or run `medcite serve` once.", file=sys.stderr)
         return 2
     body: dict[str, object] = {"question": args.question, "strict": args.strict}
+    filters: dict[str, object] = {}
     if args.type:
-        body["filters"] = {"doc_types": args.type}
+        filters["doc_types"] = args.type
+    if args.as_of:
+        filters["as_of"] = args.as_of
+    if filters:
+        body["filters"] = filters
     if args.bundle:
         body["fhir_bundle"] = json.loads(Path(args.bundle).read_text())
     try:
@@ -255,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--rebuild", action="store_true",
                    help="drop the collection first (after a schema or model change)")
+    p.add_argument("--workers", type=int,
+                   help="parser processes (default MEDCITE_INGEST_WORKERS; 0 = per core)")
+    p.add_argument("--shard", help="I/N: only the documents of shard I of N, so N workers "
+                   "on several machines can share one corpus (Qdrant server + PostgreSQL "
+                   "catalog)")
     p.set_defaults(func=cmd_ingest)
 
     for name, func, help_text in (
@@ -272,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", action="append", help="document type filter (repeatable)")
     p.add_argument("--bundle", help="FHIR Bundle JSON file as patient context")
     p.add_argument("--strict", action="store_true", help="drop unverified sentences")
+    p.add_argument("--as-of", help="answer from the versions in force on YYYY-MM-DD")
     p.add_argument("--json", action="store_true", help="print the raw JSON response")
     p.set_defaults(func=cmd_ask)
 
@@ -297,9 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("local-llm", help="run the embedded CPU generator in the foreground")
     p.set_defaults(func=cmd_local_llm)
 
-    from app import audit_cli
+    from app import audit_cli, documents_cli
 
     audit_cli.add_parser(sub)
+    documents_cli.add_parsers(sub)
     return parser
 
 

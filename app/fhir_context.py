@@ -1,20 +1,40 @@
 """Patient context from a FHIR R4 Bundle, parsed and validated with fhir.resources.
 
-Only what the answer needs goes on: age, sex, active conditions and medications. Names,
-addresses and identifiers are never copied into the prompt, the logs or the response.
+Only what the answer needs goes on: age, sex, active conditions, medications and
+allergies. Names, addresses and identifiers are never copied into the prompt, the logs
+or the response. When the question refers to the patient ("my patient's statin"), the
+patient's medications, allergies and conditions are added to the search query so that
+retrieval finds the passages about *their* drugs; the response lists the terms added.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
+from app.drugs import find_drug_mentions
 from app.schemas import PatientContext
 
-USED_TYPES = ("Patient", "Condition", "MedicationRequest", "MedicationStatement")
+USED_TYPES = (
+    "Patient", "Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance"
+)
+# Words by which a question points at the patient in the bundle.
+_REFERS_TO_PATIENT = re.compile(
+    r"\b(?:my|this|the|our|her|his|their)\s+patient'?s?\b|\bpatient'?s\b|"
+    r"\b(?:he|she|his|her|him|they|their|them)\b",
+    re.IGNORECASE,
+)
+# Strengths and forms say nothing about which passages are relevant: "Simvastatin 10 MG"
+# searches as "Simvastatin".
+_STRENGTH = re.compile(
+    r"\s+\d[\d.,/]*\s*(?:mg|mcg|ml|g|unt|units?|%|hr|day)\b.*$|\s+\(\w+\)$", re.IGNORECASE
+)
+_PRODUCT_CODE = re.compile(r"^(?:NDA|ANDA|BLA)\d+\s+")
+MAX_RETRIEVAL_TERMS = 8
 
 
 class InvalidBundle(ValueError):
@@ -35,6 +55,11 @@ def _concept_text(concept: Any) -> str | None:
 def _is_active(status_concept: Any) -> bool:
     codes = {c.code for c in (getattr(status_concept, "coding", None) or [])}
     return not codes or bool(codes & {"active", "recurrence", "relapse"})
+
+
+def _is_refuted(status_concept: Any) -> bool:
+    codes = {c.code for c in (getattr(status_concept, "coding", None) or [])}
+    return bool(codes & {"refuted", "entered-in-error"})
 
 
 def _age(birth: date | None, today: date) -> int | None:
@@ -74,7 +99,38 @@ def parse_bundle(raw: dict[str, Any], today: date | None = None) -> PatientConte
             text = _concept_text(getattr(res, "medicationCodeableConcept", None))
             if text and text not in ctx.medications:
                 ctx.medications.append(text)
+        elif (kind == "AllergyIntolerance" and _is_active(res.clinicalStatus)
+              and not _is_refuted(res.verificationStatus)):
+            text = _concept_text(res.code)
+            if text and text not in ctx.allergies:
+                ctx.allergies.append(text)
     return ctx
+
+
+def _search_terms(fact: str) -> list[str]:
+    # Drug names as the dictionary knows them ("NDA020800 0.3 ML Epinephrine 1 MG/ML
+    # Auto-Injector" is "Epinephrine"); else the text without strengths (Synthea writes
+    # "Simvistatin", which no dictionary knows).
+    drugs = [d.name for d in find_drug_mentions(fact)]
+    return drugs or [_STRENGTH.sub("", _PRODUCT_CODE.sub("", fact)).strip()]
+
+
+def retrieval_query(question: str, ctx: PatientContext) -> str:
+    """The question, plus the patient's medications, allergies and conditions when the
+    question refers to the patient; records the added terms in `ctx.retrieval_terms`."""
+    ctx.retrieval_terms = []
+    if not _REFERS_TO_PATIENT.search(question):
+        return question
+    terms: list[str] = []
+    # Medications first: "is my patient's statin covered?" is the common case.
+    for fact in [*ctx.medications, *ctx.allergies, *ctx.conditions]:
+        for term in _search_terms(fact):
+            if term and term.lower() not in question.lower() and term not in terms:
+                terms.append(term)
+    ctx.retrieval_terms = terms[:MAX_RETRIEVAL_TERMS]
+    if not ctx.retrieval_terms:
+        return question
+    return question + " (patient: " + "; ".join(ctx.retrieval_terms) + ")"
 
 
 def describe(ctx: PatientContext) -> str:
@@ -83,4 +139,5 @@ def describe(ctx: PatientContext) -> str:
     lines = [f"Patient: {who}."]
     lines.append("Active conditions: " + ("; ".join(ctx.conditions) or "none recorded") + ".")
     lines.append("Current medications: " + ("; ".join(ctx.medications) or "none recorded") + ".")
+    lines.append("Allergies: " + ("; ".join(ctx.allergies) or "none recorded") + ".")
     return "\n".join(lines)

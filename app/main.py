@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from app.audit_models import AuditUnavailable
 from app.generator import GeneratorUnavailable, generation_timed_out
-from app.routers import ask, audit, health, stream
+from app.routers import ask, audit, documents, health, me, stream
 from app.services import Services, build_services
 from app.settings import Settings, get_settings
 from retrieval.store import StoreUnavailable
@@ -101,4 +101,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(ask.router)
     app.include_router(stream.router)
     app.include_router(audit.router)
+    app.include_router(documents.router)
+    app.include_router(me.router)
     return app

@@ -61,6 +61,12 @@ class PatientContext(BaseModel):
     sex: str | None = None
     conditions: list[str] = Field(default_factory=list)
     medications: list[str] = Field(default_factory=list)
+    allergies: list[str] = Field(default_factory=list)
+    retrieval_terms: list[str] = Field(
+        default_factory=list,
+        description="Patient facts added to the search query (the question referred to "
+        "the patient); empty when retrieval used the question alone.",
+    )
     resource_ids: list[str] = Field(default_factory=list)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from qdrant_client import QdrantClient
 
 from app import local_llm
+from app.admission import AdmissionGate
 from app.answer import AnswerService
 from app.audit import AuditLog
 from app.auth import KeyStore
@@ -16,7 +17,12 @@ from app.llm_router import Endpoint, GeneratorRouter
 from app.oidc import OIDCVerifier
 from app.ratelimit import RateLimiter
 from app.settings import Settings
-from retrieval.embedder import Embedder
+from ingest.catalog import Catalog
+from ingest.jobs import IngestJobs
+from ingest.pipeline import Ingestor
+from retrieval.context import ContextAssembler
+from retrieval.embedder import Embedder, pick_device
+from retrieval.rerank import build_reranker
 from retrieval.search import Retriever
 from retrieval.store import ensure_collection, open_client
 
@@ -32,6 +38,9 @@ class Services:
     keys: KeyStore
     audit: AuditLog
     limiter: RateLimiter
+    admission: AdmissionGate
+    catalog: Catalog
+    jobs: IngestJobs
     llm_process: subprocess.Popen[bytes] | None = None
     oidc: OIDCVerifier | None = None
 
@@ -39,8 +48,10 @@ class Services:
         return self.retriever.count()
 
     def close(self) -> None:
+        self.jobs.close()
         local_llm.stop_server(self.llm_process)
         self.audit.close()
+        self.catalog.close()
         self.client.close()
 
 
@@ -75,6 +86,27 @@ def build_generator(settings: Settings) -> tuple[GeneratorRouter, subprocess.Pop
     return GeneratorRouter(endpoints), process
 
 
+def build_retriever(
+    settings: Settings, client: QdrantClient, embedder: Embedder, catalog: Catalog
+) -> Retriever:
+    """Hybrid search with the configured query expansion and reranker. The LLM reranker
+    uses the primary endpoint only: the question goes into its prompt, and the primary
+    is the one endpoint allowed to see PHI."""
+    reranker = build_reranker(
+        settings.reranker,
+        path=settings.reranker_path,
+        device=pick_device(settings.embedding_device),
+        llm_base_url=settings.llm_base_url or local_llm.server_url(settings),
+        llm_model=settings.llm_model,
+        llm_api_key=settings.llm_api_key,
+        llm_timeout_s=min(settings.llm_timeout_s, 60.0),
+    )
+    return Retriever(
+        client, settings.collection, embedder, catalog=catalog, reranker=reranker,
+        expansion=settings.query_expansion, rerank_candidates=settings.rerank_candidates,
+    )
+
+
 def build_oidc(settings: Settings) -> OIDCVerifier | None:
     if not settings.oidc_issuer:
         return None
@@ -99,18 +131,27 @@ def build_services(
     )
     client = client or open_client(settings)
     ensure_collection(client, settings.collection, embedder.dim)
-    retriever = Retriever(client, settings.collection, embedder)
     generator, process = build_generator(settings)
+    catalog = Catalog(settings.catalog_url)
+    retriever = build_retriever(settings, client, embedder, catalog)
+    context = (
+        ContextAssembler(retriever, settings.context_chars, settings.context_neighbours)
+        if settings.context_neighbours else None
+    )
     return Services(
         settings=settings,
         client=client,
         embedder=embedder,
         retriever=retriever,
         generator=generator,
-        answers=AnswerService(settings, retriever, generator),
+        answers=AnswerService(settings, retriever, generator, context=context),
         keys=KeyStore(settings.keys_file),
         oidc=build_oidc(settings),
         audit=audit,
+        catalog=catalog,
+        jobs=IngestJobs(Ingestor(client, catalog, embedder, settings)),
         limiter=RateLimiter(settings.rate_limit_per_minute),
+        admission=AdmissionGate(settings.resolved_max_concurrent_answers,
+                                settings.answer_queue, settings.answer_queue_wait_s),
         llm_process=process,
     )

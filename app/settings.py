@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     chunk_chars: int = Field(default=1000, alias="MEDCITE_CHUNK_CHARS")
     chunk_overlap_chars: int = Field(default=150, alias="MEDCITE_CHUNK_OVERLAP_CHARS")
     max_file_bytes: int = Field(default=50_000_000, alias="MEDCITE_MAX_FILE_BYTES")
+    # Document catalog (versions, what is in force when): SQLite under the data folder
+    # unless a URL is given; use PostgreSQL when several ingest workers share one Qdrant.
+    catalog_url: str = Field(default="", alias="MEDCITE_CATALOG_URL")
+    # Parser processes; 0 = one per core, fewer for small batches.
+    ingest_workers: int = Field(default=0, ge=0, alias="MEDCITE_INGEST_WORKERS")
 
     # Generation --------------------------------------------------------------
     # Unset LLM_BASE_URL means: start the embedded llama.cpp server and use it.
@@ -76,6 +82,20 @@ class Settings(BaseSettings):
     # Below this cosine similarity the best passage is treated as "no support".
     min_relevance: float = Field(default=0.35, alias="MEDCITE_MIN_RELEVANCE")
     context_chars: int = Field(default=5000, alias="MEDCITE_CONTEXT_CHARS")
+    # Widen fragment hits with neighbouring chunks of their section, within context_chars.
+    context_neighbours: int = Field(default=2, ge=0, le=5, alias="MEDCITE_CONTEXT_NEIGHBOURS")
+    # Reranking (retrieval/rerank.py): auto = a cross-encoder when MEDCITE_RERANKER_PATH
+    # is set, else none; llm = the generator's primary endpoint ranks the candidates.
+    reranker: Literal["auto", "none", "cross-encoder", "llm"] = Field(
+        default="auto", alias="MEDCITE_RERANKER"
+    )
+    reranker_path: str | None = Field(default=None, alias="MEDCITE_RERANKER_PATH")
+    rerank_candidates: int = Field(default=20, ge=1, le=100, alias="MEDCITE_RERANK_CANDIDATES")
+    # Brand <-> generic names and abbreviations added to the query (retrieval/expansion.py):
+    # off, lexical (sparse arm only) or both arms.
+    query_expansion: Literal["off", "lexical", "both"] = Field(
+        default="off", alias="MEDCITE_QUERY_EXPANSION"
+    )
 
     # API limits and access ------------------------------------------------------
     max_question_chars: int = Field(default=2000, alias="MEDCITE_MAX_QUESTION_CHARS")
@@ -91,17 +111,32 @@ class Settings(BaseSettings):
     api_key: str | None = Field(default=None, alias="MEDCITE_API_KEY")
     # Per API key, on /ask; 0 turns the limit off. Counted per API process.
     rate_limit_per_minute: int = Field(default=30, ge=0, alias="MEDCITE_RATE_LIMIT_PER_MINUTE")
+    # Admission control (app/admission.py): answers generated at once, how many may wait
+    # for a slot and for how long; beyond that /ask sheds with 503 + Retry-After.
+    # 0 = auto: 1 for the embedded llama.cpp (it serves one request at a time; more would
+    # only wait inside it with the LLM_TIMEOUT_S clock running), 16 for LLM_BASE_URL.
+    max_concurrent_answers: int = Field(default=0, ge=0, alias="MEDCITE_MAX_CONCURRENT_ANSWERS")
+    answer_queue: int = Field(default=64, ge=0, alias="MEDCITE_ANSWER_QUEUE")
+    answer_queue_wait_s: float = Field(default=30.0, ge=0, alias="MEDCITE_ANSWER_QUEUE_WAIT_S")
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         # Derived here rather than as a default so it follows MEDCITE_DATA_DIR.
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'audit.db'}"
+        if not self.catalog_url:
+            self.catalog_url = f"sqlite:///{self.data_dir / 'catalog.db'}"
         return self
 
     @property
     def resolved_qdrant_path(self) -> Path:
         return self.qdrant_path or (self.data_dir / "qdrant")
+
+    @property
+    def resolved_max_concurrent_answers(self) -> int:
+        if self.max_concurrent_answers:
+            return self.max_concurrent_answers
+        return 16 if self.llm_base_url else 1
 
     @property
     def models_dir(self) -> Path:

@@ -4,8 +4,10 @@ For each citation the generator gives the exact words of the passage it relies o
 citation is trusted only if (1) the passage was retrieved for this question, (2) the
 quote really is in the passage (bounded fuzzy alignment), (3) the quote carries the
 sentence's content words and the same polarity (negation), and (4) every number, dose,
-unit and date of the sentence appears in the cited passage(s). The aligned span is
-returned so the UI can highlight it.
+unit and date of the sentence appears in the cited passage(s), and (5) every drug the
+sentence names is named (brand or generic) by the cited evidence. The aligned span is
+returned so the UI can highlight it. Optional model-based verifiers (app/verifiers.py)
+may lower, never raise, what these checks decide.
 """
 
 from __future__ import annotations
@@ -169,6 +171,13 @@ def missing_quantities(sentence: str, source: str) -> list[str]:
     return missing
 
 
+def missing_drugs(sentence: str, source: str) -> list[str]:
+    """Drugs the sentence names that `source` does not mention under any of their names
+    (brand or generic): a dose quoted from the atorvastatin label does not support a
+    sentence about rosuvastatin, however many other words the two share."""
+    return [d.name for d in find_drug_mentions(sentence) if not mentioned_in(d, source)]
+
+
 def _stem(word: str) -> str:
     for suffix in ("ations", "ation", "ing", "ies", "es", "ed", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
@@ -200,6 +209,10 @@ def coverage(sentence: str, evidence: str, context: str) -> tuple[float, list[st
     return 1.0 - len(uncovered) / len(words), uncovered
 
 
+def _context(passage: Passage) -> str:
+    return passage.provenance.title + " " + " ".join(passage.provenance.section_path)
+
+
 _SENTENCE_END = re.compile(r"(?<=[.;!?])\s+|\n+")
 
 
@@ -207,7 +220,7 @@ def best_sentence(claim: str, passage: Passage) -> tuple[float, int, int] | None
     """The passage sentence that covers the claim best: (coverage, start, end)."""
     best: tuple[float, int, int] | None = None
     start = 0
-    context = passage.provenance.title + " " + " ".join(passage.provenance.section_path)
+    context = _context(passage)
     for m in [*_SENTENCE_END.finditer(passage.text), None]:
         end = m.start() if m else len(passage.text)
         piece = passage.text[start:end]
@@ -261,7 +274,7 @@ def verify_citation(
     label, (align_score, start, end), reasons, exact = found
     passage = passages[label]
     evidence = passage.text[start:end]
-    context = passage.provenance.title + " " + " ".join(passage.provenance.section_path)
+    context = _context(passage)
     cover, uncovered = coverage(sentence, evidence, context)
     if uncovered:
         reasons.append("words not in the quote: " + ", ".join(uncovered[:8]))
@@ -315,10 +328,20 @@ def verify_sentence(
         if c.span_start is not None and c.passage_id in passages
     )
     missing = missing_quantities(text, evidence)
-    if missing:
-        for c in checked:
-            if c.status in (CitationStatus.supported, CitationStatus.partial):
-                c.status = CitationStatus.unsupported
-                c.reasons.append("not in the quoted text: " + ", ".join(missing))
+    # A drug may be named by the passage's title or section ("LIPITOR" label, "Statins"
+    # formulary table) rather than inside the quote itself.
+    contexts = " ".join(
+        _context(passages[c.passage_id]) for c in checked if c.passage_id in passages
+    )
+    drugs = missing_drugs(text, evidence + " " + contexts)
+    for c in checked:
+        if c.status not in (CitationStatus.supported, CitationStatus.partial):
+            continue
+        if missing:
+            c.status = CitationStatus.unsupported
+            c.reasons.append("not in the quoted text: " + ", ".join(missing))
+        if drugs:
+            c.status = CitationStatus.unsupported
+            c.reasons.append("drug not named by the cited evidence: " + ", ".join(drugs))
     best = max(checked, key=lambda c: (_RANK[c.status], c.score))
     return AnswerSentence(text=text, citations=checked, status=best.status)

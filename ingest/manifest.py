@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.identity import date_from_filename, derive_doc_key
 from ingest.models import DocType, SourceFile
 
 
@@ -17,6 +18,7 @@ class SourceRule:
     access_groups: tuple[str, ...]
     payer: str | None = None
     effective_date: str | None = None
+    doc_key: str | None = None
 
 
 class ManifestError(ValueError):
@@ -38,6 +40,7 @@ def load_rules(manifest_path: Path) -> list[SourceRule]:
                     access_groups=tuple(entry.get("access_groups", ["public"])),
                     payer=entry.get("payer"),
                     effective_date=entry.get("effective_date"),
+                    doc_key=entry.get("doc_key"),
                 )
             )
         except (KeyError, ValueError) as exc:
@@ -102,5 +105,7 @@ def _source(
         doc_type=rule.doc_type,
         access_groups=groups if groups is not None else rule.access_groups,
         payer=rule.payer,
-        effective_date=rule.effective_date,
+        # A dated file name ("lipotropics.v2024-01-05.md") says when that version applies.
+        effective_date=date_from_filename(rel) or rule.effective_date,
+        doc_key=rule.doc_key or derive_doc_key(rel, rule.doc_type.value, rule.payer),
     )

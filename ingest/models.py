@@ -56,6 +56,8 @@ class SourceFile:
     access_groups: tuple[str, ...]
     payer: str | None = None
     effective_date: str | None = None
+    # Stable identity across versions (see ingest/identity.py).
+    doc_key: str = ""
 
 
 class ParseError(Exception):

@@ -1,26 +1,38 @@
-"""Ingest, top to bottom: discover → skip unchanged → parse → chunk → embed → upsert.
+"""Ingest, top to bottom: discover → plan (skip unchanged) → parse (worker processes) →
+chunk → embed (batched) → upsert (batched) → publish the version → diff against the last.
 
-One bad file is reported with its reason and skipped; the others go on. A changed file's
-new chunks are written before its old ones are removed, and a file counts as already
-ingested only when all of its chunks are present, so an interrupted run is completed
-by the next one without duplicates.
+Every document has a stable `doc_key` and versions (ingest/catalog.py). A version's chunks
+are written under its own `version_id`, invisible to queries, and the version is published
+in one catalog transaction once all of them are present; the previous version stays in
+force until that moment and stays queryable "as of" its dates afterwards. A run killed at
+any point leaves the previous versions serving; the next run finishes the job, writing
+the same deterministic point ids again, so there are no duplicates. One bad file is
+reported with its reason and skipped; the others go on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from qdrant_client import QdrantClient, models
 from tqdm import tqdm
 
 from app.settings import Settings
+from ingest.catalog import Catalog, NewVersion, pack_snapshot
 from ingest.chunking import Chunk, chunk_document, embedding_text
+from ingest.diff import Snapshot, diff_snapshots
+from ingest.identity import content_hash, version_id
 from ingest.manifest import discover
 from ingest.models import DocType, ParsedDocument, ParseError, SourceFile
 from ingest.parsers import parse_file
@@ -30,9 +42,16 @@ from retrieval.store import DENSE, SPARSE, ensure_collection, match, open_client
 
 log = logging.getLogger(__name__)
 
-# Bump when parsing or chunking changes, so unchanged files are re-ingested once.
-PIPELINE_VERSION = "2"
+# Bump when parsing or chunking changes, so unchanged files are rebuilt once.
+PIPELINE_VERSION = "3"
 UPSERT_BATCH = 128
+EMBED_BATCH = 256
+# Invisible leftovers (abandoned pending versions, replaced builds) older than this are
+# removed at the start of a run; younger ones may belong to a run still going elsewhere,
+# or be read by a query that started before their replacement was published.
+STALE_AFTER = timedelta(hours=1)
+
+Progress = Callable[[str, float], None]
 
 
 @dataclass
@@ -40,8 +59,12 @@ class FileResult:
     relpath: str
     status: str  # ingested | unchanged | failed | not_indexed
     doc_id: str | None = None
+    doc_key: str | None = None
+    version: int | None = None
+    previous_version: int | None = None
     chunks: int = 0
     reason: str | None = None
+    changes: str | None = None  # diff summary against the version it supersedes
 
 
 @dataclass
@@ -71,37 +94,36 @@ class IngestReport:
         )
 
 
-def file_hash(source: SourceFile, content: bytes, settings: Settings) -> str:
-    """Identity of what a file's chunks would be: its bytes and everything that shapes
-    their chunks, vectors and payload."""
-    digest = hashlib.sha256()
-    for part in (PIPELINE_VERSION, source.doc_type.value, ",".join(source.access_groups),
-                 source.payer or "", source.effective_date or "", str(settings.chunk_chars),
-                 str(settings.chunk_overlap_chars), settings.embedding_model):
-        digest.update(part.encode() + b"\0")
-    digest.update(content)
-    return digest.hexdigest()
+def build_parts(settings: Settings) -> tuple[str, ...]:
+    """Everything besides a file's bytes and manifest entry that shapes its chunks."""
+    return (PIPELINE_VERSION, str(settings.chunk_chars), str(settings.chunk_overlap_chars),
+            settings.embedding_model)
 
 
-def point_id(source_file: str, doc_hash: str, index: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"medcite:{source_file}:{doc_hash}:{index}"))
+def point_id(version: str, index: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"medcite:{version}:{index}"))
 
 
-def is_complete(client: QdrantClient, collection: str, relpath: str, doc_hash: str) -> bool:
-    flt = models.Filter(must=[match("source_file", relpath), match("doc_hash", doc_hash)])
-    points, _ = client.scroll(collection, scroll_filter=flt, limit=1, with_payload=["doc_chunks"])
-    if not points:
-        return False
-    expected = int((points[0].payload or {}).get("doc_chunks", -1))
-    return client.count(collection, count_filter=flt, exact=True).count == expected
+def chunks_present(client: QdrantClient, collection: str, version: str) -> int:
+    flt = models.Filter(must=[match("version_id", version)])
+    return client.count(collection, count_filter=flt, exact=True).count
+
+
+def delete_versions(client: QdrantClient, collection: str, versions: list[str]) -> None:
+    if versions:
+        flt = models.Filter(must=[models.FieldCondition(
+            key="version_id", match=models.MatchAny(any=versions))])
+        client.delete(collection, points_selector=models.FilterSelector(filter=flt), wait=True)
 
 
 def payload(
-    doc: ParsedDocument, source: SourceFile, chunk: Chunk, doc_hash: str, total: int, now: str
+    doc: ParsedDocument, source: SourceFile, chunk: Chunk, version: str, total: int, now: str
 ) -> dict[str, object]:
     return {
         "text": chunk.text,
         "doc_id": doc.doc_id,
+        "doc_key": source.doc_key,
+        "version_id": version,
         "title": doc.title,
         "source_file": source.relpath,
         "doc_type": doc.doc_type.value,
@@ -109,11 +131,10 @@ def payload(
         "page": chunk.section.page,
         "char_start": chunk.start,
         "char_end": chunk.end,
-        "effective_date": doc.effective_date or source.effective_date,
+        "effective_date": source.effective_date or doc.effective_date,
         "version": doc.version,
         "payer": source.payer,
         "access_groups": list(source.access_groups),
-        "doc_hash": doc_hash,
         "doc_chunks": total,
         "chunk_index": chunk.index,
         "is_table": chunk.section.is_table,
@@ -127,64 +148,258 @@ def sparse_vector(text: str) -> models.SparseVector:
     return models.SparseVector(indices=vec.indices, values=vec.values)
 
 
-def write_document(
+def write_chunks(
     client: QdrantClient,
     collection: str,
     embedder: Embedder,
     doc: ParsedDocument,
     source: SourceFile,
     chunks: list[Chunk],
-    doc_hash: str,
+    version: str,
+    progress: Callable[[float], None] | None = None,
 ) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    texts = [embedding_text(doc, c) for c in chunks]
-    vectors = embedder.embed(texts)
-    points = [
-        models.PointStruct(
-            id=point_id(source.relpath, doc_hash, c.index),
-            vector={DENSE: vectors[i].tolist(), SPARSE: sparse_vector(texts[i])},
-            payload=payload(doc, source, c, doc_hash, len(chunks), now),
+    for start in range(0, len(chunks), EMBED_BATCH):
+        batch = chunks[start : start + EMBED_BATCH]
+        texts = [embedding_text(doc, c) for c in batch]
+        vectors = embedder.embed(texts)
+        points = [
+            models.PointStruct(
+                id=point_id(version, c.index),
+                vector={DENSE: vectors[i].tolist(), SPARSE: sparse_vector(texts[i])},
+                payload=payload(doc, source, c, version, len(chunks), now),
+            )
+            for i, c in enumerate(batch)
+        ]
+        for i in range(0, len(points), UPSERT_BATCH):
+            client.upsert(collection, points=points[i : i + UPSERT_BATCH], wait=True)
+        if progress:
+            progress(min(1.0, (start + len(batch)) / len(chunks)))
+
+
+@dataclass
+class Planned:
+    """A file that needs (re)building, with what was learnt while planning it."""
+
+    source: SourceFile
+    version: str
+    content: str  # sha256 of the bytes
+
+
+@dataclass
+class Ingestor:
+    """Writes versions into one collection and publishes them in the catalog."""
+
+    client: QdrantClient
+    catalog: Catalog
+    embedder: Embedder
+    settings: Settings
+
+    @property
+    def collection(self) -> str:
+        return self.settings.collection
+
+    def plan(
+        self, source: SourceFile, seen: dict[tuple[str, str | None], str]
+    ) -> Planned | FileResult:
+        result = FileResult(relpath=source.relpath, status="failed", doc_key=source.doc_key)
+        if source.doc_type is DocType.patient:
+            result.status, result.reason = "not_indexed", "patient bundle: context for /ask only"
+            return result
+        try:
+            size = source.path.stat().st_size
+            if size > self.settings.max_file_bytes:
+                result.reason = (f"file is {size} bytes, over the limit of "
+                                 f"{self.settings.max_file_bytes} (MEDCITE_MAX_FILE_BYTES)")
+                return result
+            data = source.path.read_bytes()
+        except OSError as exc:
+            result.reason = f"cannot read file: {exc.strerror or exc}"
+            return result
+        digest = content_hash(data)
+        # Two different files claiming to be the same version of one document: refuse
+        # the second rather than let the run's order decide which one is in force.
+        claim = (source.doc_key, source.effective_date)
+        if claim in seen and seen[claim] != digest:
+            result.reason = (f"another file in this run is also {source.doc_key} effective "
+                             f"{source.effective_date or '(undated)'}; give one of them its "
+                             "own doc_key or effective_date in the manifest")
+            return result
+        seen[claim] = digest
+        vid = version_id(source, data, build_parts(self.settings))
+        existing = self.catalog.version(vid)
+        if existing is not None and existing["state"] == "committed" and \
+                chunks_present(self.client, self.collection, vid) == existing["chunks"]:
+            result.status, result.version = "unchanged", existing["number"]
+            return result
+        same = self.catalog.committed_with_content(self.collection, source.doc_key, digest)
+        if same is not None and same["effective_date"] != source.effective_date:
+            result.status, result.version = "unchanged", same["number"]
+            result.reason = (f"same content as version {same['number']} "
+                             f"(effective {same['effective_date'] or 'undated'})")
+            return result
+        return Planned(source, vid, digest)
+
+    def write(
+        self, planned: Planned, doc: ParsedDocument, progress: Progress | None = None
+    ) -> FileResult:
+        source = planned.source
+        result = FileResult(relpath=source.relpath, status="failed", doc_id=doc.doc_id,
+                            doc_key=source.doc_key)
+        chunks = chunk_document(doc, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        if not chunks:
+            result.reason = "no text could be extracted"
+            return result
+        snapshot = Snapshot(doc.title, [(s.path, s.text, s.is_table) for s in doc.sections])
+        new = NewVersion(
+            version_id=planned.version, doc_key=source.doc_key, title=doc.title,
+            doc_type=doc.doc_type.value, payer=source.payer,
+            access_groups=source.access_groups, source_file=source.relpath,
+            effective_date=source.effective_date or doc.effective_date,
+            content_hash=planned.content,
         )
-        for i, c in enumerate(chunks)
-    ]
-    for i in range(0, len(points), UPSERT_BATCH):
-        client.upsert(collection, points=points[i : i + UPSERT_BATCH], wait=True)
-    # Only now drop what an earlier version of this file wrote.
-    stale = models.Filter(
-        must=[match("source_file", source.relpath)],
-        must_not=[match("doc_hash", doc_hash)],
-    )
-    client.delete(collection, points_selector=models.FilterSelector(filter=stale), wait=True)
+        abandoned = self.catalog.begin(self.collection, new, pack_snapshot(snapshot))
+        delete_versions(self.client, self.collection, abandoned)
+        write_chunks(
+            self.client, self.collection, self.embedder, doc, source, chunks, planned.version,
+            (lambda f: progress(source.relpath, f)) if progress else None,
+        )
+        present = chunks_present(self.client, self.collection, planned.version)
+        if present != len(chunks):
+            result.reason = f"only {present} of {len(chunks)} chunks were stored"
+            return result
+        committed = self.catalog.commit(self.collection, new, len(chunks))
+        # The replaced build's chunks stay until the next run's clean-up, for queries
+        # that started before this commit.
+        result.status, result.chunks = "ingested", len(chunks)
+        result.version, result.previous_version = committed.number, committed.previous
+        if committed.previous is not None and committed.previous != committed.number:
+            result.changes = self.changes(source.doc_key, committed.previous, committed.number)
+        return result
+
+    def changes(self, doc_key: str, before: int, after: int) -> str | None:
+        old = self.catalog.by_number(self.collection, doc_key, before)
+        new = self.catalog.by_number(self.collection, doc_key, after)
+        if old is None or new is None:
+            return None
+        return diff_snapshots(
+            doc_key, self.catalog.snapshot(old["version_id"]),
+            self.catalog.snapshot(new["version_id"]), from_version=before, to_version=after,
+        ).summary
+
+    def collect_garbage(self) -> int:
+        before = (datetime.now(UTC) - STALE_AFTER).isoformat(timespec="seconds")
+        stale = self.catalog.stale_versions(self.collection, before)
+        delete_versions(self.client, self.collection, stale)
+        self.catalog.forget(stale)
+        return len(stale)
 
 
-def ingest_source(
-    client: QdrantClient, settings: Settings, embedder: Embedder, source: SourceFile
-) -> FileResult:
-    result = FileResult(relpath=source.relpath, status="failed")
-    if source.doc_type is DocType.patient:
-        result.status, result.reason = "not_indexed", "patient bundle: context for /ask only"
-        return result
-    try:
-        content = source.path.read_bytes()
-    except OSError as exc:
-        result.reason = f"cannot read file: {exc.strerror or exc}"
-        return result
-    doc_hash = file_hash(source, content, settings)
-    if is_complete(client, settings.collection, source.relpath, doc_hash):
-        result.status = "unchanged"
-        return result
-    try:
-        doc = parse_file(source, settings.max_file_bytes)
-    except ParseError as exc:
-        result.reason = str(exc)
-        return result
-    chunks = chunk_document(doc, settings.chunk_chars, settings.chunk_overlap_chars)
-    if not chunks:
-        result.reason = "no text could be extracted"
-        return result
-    write_document(client, settings.collection, embedder, doc, source, chunks, doc_hash)
-    result.status, result.doc_id, result.chunks = "ingested", doc.doc_id, len(chunks)
-    return result
+def _workers(requested: int, jobs: int) -> int:
+    if requested:
+        return requested
+    # Spawning a parser process costs about a second; not worth it for a few files.
+    return max(1, min(os.cpu_count() or 1, jobs // 4))
+
+
+def _parsed(
+    plans: list[Planned], max_bytes: int, workers: int
+) -> Iterator[tuple[Planned, ParsedDocument | Exception]]:
+    """Parse in `workers` processes, yielding in plan order (versions of one document
+    must be published oldest first), at most a few documents ahead of the writer."""
+    if workers <= 1:
+        for plan in plans:
+            try:
+                yield plan, parse_file(plan.source, max_bytes)
+            except Exception as exc:  # noqa: BLE001 - reported per file
+                yield plan, exc
+        return
+    # spawn: the parent has torch's thread pools, which do not survive fork.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        window: deque[tuple[Planned, Future[ParsedDocument]]] = deque()
+        pending = iter(plans)
+        for plan in pending:
+            window.append((plan, pool.submit(parse_file, plan.source, max_bytes)))
+            if len(window) >= workers * 3:
+                break
+        while window:
+            plan, future = window.popleft()
+            try:
+                outcome: ParsedDocument | Exception = future.result()
+            except Exception as exc:  # noqa: BLE001 - reported per file
+                outcome = exc
+            nxt = next(pending, None)
+            if nxt is not None:
+                window.append((nxt, pool.submit(parse_file, nxt.source, max_bytes)))
+            yield plan, outcome
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ParseError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def ingest_sources(
+    sources: list[SourceFile],
+    ingestor: Ingestor,
+    *,
+    progress: bool = True,
+    on_progress: Progress | None = None,
+    workers: int | None = None,
+) -> IngestReport:
+    started = time.perf_counter()
+    settings = ingestor.settings
+    ensure_collection(ingestor.client, settings.collection, ingestor.embedder.dim)
+    ingestor.collect_garbage()
+    report = IngestReport()
+    # Oldest version first, so a run holding several versions of one document
+    # publishes them in order and the newest ends up in force.
+    ordered = sorted(sources, key=lambda s: (s.doc_key, s.effective_date or "", s.relpath))
+    seen: dict[tuple[str, str | None], str] = {}
+    plans: list[Planned] = []
+    for source in ordered:
+        try:
+            planned = ingestor.plan(source, seen)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
+            log.exception("planning %s failed", source.relpath)
+            planned = FileResult(source.relpath, "failed", doc_key=source.doc_key,
+                                 reason=_reason(exc))
+        if isinstance(planned, Planned):
+            plans.append(planned)
+        else:
+            report.results.append(planned)
+    n_workers = _workers(workers if workers is not None else settings.ingest_workers, len(plans))
+    bar = tqdm(total=len(plans), desc="ingest", unit="file", disable=not progress)
+    for plan, outcome in _parsed(plans, settings.max_file_bytes, n_workers):
+        bar.set_postfix_str(plan.source.path.name[:40])
+        if isinstance(outcome, Exception):
+            result = FileResult(plan.source.relpath, "failed", doc_key=plan.source.doc_key,
+                                reason=_reason(outcome))
+        else:
+            try:
+                result = ingestor.write(plan, outcome, on_progress)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
+                log.exception("ingest of %s failed", plan.source.relpath)
+                result = FileResult(plan.source.relpath, "failed", doc_key=plan.source.doc_key,
+                                    reason=_reason(exc))
+        if result.status == "failed":
+            bar.write(f"FAILED {result.relpath}: {result.reason}")
+        elif result.changes:
+            bar.write(f"{result.doc_key} v{result.previous_version} → v{result.version}: "
+                      f"{result.changes}")
+        report.results.append(result)
+        bar.update(1)
+    bar.close()
+    report.results.sort(key=lambda r: r.relpath)
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def shard_of(doc_key: str, shards: int) -> int:
+    """Stable shard of a document, so each of several workers owns whole documents."""
+    return int(hashlib.sha256(doc_key.encode()).hexdigest(), 16) % shards
 
 
 def ingest_path(
@@ -193,32 +408,27 @@ def ingest_path(
     *,
     client: QdrantClient | None = None,
     embedder: Embedder | None = None,
+    catalog: Catalog | None = None,
     access_groups: tuple[str, ...] | None = None,
     progress: bool = True,
+    workers: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IngestReport:
-    started = time.perf_counter()
     embedder = embedder or Embedder(
         settings.embedding_model, settings.embedding_device, settings.embedding_batch_size
     )
-    own_client = client is None
+    own_client, own_catalog = client is None, catalog is None
     client = client or open_client(settings)
+    catalog = catalog or Catalog(settings.catalog_url)
     try:
-        ensure_collection(client, settings.collection, embedder.dim)
-        report = IngestReport()
         sources = discover(root, access_groups=access_groups)
-        bar = tqdm(sources, desc="ingest", unit="file", disable=not progress)
-        for source in bar:
-            bar.set_postfix_str(source.path.name[:40])
-            try:
-                result = ingest_source(client, settings, embedder, source)
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
-                log.exception("ingest of %s failed", source.relpath)
-                result = FileResult(source.relpath, "failed", reason=f"internal error: {exc}")
-            if result.status == "failed":
-                bar.write(f"FAILED {source.relpath}: {result.reason}")
-            report.results.append(result)
-        report.elapsed_s = time.perf_counter() - started
-        return report
+        if shard is not None:
+            index, count = shard
+            sources = [s for s in sources if shard_of(s.doc_key, count) == index]
+        ingestor = Ingestor(client, catalog, embedder, settings)
+        return ingest_sources(sources, ingestor, progress=progress, workers=workers)
     finally:
         if own_client:
             client.close()
+        if own_catalog:
+            catalog.close()

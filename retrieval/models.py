@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel, Field
 
 
@@ -15,9 +17,13 @@ class Provenance(BaseModel):
     char_start: int
     char_end: int
     effective_date: str | None = None
-    version: str | None = None
+    version: str | None = Field(default=None, description="The source's own version label.")
     payer: str | None = None
     access_groups: list[str] = Field(default_factory=list)
+    doc_key: str | None = Field(default=None, description="Stable identity across versions.")
+    version_id: str | None = None
+    version_number: int | None = Field(
+        default=None, description="Which published version of the document (1, 2, ...).")
 
 
 class Passage(BaseModel):
@@ -35,3 +41,7 @@ class SearchFilters(BaseModel):
     )
     payers: list[str] | None = Field(default=None, description="Restrict to these payers.")
     doc_ids: list[str] | None = Field(default=None, description="Restrict to these documents.")
+    as_of: date | None = Field(
+        default=None,
+        description="Answer from the versions in force on this date (default: today's).",
+    )

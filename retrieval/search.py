@@ -1,8 +1,10 @@
-"""Retrieval, top to bottom: embed the question → filtered dense search in Qdrant → passages.
+"""Retrieval, top to bottom: versions in force → embed the question → filtered hybrid
+search in Qdrant (dense + sparse, fused by RRF) → passages.
 
-Access groups are enforced inside Qdrant's filter, so a passage outside the caller's
-groups is never returned, let alone sent to the generator. The `Retriever` keeps one
-entry point so hybrid search and reranking can slot in behind it.
+Access groups and document versions are enforced inside Qdrant's filter, so a passage
+outside the caller's groups, or from a version not in force, is never returned, let
+alone sent to the generator. The set of versions in force is read once per search, so
+a re-ingest publishing a new version mid-search cannot mix two versions of a document.
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ from typing import Literal
 
 from qdrant_client import QdrantClient, models
 
+from ingest.catalog import Catalog
 from retrieval.embedder import Embedder
+from retrieval.expansion import ExpansionMode, expand
 from retrieval.models import Passage, Provenance, SearchFilters
+from retrieval.rerank import Reranker
 from retrieval.sparse import encode_query
 from retrieval.store import DENSE, SPARSE, count, match_any
 
 
-def build_filter(filters: SearchFilters | None, access_groups: list[str]) -> models.Filter:
-    # An empty group list must match nothing, never everything.
+def build_filter(
+    filters: SearchFilters | None, access_groups: list[str], versions: list[str] | None = None
+) -> models.Filter:
+    # An empty group (or version) list must match nothing, never everything.
     must: list[models.Condition] = [match_any("access_groups", access_groups or ["\0none"])]
+    if versions is not None:
+        must.append(match_any("version_id", versions or ["\0none"]))
     if filters:
         if filters.doc_types:
             must.append(match_any("doc_type", filters.doc_types))
@@ -32,8 +41,12 @@ def build_filter(filters: SearchFilters | None, access_groups: list[str]) -> mod
     return models.Filter(must=must)
 
 
-def to_passage(point: models.ScoredPoint | models.Record, score: float) -> Passage:
+def to_passage(
+    point: models.ScoredPoint | models.Record, score: float,
+    numbers: dict[str, int] | None = None,
+) -> Passage:
     p = point.payload or {}
+    vid = p.get("version_id")
     return Passage(
         id=str(point.id),
         text=str(p.get("text", "")),
@@ -51,6 +64,9 @@ def to_passage(point: models.ScoredPoint | models.Record, score: float) -> Passa
             version=p.get("version"),
             payer=p.get("payer"),
             access_groups=list(p.get("access_groups") or []),
+            doc_key=p.get("doc_key"),
+            version_id=vid,
+            version_number=(numbers or {}).get(str(vid)) if vid else None,
         ),
     )
 
@@ -66,6 +82,13 @@ class Retriever:
     client: QdrantClient
     collection: str
     embedder: Embedder
+    # Which versions a query may see; None only for collections built outside the
+    # ingest pipeline (nothing to version).
+    catalog: Catalog | None = None
+    # Optional stages (retrieval/rerank.py, retrieval/expansion.py); off unless configured.
+    reranker: Reranker | None = None
+    expansion: ExpansionMode = "off"
+    rerank_candidates: int = 20
     # Embedded Qdrant is not safe for concurrent use from the API's worker threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -84,12 +107,17 @@ class Retriever:
         word for word, and duplicates would crowd out the context.
         """
         flt = build_filter(filters, access_groups)
-        fetch = limit * 3
-        sparse = encode_query(question)
+        keep = max(limit, self.rerank_candidates) if self.reranker else limit
+        fetch = keep * 3
+        lexical, semantic = question, question
+        if self.expansion != "off":
+            lexical = expand(question).text
+            semantic = lexical if self.expansion == "both" else question
+        sparse = encode_query(lexical)
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
         if mode == "sparse" and not sparse.indices:
             return []
-        dense = self.embedder.embed_query(question) if mode != "sparse" else None
+        dense = self.embedder.embed_query(semantic) if mode != "sparse" else None
         with self._lock:
             if mode == "dense":
                 hits = self.client.query_points(
@@ -114,7 +142,10 @@ class Retriever:
                 ).points
                 # RRF scores are ranks, not similarities; abstention needs the cosine.
                 hits = self._with_dense_scores(hits, dense)
-        return dedupe([to_passage(h, float(h.score)) for h in hits])[:limit]
+        passages = dedupe([to_passage(h, float(h.score)) for h in hits])[:keep]
+        if self.reranker is not None:
+            passages = self.reranker.rerank(question, passages)
+        return passages[:limit]
 
     def count(self) -> int:
         with self._lock:

@@ -6,8 +6,10 @@ join the dense one in the same points later (hybrid search).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 from qdrant_client import QdrantClient, models
 
@@ -15,7 +17,9 @@ from app.settings import Settings
 
 DENSE = "dense"
 SPARSE = "lexical"
-KEYWORD_FIELDS = ("doc_id", "doc_type", "access_groups", "payer", "doc_hash", "source_file")
+KEYWORD_FIELDS = (
+    "doc_id", "doc_key", "version_id", "doc_type", "access_groups", "payer", "source_file",
+)
 
 
 class StoreUnavailable(RuntimeError):
@@ -28,7 +32,7 @@ def open_client(settings: Settings) -> QdrantClient:
     path: Path = settings.resolved_qdrant_path
     path.mkdir(parents=True, exist_ok=True)
     try:
-        return QdrantClient(path=str(path))
+        client = QdrantClient(path=str(path))
     except RuntimeError as exc:
         # Embedded Qdrant takes a file lock: only one process may open the folder.
         raise StoreUnavailable(
@@ -36,6 +40,29 @@ def open_client(settings: Settings) -> QdrantClient:
             "(is `medcite serve` running?). Stop it, or run Qdrant as a server and set "
             f"QDRANT_URL. ({exc})"
         ) from exc
+    # The embedded engine is not thread-safe, and the API's request threads and an
+    # upload's ingest job share one client: serialise every call into it.
+    client._client = _Serialised(client._client)  # type: ignore[attr-defined]
+    return client
+
+
+class _Serialised:
+    """Forwards every method call to `inner` under one re-entrant lock."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
 
 
 def ensure_collection(client: QdrantClient, name: str, dim: int) -> None:

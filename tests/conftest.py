@@ -255,6 +255,9 @@ class _StandInLLM(BaseHTTPRequestHandler):
                                                                 "quote": quote}]}]}
             if quote else {"abstain": True, "reason": "no passages", "sentences": []}
         )
+        if body.get("stream"):
+            self._stream(body["model"], json.dumps(answer))
+            return
         out = json.dumps({
             "id": "stand-in", "object": "chat.completion", "created": 0,
             "model": body["model"],
@@ -266,6 +269,21 @@ class _StandInLLM(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
+
+    def _stream(self, model: str, content: str) -> None:
+        """The same answer as OpenAI-style server-sent chunks, a few characters each."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        pieces = [content[i:i + 16] for i in range(0, len(content), 16)]
+        for i, piece in enumerate(pieces):
+            chunk = {"id": "stand-in", "object": "chat.completion.chunk", "created": 0,
+                     "model": model,
+                     "choices": [{"index": 0, "delta": {"content": piece},
+                                  "finish_reason": "stop" if i == len(pieces) - 1 else None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def log_message(self, *args: object) -> None:
         pass

@@ -11,6 +11,7 @@ markdown line where it matters, because a line that starts with a block tag such
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -248,9 +249,39 @@ def source_metadata(passage: Passage) -> list[str]:
         items.append(f"payer {prov.payer}")
     if prov.effective_date:
         items.append(f"effective {prov.effective_date}")
-    if prov.version:
-        items.append(f"version {prov.version}")
+    version = version_label(passage)
+    if version:
+        items.append(version)
     return items
+
+
+def version_label(passage: Passage) -> str | None:
+    """'version 3' from the document's version number, else its free-text version."""
+    # version_number comes with document versioning; older APIs only send `version`.
+    number = getattr(passage.provenance, "version_number", None)
+    if isinstance(number, int):
+        return f"version {number}"
+    return f"version {passage.provenance.version}" if passage.provenance.version else None
+
+
+def excerpt(
+    text: str, spans: Sequence[tuple[int, int]], context: int = 240
+) -> tuple[str, list[tuple[int, int]], bool, bool]:
+    """The part of `text` around the highlighted spans, the spans moved into it, and
+    whether text was cut before and after. Without spans the text is kept whole."""
+    if not spans or len(text) <= 2 * context + (spans[-1][1] - spans[0][0]):
+        return text, list(spans), False, False
+    start = max(0, spans[0][0] - context)
+    end = min(len(text), spans[-1][1] + context)
+    # Cut at whitespace so no word is shown half.
+    if start > 0:
+        space = text.find(" ", start, spans[0][0])
+        start = space + 1 if space >= 0 else start
+    if end < len(text):
+        space = text.rfind(" ", spans[-1][1], end)
+        end = space if space >= 0 else end
+    moved = [(a - start, b - start) for a, b in spans]
+    return text[start:end], moved, start > 0, end < len(text)
 
 
 def render_source(
@@ -259,31 +290,65 @@ def render_source(
     citations: Iterable[Citation] = (),
     *,
     show_score: bool = False,
+    shorten: bool = False,
 ) -> str:
-    """A sources-panel entry: marker and title, metadata line, passage with highlights."""
+    """A sources-panel entry: marker and title, metadata line, passage with highlights.
+
+    With `shorten`, only the text around the highlighted spans is shown (the page offers
+    the whole passage in an expander)."""
     title = escape_text(passage.provenance.title or passage.provenance.doc_id)
     head = f"{marker(number)} " if number is not None else ""
     meta = " · ".join(escape_text(item) for item in source_metadata(passage))
     if show_score:
         meta += f" · retrieval score {passage.score:.2f}"
-    body = highlight_passage(passage.text, citation_spans(passage, citations))
+    spans = citation_spans(passage, citations)
+    text, before, after = passage.text, False, False
+    if shorten:
+        text, spans, before, after = excerpt(passage.text, spans)
+    body = highlight_passage(text, spans)
+    if before:
+        body = "… " + body
+    if after:
+        body += " …"
     return (
         f'<strong class="medcite-source">{head}{title}</strong>  \n<small>{meta}</small>\n\n{body}'
     )
 
 
-def cited_sources(response: AskResponse) -> list[tuple[int, str]]:
-    """(marker number, markdown) of each cited passage, in marker order."""
-    numbers = citation_numbers(response)
-    by_id = {passage.id: passage for passage in response.passages}
-    citations = [
+def render_full_passage(passage: Passage, citations: Iterable[Citation] = ()) -> str:
+    """The whole passage with its highlights, for the "full section" expander."""
+    return highlight_passage(passage.text, citation_spans(passage, citations))
+
+
+def section_label(passage: Passage) -> str:
+    path = passage.provenance.section_path
+    return SECTION_SEPARATOR.join(path) if path else (passage.provenance.title or "passage")
+
+
+def all_citations(response: AskResponse) -> list[Citation]:
+    return [
         citation
         for sentence in [*response.sentences, *response.removed_sentences]
         for citation in sentence.citations
     ]
+
+
+def cited_passages(response: AskResponse) -> list[tuple[int, Passage]]:
+    """(marker number, passage) of each cited passage, in marker order."""
+    numbers = citation_numbers(response)
+    by_id = {passage.id: passage for passage in response.passages}
     return [
-        (number, render_source(by_id[passage_id], number, citations))
+        (number, by_id[passage_id])
         for passage_id, number in sorted(numbers.items(), key=lambda item: item[1])
+    ]
+
+
+def cited_sources(response: AskResponse, shorten: bool = False) -> list[tuple[int, str]]:
+    """(marker number, markdown) of each cited passage, in marker order."""
+    citations = all_citations(response)
+    return [
+        (number, render_source(passage, number, citations, shorten=shorten))
+        for number, passage in cited_passages(response)
     ]
 
 
@@ -333,6 +398,10 @@ def render_patient(patient: PatientContext | None) -> str | None:
         items.append("conditions: " + ", ".join(patient.conditions))
     if patient.medications:
         items.append("medications: " + ", ".join(patient.medications))
+    if patient.allergies:
+        items.append("allergies: " + ", ".join(patient.allergies))
+    if patient.retrieval_terms:
+        items.append("searched with: " + ", ".join(patient.retrieval_terms))
     if not items:
         items.append("no usable details")
     return "Patient context used: " + escape_text("; ".join(items))
@@ -342,3 +411,40 @@ def render_footer(response: AskResponse) -> str:
     parts = [f"model {response.model}"]
     parts += [f"{name} {ms / 1000:.1f} s" for name, ms in response.timings_ms.items()]
     return escape_text(" · ".join(parts))
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+# A "text" member of the model's JSON output, complete or still being generated.
+_DRAFT_TEXT = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)("?)')
+
+
+def draft_sentences(raw: str) -> list[str]:
+    """The sentence texts in the model's partial JSON output, for the live draft.
+
+    The model writes {"sentences": [{"text": "...", "citations": [...]}, ...]}; this reads
+    the "text" values without waiting for valid JSON, the last one possibly unfinished.
+    """
+    sentences: list[str] = []
+    for match in _DRAFT_TEXT.finditer(raw):
+        body = match.group(1)
+        if not match.group(2):
+            body = body.removesuffix("\\")  # an escape cut in half
+        try:
+            text = json.loads(f'"{body}"')
+        except ValueError:
+            text = body
+        if text.strip():
+            sentences.append(text.strip())
+    return sentences
+
+
+def render_draft(raw: str) -> str:
+    """The live draft as one markdown line, labelled as not yet verified."""
+    sentences = draft_sentences(raw)
+    text = " ".join(escape_text(sentence) for sentence in sentences) or "…"
+    return (
+        '<span class="medcite-draft" style="color:#616161">'
+        "<em>Draft, being generated; citations are checked when it is complete:</em> "
+        f"{text}</span>"
+    )

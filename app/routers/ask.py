@@ -6,6 +6,8 @@ import time
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
+from app.admission import Overloaded
+from app.answer import Draft
 from app.audit_models import AuditAction, AuditUnavailable, ask_details
 from app.auth import Principal, Role
 from app.deps import actor_of, get_services, require_role
@@ -92,6 +94,26 @@ def check_limits(body: AskRequest, principal: Principal, services: Services) -> 
         )
 
 
+def at_capacity(exc: Overloaded) -> HTTPException:
+    """The admission gate's refusal as a 503 that says when to come back."""
+    return HTTPException(
+        503,
+        f"medcite is answering at capacity ({exc}); retry after {exc.retry_after_s} s",
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+async def generate_admitted(services: Services, draft: Draft) -> AskResponse:
+    """Generation and verification, through the admission gate (its wait is reported
+    as `queue` in timings_ms)."""
+    try:
+        async with services.admission.slot() as waited_s:
+            draft.timings["queue"] = round(waited_s * 1000, 1)
+            return await run_in_threadpool(services.answers.generate_answer, draft)
+    except Overloaded as exc:
+        raise at_capacity(exc) from None
+
+
 @router.post(
     "/ask",
     response_model=AskResponse,
@@ -101,8 +123,8 @@ def check_limits(body: AskRequest, principal: Principal, services: Services) -> 
         413: {"description": "Request or question too large"},
         422: {"description": "Invalid request or FHIR bundle"},
         429: {"description": "Rate limit exceeded; see the Retry-After header"},
-        503: {"description": "Generator, store or audit log unavailable, or generation "
-                             "timed out"},
+        503: {"description": "Generator, store or audit log unavailable, generation "
+                             "timed out, or at capacity (see the Retry-After header)"},
     },
 )
 async def ask(
@@ -113,7 +135,9 @@ async def ask(
     started = time.perf_counter()
     try:
         check_limits(body, principal, services)
-        response = await run_in_threadpool(services.answers.ask, body, principal)
+        draft, response = await run_in_threadpool(services.answers.prepare, body, principal)
+        if response is None:
+            response = await generate_admitted(services, draft)
     except InvalidBundle as exc:
         await record_ask(services, principal, body, started, 422, error=str(exc))
         raise HTTPException(422, str(exc)) from exc

@@ -1,20 +1,23 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from app.admission import Overloaded
 from app.answer import StreamEvent
 from app.audit_models import AuditUnavailable
 from app.auth import Principal, Role
 from app.deps import get_services, require_role
 from app.fhir_context import InvalidBundle
 from app.generator import GeneratorUnavailable
-from app.routers.ask import append_ask_record, check_limits, record_ask
+from app.routers.ask import append_ask_record, at_capacity, check_limits, record_ask
 from app.schemas import AskRequest, AskResponse
 from app.services import Services
 
@@ -53,11 +56,27 @@ async def ask_stream(
     except InvalidBundle as exc:
         await record_ask(services, principal, body, started, 422, error=str(exc))
         raise HTTPException(422, str(exc)) from exc
+    # The rest (the abstention check and generation) runs while the response streams, so
+    # the admission slot is held until the stream ends.
+    try:
+        await services.admission.acquire()
+    except Overloaded as exc:
+        refused = at_capacity(exc)
+        await record_ask(services, principal, body, started, 503,
+                         error=f"HTTP 503: {refused.detail}")
+        raise refused from None
+    release = _release_once(services, time.perf_counter())
 
     def record(status: int, response: AskResponse | None, error: str | None) -> None:
         append_ask_record(services, principal, body, started, status, response, error)
 
     def body_iter() -> Iterator[str]:
+        try:
+            yield from stream_events()
+        finally:
+            release()
+
+    def stream_events() -> Iterator[str]:
         yield sse(first)
         try:
             for event in events:
@@ -80,5 +99,23 @@ async def ask_stream(
             yield sse(StreamEvent("error", {
                 "detail": "The answer generator is unavailable; try again shortly."}))
 
-    return StreamingResponse(body_iter(), media_type="text/event-stream",
+    chunks = body_iter()
+    # A stream the client dropped before its first chunk never runs body_iter's finally.
+    weakref.finalize(chunks, release)
+    return StreamingResponse(chunks, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store"})
+
+
+def _release_once(services: Services, since: float) -> Callable[[], None]:
+    """Gives the admission slot back exactly once, from whichever path ends the stream."""
+    lock = threading.Lock()
+    done = [False]
+
+    def release() -> None:
+        with lock:
+            if done[0]:
+                return
+            done[0] = True
+        services.admission.release(time.perf_counter() - since)
+
+    return release

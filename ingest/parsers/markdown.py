@@ -13,6 +13,7 @@ import html
 import re
 from dataclasses import dataclass, field
 
+from ingest.identity import split_version_suffix
 from ingest.models import ParsedDocument, SourceFile
 from ingest.parsers.builder import DocumentBuilder, normalise_line, relpath_stem
 from ingest.parsers.markup import table_pieces
@@ -112,7 +113,30 @@ def _blocks(lines: list[str]) -> list[_Block]:
     i = 0
     while i < len(lines):
         i = _read_block(lines, i, blocks)
-    return _title_from_first_line(blocks)
+    return _title_from_first_line(_captions(blocks))
+
+
+def _captions(blocks: list[_Block]) -> list[_Block]:
+    """A short line standing alone right above a table names it ("Analgesic Agents:
+    Gout" in the older drug-list pages): a heading for that table, so the table's rows
+    keep their drug class in the section path."""
+    out = list(blocks)
+    for k, block in enumerate(out):
+        if not isinstance(block, _Para) or len(block.lines) != 1:
+            continue
+        nxt = next((b for b in out[k + 1:] if not (isinstance(b, _Para) and not b.lines)), None)
+        line = block.lines[0].strip()
+        if isinstance(nxt, _Table) and _is_caption(line):
+            out[k] = _Heading(_CLASS_LEVEL, line.rstrip(":"))
+    return out
+
+
+def _is_caption(line: str) -> bool:
+    return (
+        0 < len(line) <= 80 and len(line.split()) <= 10
+        and not line.endswith((".", ";", ","))
+        and not _LIST_ITEM.match(line)
+    )
 
 
 def _read_block(lines: list[str], i: int, blocks: list[_Block]) -> int:
@@ -292,12 +316,16 @@ def _title(blocks: list[_Block], source: SourceFile) -> str:
     heading = next((b for b in blocks if isinstance(b, _Heading) and b.level == 1), None)
     if heading and heading.text:
         return heading.text
-    first = next((b for b in blocks if isinstance(b, _Para) and b.lines), None)
-    line = normalise_line(first.lines[0]) if first else ""
+    first = next(
+        (b for b in blocks if isinstance(b, _Heading) or (isinstance(b, _Para) and b.lines)),
+        None,
+    )
+    # Only a paragraph that opens the document can stand for its title.
+    line = normalise_line(first.lines[0]) if isinstance(first, _Para) else ""
     if line and len(line) <= 100 and not line.endswith((".", ":", ";")):
         if not _LIST_ITEM.match(line):
             return line
-    return _humanise(source.path.stem)
+    return _humanise(split_version_suffix(source.path.stem)[0])
 
 
 def _humanise(stem: str) -> str:

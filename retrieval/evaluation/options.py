@@ -8,6 +8,12 @@ import argparse
 DATASETS = ("corpora", "medquad", "pubmedqa")
 MEDCITE_MODES = ("dense", "sparse", "hybrid")
 ALL_SYSTEMS = (*(f"medcite-{m}" for m in MEDCITE_MODES), "bm25", "llamaindex")
+# Hybrid with an optional stage switched on, to measure it against medcite-hybrid: query
+# expansion on the lexical arm or both arms, and the reranker MEDCITE_RERANKER /
+# MEDCITE_RERANKER_PATH configure. Run on request (--systems), not by default.
+VARIANT_SYSTEMS = (
+    "medcite-hybrid-expand-lexical", "medcite-hybrid-expand-both", "medcite-hybrid-rerank",
+)
 # What the product's /ask uses: Retriever.search's default mode.
 DEFAULT_SYSTEM = "medcite-hybrid"
 DEFAULT_SAMPLE = 300
@@ -19,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None,
                    help=f"questions per dataset (default: all of ours, {DEFAULT_SAMPLE} "
                         "sampled from each public set)")
-    p.add_argument("--systems", nargs="+", choices=ALL_SYSTEMS, default=list(ALL_SYSTEMS))
+    p.add_argument("--systems", nargs="+", choices=[*ALL_SYSTEMS, *VARIANT_SYSTEMS],
+                   default=list(ALL_SYSTEMS))
     p.add_argument("--json", dest="json_out", help="also write full results to this file")
     p.add_argument("--eval-data", help="folder with medquad/ and pubmedqa/ "
                                        "(default: $MEDCITE_EVAL_DATA or shared/eval)")

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.settings import Settings
+from ingest.catalog import Catalog
 from ingest.pipeline import ingest_path
 from retrieval.embedder import Embedder
 from retrieval.evaluation.datasets import (
@@ -36,6 +37,7 @@ from retrieval.evaluation.systems import (
     System,
     SystemUnavailable,
     build_system,
+    configured_reranker,
     load_chunks,
 )
 from retrieval.search import Retriever
@@ -75,12 +77,14 @@ def run_dataset(
     client = open_client(settings)
     try:
         started = time.perf_counter()
+        catalog = Catalog(settings.catalog_url)
         report = ingest_path(dataset.corpus, settings, client=client, embedder=embedder,
+                             catalog=catalog,
                              progress=progress)
         ingest_s = time.perf_counter() - started
         for failed in report.failed:
             print(f"  ingest FAILED {failed.relpath}: {failed.reason}", file=sys.stderr)
-        retriever = Retriever(client, settings.collection, embedder)
+        retriever = Retriever(client, settings.collection, embedder, catalog=catalog)
         cached: list[IndexedChunk] = []
 
         def chunks() -> list[IndexedChunk]:
@@ -109,7 +113,8 @@ def _run_system(
     started = time.perf_counter()
     try:
         system = build_system(name, retriever=retriever, chunks=chunks, embedder=embedder,
-                              model_path=settings.embedding_model, access_groups=ACCESS_GROUPS)
+                              model_path=settings.embedding_model, access_groups=ACCESS_GROUPS,
+                              reranker=lambda: configured_reranker(settings))
     except SystemUnavailable as exc:
         print(f"  {name} skipped: {exc}", file=sys.stderr)
         return SystemResult(name, unavailable=str(exc))

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from typing import Protocol
 
 from qdrant_client import QdrantClient
 
-from retrieval.embedder import Embedder
-from retrieval.evaluation.options import ALL_SYSTEMS
+from app.settings import Settings
+from retrieval.embedder import Embedder, pick_device
+from retrieval.evaluation.options import ALL_SYSTEMS, VARIANT_SYSTEMS
 from retrieval.evaluation.relevance import Hit
+from retrieval.rerank import Reranker, RerankerUnavailable, build_reranker
 from retrieval.search import Retriever
 
 
@@ -72,8 +75,10 @@ def supports_mode(retriever: Retriever | type[Retriever]) -> bool:
 
 
 class MedciteSystem:
-    def __init__(self, retriever: Retriever, mode: str, access_groups: list[str]) -> None:
-        self.name = f"medcite-{mode}"
+    def __init__(
+        self, retriever: Retriever, mode: str, access_groups: list[str], name: str = ""
+    ) -> None:
+        self.name = name or f"medcite-{mode}"
         self._retriever, self._mode, self._groups = retriever, mode, access_groups
         self._with_mode = supports_mode(retriever)
         # Before hybrid search existed, Retriever.search was dense only.
@@ -160,6 +165,34 @@ class LlamaIndexSystem:
         ]
 
 
+def configured_reranker(settings: Settings) -> Reranker | None:
+    """The reranker the settings name. The LLM one needs LLM_BASE_URL here: an evaluation
+    does not start the embedded generator."""
+    try:
+        return build_reranker(
+            settings.reranker, path=settings.reranker_path,
+            device=pick_device(settings.embedding_device), llm_base_url=settings.llm_base_url,
+            llm_model=settings.llm_model, llm_api_key=settings.llm_api_key,
+            llm_timeout_s=settings.llm_timeout_s,
+        )
+    except RerankerUnavailable as exc:
+        raise SystemUnavailable(f"medcite-hybrid-rerank: {exc}") from exc
+
+
+def variant(name: str, retriever: Retriever, reranker: Callable[[], Reranker | None]) -> Retriever:
+    """The product's retriever over the same collection with one optional stage on."""
+    if name == "medcite-hybrid-rerank":
+        built = reranker()
+        if built is None:
+            raise SystemUnavailable(
+                f"{name}: no reranker configured (set MEDCITE_RERANKER_PATH to a "
+                "CrossEncoder folder, or MEDCITE_RERANKER=llm)"
+            )
+        return dataclasses.replace(retriever, reranker=built, expansion="off")
+    mode = name.removeprefix("medcite-hybrid-expand-")
+    return dataclasses.replace(retriever, reranker=None, expansion=mode)  # type: ignore[arg-type]
+
+
 def build_system(
     name: str,
     *,
@@ -168,7 +201,10 @@ def build_system(
     embedder: Embedder,
     model_path: str,
     access_groups: list[str],
+    reranker: Callable[[], Reranker | None] = lambda: None,
 ) -> System:
+    if name in VARIANT_SYSTEMS:
+        return MedciteSystem(variant(name, retriever, reranker), "hybrid", access_groups, name)
     if name.startswith("medcite-"):
         return MedciteSystem(retriever, name.removeprefix("medcite-"), access_groups)
     if name == "bm25":

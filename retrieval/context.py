@@ -1,0 +1,167 @@
+"""Context assembly: widen a retrieved fragment with its neighbouring chunks of the same
+section, within the generator's character budget.
+
+A long section is split into overlapping windows at ingest, so a hit can be the middle
+of a dosing table or a criteria list whose heading row or last condition sits in the
+next chunk. The neighbours (same document, same version, same section, chunk_index ± n)
+are stitched back by their character offsets, so the widened passage is an exact span
+of the document: `provenance.char_start/char_end` describe it, and the verifier and the
+UI see the very text the generator saw (citation spans stay offsets into it).
+
+Neighbours are added best-ranked passage first, nearest chunk first, and only while the
+total stays within the budget, so widening never pushes a retrieved passage out of the
+prompt. A neighbour that is itself retrieved, or already added to another passage, is
+not repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from qdrant_client import models
+
+from retrieval.models import Passage
+from retrieval.search import Retriever
+from retrieval.store import match, match_any
+
+_FIELDS = ["doc_id", "doc_hash", "section_path", "chunk_index", "doc_chunks", "char_start",
+           "char_end", "text", "access_groups"]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    id: str
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+def stitch(chunks: list[_Chunk]) -> tuple[str, int, int]:
+    """Text of consecutive chunks joined by their document offsets: overlaps kept once,
+    a gap (whitespace stripped at ingest) filled with spaces so offsets stay exact."""
+    ordered = sorted(chunks, key=lambda c: c.start)
+    text, start, end = ordered[0].text, ordered[0].start, ordered[0].end
+    for c in ordered[1:]:
+        if c.end <= end:
+            continue
+        if c.start >= end:
+            text += " " * (c.start - end) + c.text
+        else:
+            text += c.text[end - c.start:]
+        end = c.end
+    return text, start, end
+
+
+@dataclass
+class ContextAssembler:
+    retriever: Retriever
+    budget_chars: int
+    window: int = 2  # chunks on each side that may be added
+
+    def assemble(
+        self,
+        passages: list[Passage],
+        access_groups: list[str],
+        keep: Callable[[str], bool] = lambda _text: True,
+    ) -> list[Passage]:
+        """`passages` with fragments widened; `keep` rejects neighbour text (e.g. text
+        that looks like instructions to the model), which then ends the widening there."""
+        used = sum(len(p.text) for p in passages)
+        if not passages or used >= self.budget_chars:
+            return passages
+        hits = self._payloads([p.id for p in passages])
+        split = {pid: pl for pid, pl in hits.items() if int(pl.get("doc_chunks", 1)) > 1}
+        if not split:
+            return passages
+        near = self._neighbours(list(split.values()), access_groups)
+        taken = {p.id for p in passages}
+        out = []
+        for p in passages:
+            pl = split.get(p.id)
+            if pl is None:
+                out.append(p)
+                continue
+            widened, used = self._widen(p, pl, near, taken, used, keep)
+            out.append(widened)
+        return out
+
+    def _widen(
+        self,
+        p: Passage,
+        pl: dict[str, Any],
+        near: dict[tuple[str, str, int], _Chunk],
+        taken: set[str],
+        used: int,
+        keep: Callable[[str], bool],
+    ) -> tuple[Passage, int]:
+        key = (str(pl["doc_hash"]), " > ".join(pl.get("section_path") or []))
+        index = int(pl["chunk_index"])
+        chunks = [_Chunk(p.id, index, int(pl["char_start"]), int(pl["char_end"]), p.text)]
+        text = p.text
+        blocked: set[int] = set()  # directions (+1 / -1) that stopped
+        for step in range(1, self.window + 1):
+            for direction in (1, -1):  # the following text first: it finishes the thought
+                if direction in blocked:
+                    continue
+                c = near.get((*key, index + direction * step))
+                if c is None or c.id in taken or not keep(c.text):
+                    blocked.add(direction)
+                    continue
+                candidate, _, _ = stitch([*chunks, c])
+                if used - len(text) + len(candidate) > self.budget_chars:
+                    blocked.add(direction)
+                    continue
+                chunks.append(c)
+                taken.add(c.id)
+                used += len(candidate) - len(text)
+                text = candidate
+        if len(chunks) == 1:
+            return p, used
+        text, start, end = stitch(chunks)
+        provenance = p.provenance.model_copy(update={"char_start": start, "char_end": end})
+        return p.model_copy(update={"text": text, "provenance": provenance}), used
+
+    def _payloads(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        with self.retriever._lock:  # embedded Qdrant: one caller at a time
+            records = self.retriever.client.retrieve(
+                self.retriever.collection, ids=ids, with_payload=_FIELDS, with_vectors=False
+            )
+        return {str(r.id): dict(r.payload or {}) for r in records}
+
+    def _neighbours(
+        self, hits: list[dict[str, Any]], access_groups: list[str]
+    ) -> dict[tuple[str, str, int], _Chunk]:
+        """Chunks within `window` of any hit, of the same document version, in one scroll,
+        keyed by (doc_hash, section path, chunk_index)."""
+        around = [
+            models.Filter(must=[
+                match("doc_id", str(h["doc_id"])),
+                match("doc_hash", str(h["doc_hash"])),
+                models.FieldCondition(key="chunk_index", range=models.Range(
+                    gte=int(h["chunk_index"]) - self.window,
+                    lte=int(h["chunk_index"]) + self.window,
+                )),
+            ])
+            for h in hits
+        ]
+        # The caller's groups again: a neighbour is as protected as the hit itself.
+        flt = models.Filter(
+            must=[match_any("access_groups", access_groups or ["\0none"])], should=around
+        )
+        limit = len(hits) * (2 * self.window + 1)
+        with self.retriever._lock:
+            records, _ = self.retriever.client.scroll(
+                self.retriever.collection, scroll_filter=flt, limit=limit,
+                with_payload=_FIELDS, with_vectors=False,
+            )
+        out: dict[tuple[str, str, int], _Chunk] = {}
+        for r in records:
+            pl = r.payload or {}
+            key = (str(pl.get("doc_hash")), " > ".join(pl.get("section_path") or []),
+                   int(pl.get("chunk_index", -1)))
+            out[key] = _Chunk(str(r.id), key[2], int(pl.get("char_start", 0)),
+                              int(pl.get("char_end", 0)), str(pl.get("text", "")))
+        return out

@@ -1,0 +1,5 @@
+"""The Audit page (run by st.navigation from ui/app.py)."""
+
+from ui.audit_page import show
+
+show()
