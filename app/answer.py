@@ -31,6 +31,7 @@ from app.schemas import (
     PatientContext,
 )
 from app.settings import Settings
+from app.verifiers import ExtraVerifier, apply_verifiers
 from app.verify import verify_sentence
 from retrieval.context import ContextAssembler
 from retrieval.models import Passage
@@ -97,6 +98,8 @@ class AnswerService:
     generator: GeneratorRouter
     # Widens fragment hits with their section's neighbouring chunks (retrieval/context.py).
     context: ContextAssembler | None = None
+    # Optional NLI / LLM-judge verifiers (app/verifiers.py): they only lower statuses.
+    verifiers: list[ExtraVerifier] = field(default_factory=list)
 
     def ask(self, request: AskRequest, principal: Principal) -> AskResponse:
         draft, early = self.prepare(request, principal)
@@ -203,6 +206,7 @@ class AnswerService:
             for s in generated.sentences
             if s.text.strip()
         ]
+        sentences = [apply_verifiers(s, by_label, self.verifiers, draft.phi) for s in sentences]
         # Citations travel with labels (P1) inside the model; the API speaks passage ids.
         for sentence in sentences:
             for c in sentence.citations:

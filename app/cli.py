@@ -216,6 +216,10 @@ def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.answers:
+        from app.answer_eval_options import from_eval_args
+
+        return cmd_eval_answers(from_eval_args(args), settings)
     from retrieval.evaluation import runner
 
     return runner.main(args, settings)
@@ -311,11 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     from retrieval.evaluation.options import add_arguments
 
     add_arguments(p)
+    p.add_argument("--answers", action="store_true",
+                   help="evaluate answers instead of retrieval (as `medcite eval-answers`)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("eval-answers", help="answer quality over the corpora question set")
-    p.add_argument("--limit", type=int, default=12)
-    p.add_argument("--json", help="write per-question results and the summary here")
+    p = sub.add_parser("eval-answers", help="answer quality: medcite against LlamaIndex's "
+                       "CitationQueryEngine on our questions, PubMedQA and rephrasings")
+    from app.answer_eval_options import add_arguments as add_answer_arguments
+
+    add_answer_arguments(p)
     p.set_defaults(func=cmd_eval_answers)
 
     p = sub.add_parser("local-llm", help="run the embedded CPU generator in the foreground")

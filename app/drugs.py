@@ -14,6 +14,17 @@ _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9\-]*|\S")
 class DrugMention:
     name: str
     synonyms: frozenset[str]  # lower-case, includes the name itself
+    # A drug class ("statin" is "Hydroxymethylglutaryl-CoA Reductase Inhibitors"), not a
+    # drug: its members are not listed, so a passage naming simvastatin does not name it.
+    is_class: bool = False
+
+
+def _is_class(entry: dict) -> bool:  # type: ignore[type-arg]
+    # MeSH D27 is "Chemical Actions and Uses" (pharmacologic actions): classes, whereas
+    # drugs sit under the chemical trees (D02, D03, D04...) and usually have a DrugBank id.
+    trees = entry.get("mesh_tree") or []
+    return bool(trees) and all(str(t).startswith("D27.") for t in trees) \
+        and not entry.get("drugbank_id")
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +44,8 @@ def find_drug_mentions(text: str) -> list[DrugMention]:
             continue
         synonyms = {s.lower() for s in entry.get("synonyms", ()) if len(s) <= 40}
         synonyms.add(name.lower())
-        found[name.lower()] = DrugMention(name=name, synonyms=frozenset(synonyms))
+        found[name.lower()] = DrugMention(name=name, synonyms=frozenset(synonyms),
+                                          is_class=_is_class(entry))
     return list(found.values())
 
 

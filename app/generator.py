@@ -34,15 +34,17 @@ def generation_timed_out(exc: BaseException) -> bool:
     return False
 
 
-def response_format(mode: str) -> dict[str, Any] | None:
+def response_format(
+    mode: str, schema: dict[str, Any] = ANSWER_SCHEMA, name: str = "cited_answer"
+) -> dict[str, Any] | None:
     # vLLM takes OpenAI's json_schema form; llama.cpp's server takes json_object + schema.
     if mode == "json_schema":
         return {
             "type": "json_schema",
-            "json_schema": {"name": "cited_answer", "schema": ANSWER_SCHEMA, "strict": True},
+            "json_schema": {"name": name, "schema": schema, "strict": True},
         }
     if mode == "json_object":
-        return {"type": "json_object", "schema": ANSWER_SCHEMA}
+        return {"type": "json_object", "schema": schema}
     return None
 
 
@@ -71,17 +73,21 @@ class ChatGenerator:
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
         )
 
-    def _request(self, messages: list[dict[str, str]], stream: bool) -> Any:
+    def _request(
+        self, messages: list[dict[str, str]], stream: bool,
+        fmt: dict[str, Any] | None | bool = True, max_tokens: int | None = None,
+    ) -> Any:
         kwargs: dict[str, Any] = {}
-        fmt = response_format(self.structured_mode)
-        if fmt is not None:
+        # True: the answer schema; a dict: that response format; None: free text.
+        fmt = response_format(self.structured_mode) if fmt is True else fmt
+        if fmt:
             kwargs["response_format"] = fmt
         try:
             return self._client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 temperature=0.0,
-                max_tokens=self.max_tokens,
+                max_tokens=max_tokens or self.max_tokens,
                 stream=stream,
                 **kwargs,
             )
@@ -96,6 +102,15 @@ class ChatGenerator:
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
         return self._request(messages, stream=False).choices[0].message.content or ""
+
+    def complete_json(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], name: str,
+        max_tokens: int,
+    ) -> str:
+        """One completion constrained to another schema than the answer's (a verdict)."""
+        fmt = response_format(self.structured_mode, schema, name)
+        out = self._request(messages, stream=False, fmt=fmt, max_tokens=max_tokens)
+        return out.choices[0].message.content or ""
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         """The model's output as it is generated (raw JSON text)."""

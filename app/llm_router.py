@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from app.generator import ChatGenerator, GeneratorUnavailable, generation_timed_out
 from app.prompting import GenAnswer
@@ -49,6 +50,14 @@ class GeneratorRouter:
 
     def complete_raw(self, messages: list[dict[str, str]], phi: bool = True) -> str:
         return self._first(phi, lambda g: g._complete(messages))
+
+    def complete_json(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], name: str,
+        max_tokens: int, phi: bool = True,
+    ) -> str:
+        """A schema-constrained completion (e.g. a judge's verdict), routed like answers:
+        never to an endpoint that may not see PHI when `phi`."""
+        return self._first(phi, lambda g: g.complete_json(messages, schema, name, max_tokens))
 
     def stream(self, messages: list[dict[str, str]], phi: bool = True) -> Iterator[str]:
         # Only the start can fail over: once tokens flowed, switching would mix answers.

@@ -17,6 +17,7 @@ from app.llm_router import Endpoint, GeneratorRouter
 from app.oidc import OIDCVerifier
 from app.ratelimit import RateLimiter
 from app.settings import Settings
+from app.verifiers import build_verifiers
 from ingest.catalog import Catalog
 from ingest.jobs import IngestJobs
 from ingest.pipeline import Ingestor
@@ -144,7 +145,11 @@ def build_services(
         embedder=embedder,
         retriever=retriever,
         generator=generator,
-        answers=AnswerService(settings, retriever, generator, context=context),
+        answers=AnswerService(
+            settings, retriever, generator, context=context,
+            verifiers=build_verifiers(settings.nli_model_path, settings.nli_entail_threshold,
+                                      settings.llm_judge, generator, embedder.device),
+        ),
         keys=KeyStore(settings.keys_file),
         oidc=build_oidc(settings),
         audit=audit,

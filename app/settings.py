@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     query_expansion: Literal["off", "lexical", "both"] = Field(
         default="off", alias="MEDCITE_QUERY_EXPANSION"
     )
+    # Optional extra citation verifiers (app/verifiers.py); they may only lower a status.
+    # An NLI cross-encoder from a local folder (none is packaged), and/or the generator's
+    # primary endpoint as a judge (MedGemma on vLLM; the 1.5B CPU model is a poor judge).
+    nli_model_path: Path | None = Field(default=None, alias="MEDCITE_NLI_MODEL_PATH")
+    nli_entail_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, alias="MEDCITE_NLI_ENTAIL_THRESHOLD"
+    )
+    llm_judge: bool = Field(default=False, alias="MEDCITE_LLM_JUDGE")
 
     # API limits and access ------------------------------------------------------
     max_question_chars: int = Field(default=2000, alias="MEDCITE_MAX_QUESTION_CHARS")

@@ -280,9 +280,10 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; machine {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}"
-          f" GiB, no GPU used; generator {args.llm_url or args.model} (max_tokens "
+          f"{os.cpu_count()} CPUs, {memory_gib:.0f} GiB, load average "
+          f"{os.getloadavg()[0]:.1f}; generator {args.llm_url or args.model} (max_tokens "
           f"{args.max_tokens}); corpus {args.corpus}: {passages} passages, ingest "
           f"{ingest_s:.0f} s; gate: {args.in_flight} in flight, queue {args.queue}, wait "
           f"{args.queue_wait:g} s; LLM_TIMEOUT_S {args.llm_timeout:g}")

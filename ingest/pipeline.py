@@ -95,9 +95,10 @@ class IngestReport:
 
 
 def build_parts(settings: Settings) -> tuple[str, ...]:
-    """Everything besides a file's bytes and manifest entry that shapes its chunks."""
-    return (PIPELINE_VERSION, str(settings.chunk_chars), str(settings.chunk_overlap_chars),
-            settings.embedding_model)
+    """Everything besides a file's bytes and manifest entry that shapes its chunks, and
+    the collection (version ids key the catalog, which several collections share)."""
+    return (PIPELINE_VERSION, settings.collection, str(settings.chunk_chars),
+            str(settings.chunk_overlap_chars), settings.embedding_model)
 
 
 def point_id(version: str, index: int) -> str:

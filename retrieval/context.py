@@ -26,7 +26,7 @@ from retrieval.models import Passage
 from retrieval.search import Retriever
 from retrieval.store import match, match_any
 
-_FIELDS = ["doc_id", "doc_hash", "section_path", "chunk_index", "doc_chunks", "char_start",
+_FIELDS = ["doc_id", "version_id", "section_path", "chunk_index", "doc_chunks", "char_start",
            "char_end", "text", "access_groups"]
 
 
@@ -97,7 +97,7 @@ class ContextAssembler:
         used: int,
         keep: Callable[[str], bool],
     ) -> tuple[Passage, int]:
-        key = (str(pl["doc_hash"]), " > ".join(pl.get("section_path") or []))
+        key = (str(pl["version_id"]), " > ".join(pl.get("section_path") or []))
         index = int(pl["chunk_index"])
         chunks = [_Chunk(p.id, index, int(pl["char_start"]), int(pl["char_end"]), p.text)]
         text = p.text
@@ -135,11 +135,11 @@ class ContextAssembler:
         self, hits: list[dict[str, Any]], access_groups: list[str]
     ) -> dict[tuple[str, str, int], _Chunk]:
         """Chunks within `window` of any hit, of the same document version, in one scroll,
-        keyed by (doc_hash, section path, chunk_index)."""
+        keyed by (version_id, section path, chunk_index)."""
         around = [
             models.Filter(must=[
                 match("doc_id", str(h["doc_id"])),
-                match("doc_hash", str(h["doc_hash"])),
+                match("version_id", str(h["version_id"])),
                 models.FieldCondition(key="chunk_index", range=models.Range(
                     gte=int(h["chunk_index"]) - self.window,
                     lte=int(h["chunk_index"]) + self.window,
@@ -160,7 +160,7 @@ class ContextAssembler:
         out: dict[tuple[str, str, int], _Chunk] = {}
         for r in records:
             pl = r.payload or {}
-            key = (str(pl.get("doc_hash")), " > ".join(pl.get("section_path") or []),
+            key = (str(pl.get("version_id")), " > ".join(pl.get("section_path") or []),
                    int(pl.get("chunk_index", -1)))
             out[key] = _Chunk(str(r.id), key[2], int(pl.get("char_start", 0)),
                               int(pl.get("char_end", 0)), str(pl.get("text", "")))

@@ -106,7 +106,15 @@ class Retriever:
         Over-fetches because repackaged labels and re-published pages repeat passages
         word for word, and duplicates would crowd out the context.
         """
-        flt = build_filter(filters, access_groups)
+        # The versions in force are read once, here: the whole search sees one snapshot.
+        numbers: dict[str, int] | None = None
+        versions: list[str] | None = None
+        if self.catalog is not None:
+            as_of = filters.as_of.isoformat() if filters and filters.as_of else None
+            in_force = self.catalog.in_force_versions(self.collection, as_of)
+            numbers = {vid: int(row["number"]) for vid, row in in_force.items()}
+            versions = list(in_force)
+        flt = build_filter(filters, access_groups, versions)
         keep = max(limit, self.rerank_candidates) if self.reranker else limit
         fetch = keep * 3
         lexical, semantic = question, question
@@ -142,7 +150,7 @@ class Retriever:
                 ).points
                 # RRF scores are ranks, not similarities; abstention needs the cosine.
                 hits = self._with_dense_scores(hits, dense)
-        passages = dedupe([to_passage(h, float(h.score)) for h in hits])[:keep]
+        passages = dedupe([to_passage(h, float(h.score), numbers) for h in hits])[:keep]
         if self.reranker is not None:
             passages = self.reranker.rerank(question, passages)
         return passages[:limit]

@@ -84,6 +84,8 @@ def main() -> int:
     ap.add_argument("--negatives", type=int, default=2, help="same-document negatives")
     ap.add_argument("--eval-data", help="folder holding medquad/ (default: shared/eval)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--skip", type=int, default=0,
+                    help="pairs to skip (already seen when --base is an earlier run)")
     args = ap.parse_args()
 
     import torch
@@ -108,7 +110,7 @@ def main() -> int:
     loss_fn = torch.nn.BCEWithLogitsLoss()
     deadline = time.monotonic() + args.minutes * 60
     seen, step, running = 0, 0, 0.0
-    for start in range(0, len(rows), args.batch):
+    for start in range(args.skip, len(rows), args.batch):
         if time.monotonic() > deadline:
             break
         batch = rows[start:start + args.batch]
@@ -121,7 +123,7 @@ def main() -> int:
         optim.zero_grad()
         seen += len(batch)
         step += 1
-        running = 0.9 * running + 0.1 * float(loss) if step > 1 else float(loss)
+        running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
         if step % 20 == 0:
             print(f"step {step}: {seen} pairs, loss {running:.3f}", flush=True)
     model.eval()

@@ -38,7 +38,8 @@ def _auth(key: str) -> dict[str, str]:
 
 
 def test_generator_killed_is_a_503_and_recovers_when_it_returns(
-    settings: Settings, make_services: Callable[..., Services], keys: Keys, tmp_path: Path
+    settings: Settings, make_services: Callable[..., Services], keys: Keys, tmp_path: Path,
+    caplog,
 ) -> None:
     # The small packaged model, a short context and answer: this test is about the
     # process going away, and every answer costs CPU seconds.
@@ -60,6 +61,8 @@ def test_generator_killed_is_a_503_and_recovers_when_it_returns(
                                   json={"question": ATORVASTATIN}, timeout=300)
 
             before = ask()
+            print("DEBUG-TEMP", [(r.__dict__.get("error"), r.__dict__.get("where"))
+                                 for r in caplog.records])
             assert before.status_code == 200, before.text
             assert "generation" in before.json()["timings_ms"]
 
