@@ -34,11 +34,13 @@ def _finder():  # type: ignore[no-untyped-def]
     return find_drugs
 
 
-def find_drug_mentions(text: str) -> list[DrugMention]:
+def find_drug_mentions(text: str, fuzzy: bool = False) -> list[DrugMention]:
+    """Drugs named in `text`. `fuzzy` also accepts near-misses ("Simvistatin", as Synthea
+    spells it): for reading EHR data, never for verifying an answer."""
     # The dictionary matches whole tokens, so punctuation must be split off first.
     tokens = _TOKEN.findall(text)
     found: dict[str, DrugMention] = {}
-    for entry, *_ in _finder()(tokens, is_ignore_case=True):
+    for entry, *_ in _finder()(tokens, is_ignore_case=True, is_fuzzy_match=fuzzy):
         name = str(entry.get("name", "")).strip()
         if not name or name.lower() in found:
             continue

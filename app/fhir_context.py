@@ -109,9 +109,9 @@ def parse_bundle(raw: dict[str, Any], today: date | None = None) -> PatientConte
 
 def _search_terms(fact: str) -> list[str]:
     # Drug names as the dictionary knows them ("NDA020800 0.3 ML Epinephrine 1 MG/ML
-    # Auto-Injector" is "Epinephrine"); else the text without strengths (Synthea writes
-    # "Simvistatin", which no dictionary knows).
-    drugs = [d.name for d in find_drug_mentions(fact)]
+    # Auto-Injector" is "Epinephrine"; Synthea's "Simvistatin" is "Simvastatin", hence
+    # fuzzy); else the text without strengths.
+    drugs = [d.name for d in find_drug_mentions(fact, fuzzy=True) if not d.is_class]
     return drugs or [_STRENGTH.sub("", _PRODUCT_CODE.sub("", fact)).strip()]
 
 

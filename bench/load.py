@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import shutil
@@ -183,13 +184,17 @@ def main() -> None:
     p.add_argument("--levels", default="1,8,32,64", help="concurrent clients per level")
     p.add_argument("--requests", type=int, default=0,
                    help="requests per level (default: the level, at least --min-requests)")
-    p.add_argument("--min-requests", type=int, default=5)
+    p.add_argument("--min-requests", type=int, default=3)
+    p.add_argument("--baseline", type=int, default=2,
+                   help="bare generator calls for the baseline (prompts from 1 client)")
     p.add_argument("--corpus", choices=["small", "all"], default="small")
     p.add_argument("--model", default="qwen2.5-coder-0.5b",
                    help="packaged llama.cpp model (ignored with --llm-url)")
     p.add_argument("--llm-url", default=None, help="an OpenAI-compatible endpoint instead")
     p.add_argument("--llm-model", default="local")
     p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--llm-threads", type=int, default=0,
+                   help="llama.cpp threads (0: all CPUs; 1 does better on a busy machine)")
     p.add_argument("--in-flight", type=int, default=1, help="MEDCITE_MAX_CONCURRENT_ANSWERS")
     p.add_argument("--queue", type=int, default=64, help="MEDCITE_ANSWER_QUEUE")
     p.add_argument("--queue-wait", type=float, default=30.0, help="MEDCITE_ANSWER_QUEUE_WAIT_S")
@@ -208,6 +213,7 @@ def main() -> None:
                MEDCITE_MODELS_DIR=str(REPO_ROOT / "data" / "models"))
     settings = Settings(MEDCITE_DATA_DIR=data, MEDCITE_MODELS_DIR=REPO_ROOT / "data" / "models",
                         MEDCITE_LOCAL_LLM=args.model, MEDCITE_LOCAL_LLM_PORT=free_port(),
+                        MEDCITE_LOCAL_LLM_THREADS=args.llm_threads,
                         LLM_MAX_TOKENS=args.max_tokens, LLM_TIMEOUT_S=args.llm_timeout)
     llm_proc: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
@@ -247,6 +253,7 @@ def main() -> None:
         passages = httpx.get(f"{url}/health", timeout=10).json()["passages"]
 
         client_timeout = args.llm_timeout * 2 + args.queue_wait + 60
+        load_start = os.getloadavg()[0]
         rows = []
         answered: list[Result] = []
         for level in levels:
@@ -260,6 +267,8 @@ def main() -> None:
         first_level = rows[0][3]
         bare: list[tuple[float, float]] = []  # (/ask latency, bare generation latency)
         for r in first_level:
+            if len(bare) >= args.baseline:
+                break
             if not r.ok or "generation" not in r.body.get("timings_ms", {}):
                 continue
             ctx = [Passage.model_validate(x) for x in r.body["passages"]]
@@ -267,6 +276,7 @@ def main() -> None:
             t = time.perf_counter()
             generator._complete(messages)
             bare.append((r.latency_s, time.perf_counter() - t))
+        load_end = os.getloadavg()[0]
         api_rss = peak_rss_mib(api.pid)
         llm_rss = peak_rss_mib(llm_proc.pid) if llm_proc else None
     finally:
@@ -280,13 +290,19 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    raw = Path(tempfile.gettempdir()) / "medcite-load-last.json"
+    raw.write_text(json.dumps({"rows": [(lv, n, wall, [r.__dict__ for r in res])
+                                        for lv, n, wall, res in rows],
+                               "bare": bare}, default=str))
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; machine {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, {memory_gib:.0f} GiB, load average "
-          f"{os.getloadavg()[0]:.1f}; generator {args.llm_url or args.model} (max_tokens "
-          f"{args.max_tokens}); corpus {args.corpus}: {passages} passages, ingest "
+          f"{os.cpu_count()} CPUs, {memory_gib:.0f} GiB; generator "
+          f"{args.llm_url or args.model} (max_tokens {args.max_tokens}); corpus "
+          f"{args.corpus}: {passages} passages, ingest "
           f"{ingest_s:.0f} s; gate: {args.in_flight} in flight, queue {args.queue}, wait "
-          f"{args.queue_wait:g} s; LLM_TIMEOUT_S {args.llm_timeout:g}")
+          f"{args.queue_wait:g} s; LLM_TIMEOUT_S {args.llm_timeout:g}; llama.cpp threads "
+          f"{args.llm_threads or os.cpu_count()}; load average (1 min, every process on the "
+          f"machine) {load_start:.1f} as the levels began, {load_end:.1f} at the end")
     print()
     print("| clients | requests | wall s | answered/s | p50 ms | p95 ms | p99 ms | errors "
           "| error rate | shed (503+Retry-After) | abstained |")
@@ -335,7 +351,7 @@ def main() -> None:
               f"{1 / bare_med:.3f}/s")
     else:
         print("baseline: no generated answer at 1 client to compare with")
-    print(f"peak RSS: API process {api_rss:,.0f} MiB"
+    print(f"peak RSS: API process {api_rss or float('nan'):,.0f} MiB"
           + (f"; llama.cpp server {llm_rss:,.0f} MiB" if llm_rss else ""))
 
 

@@ -298,7 +298,7 @@ class Catalog:
         current = in_force(committed, doc["retired_on"] if doc else None, day)
         infos = [self._info(r, current, doc, first, day) for r in rows]
         return sorted(
-            infos, key=lambda v: (v.status != "pending", v.effective_date or "", v.version or 0),
+            infos, key=lambda v: (v.status == "pending", v.effective_date or "", v.version or 0),
             reverse=True,
         )
 

@@ -38,34 +38,32 @@ def _auth(key: str) -> dict[str, str]:
 
 
 def test_generator_killed_is_a_503_and_recovers_when_it_returns(
-    settings: Settings, make_services: Callable[..., Services], keys: Keys, tmp_path: Path,
-    caplog,
+    settings: Settings, make_services: Callable[..., Services], keys: Keys, tmp_path: Path
 ) -> None:
-    # The small packaged model, a short context and answer: this test is about the
-    # process going away, and every answer costs CPU seconds.
+    # The small packaged model on one thread, a short context: this test is about the
+    # process going away, and on a busy 2-core machine llama.cpp's threads would only
+    # contend with the test's own (two threads ran 5x slower than one there).
     llm_settings = settings.model_copy(update={
         "local_llm": "qwen2.5-coder-0.5b", "local_llm_port": free_port(),
-        "data_dir": tmp_path,
+        "local_llm_threads": 1, "data_dir": tmp_path,
     })
     proc = local_llm.start_server(llm_settings)
     assert proc is not None, "a generator already answered on a fresh port"
     try:
         services = make_services(
             llm_base_url=local_llm.server_url(llm_settings), llm_structured_output="json_object",
-            llm_max_tokens=160, context_chars=1200, top_k=2, llm_timeout_s=120.0,
+            llm_max_tokens=200, context_chars=800, top_k=2, llm_timeout_s=300.0,
             rate_limit_per_minute=0,
         )
         with serve(create_app(services.settings, services)) as url:
             def ask() -> httpx.Response:
                 return httpx.post(f"{url}/ask", headers=_auth(keys.clinician),
-                                  json={"question": ATORVASTATIN}, timeout=300)
+                                  json={"question": ATORVASTATIN}, timeout=900)
 
-            before = ask()
-            print("DEBUG-TEMP", [(r.__dict__.get("error"), r.__dict__.get("where"))
-                                 for r in caplog.records])
-            assert before.status_code == 200, before.text
-            assert "generation" in before.json()["timings_ms"]
+            def health() -> str:
+                return str(httpx.get(f"{url}/health", timeout=30).json()["status"])
 
+            assert health() == "ok"
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             t = time.perf_counter()
@@ -73,14 +71,15 @@ def test_generator_killed_is_a_503_and_recovers_when_it_returns(
             assert down.status_code == 503
             assert "generator is unavailable" in down.json()["detail"]
             assert time.perf_counter() - t < 30  # refused, not hung
-            assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "degraded"
+            assert health() == "degraded"
 
             proc = local_llm.start_server(llm_settings)
             assert proc is not None
+            assert health() == "ok"
             after = ask()
             assert after.status_code == 200, after.text
+            # The answer went through the restarted generator (not an early abstention).
             assert "generation" in after.json()["timings_ms"]
-            assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
     finally:
         local_llm.stop_server(proc)
 

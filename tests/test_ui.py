@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -325,8 +326,8 @@ def test_client_health_sends_no_key() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (401, {"detail": "invalid key"}, "rejected the API key"),
-        (403, {"detail": "forbidden"}, "rejected the API key"),
+        (401, {"detail": "invalid key"}, "rejected the API key or token (invalid key)"),
+        (403, {"detail": "forbidden"}, "role may not do this: forbidden"),
         (
             422,
             {"detail": [{"loc": ["body", "question"], "msg": "too short"}]},
@@ -377,32 +378,21 @@ def _markdown(at: AppTest) -> list[str]:
     return [element.value for element in at.markdown]
 
 
-def test_page_without_api_shows_form_and_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_without_api_explains_and_offers_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
     # Port 9 (discard) has no listener: connections are refused at once.
     monkeypatch.setenv("MEDCITE_API_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("MEDCITE_API_KEY", "not-a-real-key")
     at = AppTest.from_file(APP_PATH, default_timeout=60)
     at.run()
     assert not at.exception
-    assert at.text_area(key="question") is not None
-    assert at.button(key="ask").label == "Ask"
-    assert "Reuben Lind" in at.selectbox(key="patient").options
-    assert set(at.multiselect(key="doc_types").options) == {
-        "guideline",
-        "label",
-        "formulary",
-        "coverage",
-    }
-    assert any("Cannot reach the medcite API" in e.value for e in at.error)
-
-    at.text_area(key="question").input(QUESTION)
-    at.selectbox(key="patient").select("Reuben Lind")
-    at.button(key="ask").click()
-    at.run()
-    assert not at.exception
     errors = [e.value for e in at.error]
-    assert sum("Cannot reach the medcite API at http://127.0.0.1:9" in e for e in errors) == 2
-    assert not any("medcite-badge" in md for md in _markdown(at))
+    assert any("Cannot reach the medcite API at http://127.0.0.1:9" in e for e in errors)
+    assert any(e.startswith("Signing in with MEDCITE\\_API\\_KEY failed") for e in errors)
+    # Nothing but the sign-in page is offered until a key is accepted.
+    assert at.text_input(key="login_key") is not None
+    assert not at.text_area
+    with pytest.raises(ValueError):
+        at.switch_page("views/ask.py")
 
 
 class _StubApi:
@@ -426,15 +416,25 @@ class _StubApi:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _authorised(self) -> bool:
+                if self.headers.get("Authorization") == f"Bearer {stub.api_key}":
+                    return True
+                self._send(401, {"detail": "invalid API key"})
+                return False
+
             def do_GET(self) -> None:
+                if self.path == "/me":
+                    if self._authorised():
+                        self._send(200, {"key_id": "k1", "name": "dr-stub",
+                                         "role": "clinician", "groups": ["public"]})
+                    return
                 body = {"status": "ok", "collection": "stub", "passages": 3, "llm": "stub"}
                 self._send(200, body)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 request = json.loads(self.rfile.read(length))
-                if self.headers.get("Authorization") != f"Bearer {stub.api_key}":
-                    self._send(401, {"detail": "invalid API key"})
+                if not self._authorised():
                     return
                 stub.requests.append(request)
                 response = _response()
@@ -447,7 +447,17 @@ class _StubApi:
                             "abstain_reason": "nothing relevant enough",
                         }
                     )
-                self._send(200, response.model_dump(mode="json"))
+                # /ask/stream's events: passages, the raw model output, the answer.
+                events = [
+                    ("passages", {"passages": [p.model_dump() for p in response.passages]}),
+                    ("token", {"text": '{"sentences": [{"text": "A draft'}),
+                    ("answer", response.model_dump(mode="json")),
+                ]
+                data = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                self.wfile.write(data.encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -481,6 +491,7 @@ def test_page_renders_answer_from_stub_api(
     at.multiselect(key="doc_types").select("label")
     at.text_input(key="payer").input("Medicare, Aetna")
     at.selectbox(key="patient").select("Reuben Lind")
+    at.date_input(key="as_of").set_value(date(2024, 2, 1))
     at.button(key="ask").click()
     at.run()
     assert not at.exception
@@ -488,6 +499,7 @@ def test_page_renders_answer_from_stub_api(
     sent = stub_api.requests[-1]
     assert sent["question"] == QUESTION
     assert sent["filters"] == {"doc_types": ["label"], "payers": ["Medicare", "Aetna"]}
+    assert sent["as_of"] == "2024-02-01"
     assert sent["fhir_bundle"]["resourceType"] == "Bundle"
 
     assert [e.value for e in at.error] == [
@@ -501,16 +513,23 @@ def test_page_renders_answer_from_stub_api(
     assert len(sources) == 3  # two cited, one in "other retrieved passages"
     assert "\\[2\\]" in sources[1] and "LIPITOR" in sources[1]
     assert "<mark>" in sources[1]
+    assert [e.label for e in at.expander][:2] == [
+        "Full section: Lipid guideline <2018>",
+        "Full section: 2 Dosage and Administration › 2.3 Adults",
+    ]
 
-    # The answer survives an unrelated rerun (session state), and a new key is used.
-    at.text_input(key="api_key_override").input("wrong-key")
+    # The answer survives an unrelated rerun (session state); signing out forgets it.
+    at.checkbox(key="strict").check()
     at.run()
     assert any("medcite-badge" in md for md in _markdown(at))
-    at.button(key="ask").click()
+    at.button(key="sign_out").click()
     at.run()
     assert not at.exception
-    assert any("rejected the API key" in e.value for e in at.error)
     assert not any("medcite-badge" in md for md in _markdown(at))
+    at.text_input(key="login_key").input("wrong-key")
+    at.button(key="sign_in").click()
+    at.run()
+    assert any("rejected the API key or token" in e.value for e in at.error)
 
 
 def test_page_shows_abstention(stub_api: _StubApi, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Regenerate docs/screenshots/ (ask.png, audit.png, documents-diff.png): runs the
+# end-to-end browser test, which starts the real API with the local CPU generator and the
+# real Streamlit UI, asks a real question and saves each page. Takes several minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ci_browser.sh
+mkdir -p docs/screenshots
+MEDCITE_SCREENSHOTS_DIR="$PWD/docs/screenshots" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+  DO_NOT_TRACK=1 .venv/bin/python -m pytest -q tests/test_ui_browser.py "$@"
+ls -l docs/screenshots
