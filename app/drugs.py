@@ -35,12 +35,24 @@ def _finder():  # type: ignore[no-untyped-def]
 
 
 def find_drug_mentions(text: str, fuzzy: bool = False) -> list[DrugMention]:
-    """Drugs named in `text`. `fuzzy` also accepts near-misses ("Simvistatin", as Synthea
-    spells it): for reading EHR data, never for verifying an answer."""
+    """Drugs named in `text`. With `fuzzy`, when nothing matches exactly, single words of
+    six letters or more may match a near-miss ("Simvistatin", as Synthea spells it): for
+    reading EHR data, never for verifying an answer."""
     # The dictionary matches whole tokens, so punctuation must be split off first.
     tokens = _TOKEN.findall(text)
     found: dict[str, DrugMention] = {}
-    for entry, *_ in _finder()(tokens, is_ignore_case=True, is_fuzzy_match=fuzzy):
+    _collect(_finder()(tokens, is_ignore_case=True), found)
+    if fuzzy and not found:
+        for token in tokens:
+            # One word at a time: the library's fuzzy mode fails on some multi-token
+            # inputs, and short words fuzzy-match unrelated entries ("Pack").
+            if len(token) >= 6 and token.isalpha():
+                _collect(_finder()([token], is_ignore_case=True, is_fuzzy_match=True), found)
+    return list(found.values())
+
+
+def _collect(matches: list, found: dict[str, DrugMention]) -> None:  # type: ignore[type-arg]
+    for entry, *_ in matches:
         name = str(entry.get("name", "")).strip()
         if not name or name.lower() in found:
             continue
@@ -48,7 +60,6 @@ def find_drug_mentions(text: str, fuzzy: bool = False) -> list[DrugMention]:
         synonyms.add(name.lower())
         found[name.lower()] = DrugMention(name=name, synonyms=frozenset(synonyms),
                                           is_class=_is_class(entry))
-    return list(found.values())
 
 
 def mentioned_in(drug: DrugMention, text: str) -> bool:

@@ -231,7 +231,9 @@ def make_services(settings: Settings, qdrant, embedder, first_ingest, tmp_path: 
 
     yield make
     for made in built:  # not close(): the Qdrant client is the session's
+        made.jobs.close()
         made.audit.close()
+        made.catalog.close()
 
 
 class _StandInLLM(BaseHTTPRequestHandler):

@@ -101,13 +101,16 @@ def test_retrieved_neighbours_are_not_repeated(index) -> None:  # type: ignore[n
     retriever, _ = index
     hits = retriever.search("Step 12 day 36 adjust by 60 percent Step 15 day 45",
                             access_groups=["public"], limit=6, mode="sparse")
-    warfarin = [p for p in hits if p.provenance.source_file == "warfarin.md"]
-    assert len(warfarin) >= 2
+    # Two chunks of the long section retrieved together; the others are neighbours.
+    warfarin = [p for p in hits if p.provenance.source_file == "warfarin.md"][:2]
+    assert len(warfarin) == 2
     out = ContextAssembler(retriever, budget_chars=20_000).assemble(warfarin, ["public"])
-    # Each step sentence appears in at most one assembled passage.
-    for n in range(1, 25):
-        marker = f"Step {n}: "
-        assert sum(p.text.count(marker) for p in out) <= 1, marker
+    assert any(len(o.text) > len(w.text) for o, w in zip(out, warfarin, strict=True))
+    # No assembled passage swallows another retrieved chunk: that one is already in the
+    # context (chunks share only their ingest overlap).
+    for i, o in enumerate(out):
+        for j, w in enumerate(warfarin):
+            assert i == j or w.text not in o.text, (i, j)
 
 
 def test_neighbours_respect_access_groups_and_the_keep_check(index) -> None:  # type: ignore[no-untyped-def]

@@ -130,8 +130,9 @@ def test_api_process_killed_and_restarted_keeps_its_data_and_audit_chain(
     from ingest.pipeline import ingest_path
 
     data = tmp_path / "data"
-    own = settings.model_copy(update={"data_dir": data, "qdrant_path": None,
-                                      "database_url": f"sqlite:///{data / 'audit.db'}"})
+    # Built afresh, not copied: the audit and catalog databases follow the data folder.
+    own = Settings(MEDCITE_DATA_DIR=data, MEDCITE_MODELS_DIR=settings.models_dir,
+                   MEDCITE_COLLECTION=settings.collection)
     corpus = write_corpus(tmp_path / "corpus", {
         "coverage/cms-ncd/LipidTesting.md": ("coverage", "Medicare")})
     client = open_client(own)

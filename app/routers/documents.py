@@ -179,7 +179,7 @@ async def _save(file: UploadFile, dest: Path, limit: int) -> None:
             if size > limit:
                 out.close()
                 tmp.unlink(missing_ok=True)
-                raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                raise HTTPException(413,
                                     f"file is over the limit of {limit} bytes")
             out.write(chunk)
     if size == 0:
