@@ -240,13 +240,9 @@ def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) 
         print(f"corpora: {len(questions)} questions", file=sys.stderr)
         results = run_questions(run, questions)
         tables["corpora"] = {n: summarise(r) for n, r in results.items()}
+        _print_table("corpora", tables["corpora"])
         per_question["corpora"] = {n: [asdict(x) | {"sentences": _plain(x)} for x in r]
                                    for n, r in results.items()}
-        if args.consistency:
-            groups = [json.loads(line) for line in REPHRASINGS.read_text().splitlines()
-                      if line.strip()][: args.consistency]
-            print(f"consistency: {len(groups)} questions x 3 phrasings", file=sys.stderr)
-            tables["consistency (medcite)"] = {"medcite": run_consistency(run, groups)}
         if args.pubmedqa:
             dataset = pubmedqa_dataset(eval_data_dir(args.eval_data), data_dir / "corpus",
                                        limit=args.pubmedqa_corpus, seed=args.seed)
@@ -262,12 +258,17 @@ def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) 
             finally:
                 pub_services.audit.close()
             tables["pubmedqa"] = {n: summarise(r) for n, r in results.items()}
+            _print_table("pubmedqa", tables["pubmedqa"])
             per_question["pubmedqa"] = {n: [asdict(x) | {"sentences": _plain(x)} for x in r]
                                         for n, r in results.items()}
+        if args.consistency:
+            groups = [json.loads(line) for line in REPHRASINGS.read_text().splitlines()
+                      if line.strip()][: args.consistency]
+            print(f"consistency: {len(groups)} questions x 3 phrasings", file=sys.stderr)
+            tables["consistency (medcite)"] = {"medcite": run_consistency(run, groups)}
+            _print_table("consistency (medcite)", tables["consistency (medcite)"])
     finally:
         _stop(services)
-    report = "\n\n".join(f"### {name}\n\n{_table(cols)}" for name, cols in tables.items())
-    print(report)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -275,6 +276,10 @@ def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) 
             "tables": tables, "results": per_question,
         }, indent=1, default=str))
     return 0
+
+
+def _print_table(name: str, columns: dict[str, dict[str, object]]) -> None:
+    print(f"### {name}\n\n{_table(columns)}\n", flush=True)
 
 
 def _pubmedqa(run: Run, dataset: EvalDataset, args: argparse.Namespace) -> dict[str, list[Scored]]:

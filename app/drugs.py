@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from rapidfuzz import fuzz, process
+
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9\-]*|\S")
 
 
@@ -43,12 +45,23 @@ def find_drug_mentions(text: str, fuzzy: bool = False) -> list[DrugMention]:
     found: dict[str, DrugMention] = {}
     _collect(_finder()(tokens, is_ignore_case=True), found)
     if fuzzy and not found:
+        # One word at a time, six letters or more: short words fuzzy-match unrelated
+        # entries. (The library's own fuzzy mode is unreliable after an exact lookup.)
         for token in tokens:
-            # One word at a time: the library's fuzzy mode fails on some multi-token
-            # inputs, and short words fuzzy-match unrelated entries ("Pack").
             if len(token) >= 6 and token.isalpha():
-                _collect(_finder()([token], is_ignore_case=True, is_fuzzy_match=True), found)
+                hit = process.extractOne(token.lower(), _variants(), scorer=fuzz.ratio,
+                                         score_cutoff=90)
+                if hit:
+                    _collect(_finder()([hit[0]], is_ignore_case=True), found)
     return list(found.values())
+
+
+@lru_cache(maxsize=1)
+def _variants() -> list[str]:
+    from drug_named_entity_recognition import drugs_finder
+
+    return sorted(v for v in drugs_finder.drug_variant_to_canonical
+                  if len(v) >= 6 and v.isalpha())
 
 
 def _collect(matches: list, found: dict[str, DrugMention]) -> None:  # type: ignore[type-arg]

@@ -107,12 +107,16 @@ def parse_bundle(raw: dict[str, Any], today: date | None = None) -> PatientConte
     return ctx
 
 
-def _search_terms(fact: str) -> list[str]:
-    # Drug names as the dictionary knows them ("NDA020800 0.3 ML Epinephrine 1 MG/ML
+def _search_terms(fact: str, is_medication: bool) -> list[str]:
+    # Medications by their dictionary names ("NDA020800 0.3 ML Epinephrine 1 MG/ML
     # Auto-Injector" is "Epinephrine"; Synthea's "Simvistatin" is "Simvastatin", hence
-    # fuzzy); else the text without strengths.
-    drugs = [d.name for d in find_drug_mentions(fact, fuzzy=True) if not d.is_class]
-    return drugs or [_STRENGTH.sub("", _PRODUCT_CODE.sub("", fact)).strip()]
+    # fuzzy); conditions and allergies as written (the drug dictionary maps disease words
+    # to drugs), without strengths and SNOMED tags such as "(finding)".
+    if is_medication:
+        drugs = [d.name for d in find_drug_mentions(fact, fuzzy=True) if not d.is_class]
+        if drugs:
+            return drugs
+    return [_STRENGTH.sub("", _PRODUCT_CODE.sub("", fact)).strip()]
 
 
 def retrieval_query(question: str, ctx: PatientContext) -> str:
@@ -123,8 +127,10 @@ def retrieval_query(question: str, ctx: PatientContext) -> str:
         return question
     terms: list[str] = []
     # Medications first: "is my patient's statin covered?" is the common case.
-    for fact in [*ctx.medications, *ctx.allergies, *ctx.conditions]:
-        for term in _search_terms(fact):
+    facts = [(m, True) for m in ctx.medications]
+    facts += [(f, False) for f in (*ctx.allergies, *ctx.conditions)]
+    for fact, is_medication in facts:
+        for term in _search_terms(fact, is_medication):
             if term and term.lower() not in question.lower() and term not in terms:
                 terms.append(term)
     ctx.retrieval_terms = terms[:MAX_RETRIEVAL_TERMS]

@@ -78,8 +78,9 @@ def main() -> None:
     singles = texts[: max(16, args.passages // 8)]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} "
-          f"CPUs; torch {torch.__version__}; GPU: {gpu or 'none'}; model "
-          f"{Path(model).name}; {len(texts)} passages of <= {settings.chunk_chars} chars; "
+          f"CPUs (load average {os.getloadavg()[0]:.1f}); torch {torch.__version__}; GPU: "
+          f"{gpu or 'none'}; model {'/'.join(Path(model).parts[-2:])}; {len(texts)} "
+          f"passages of <= {settings.chunk_chars} chars; "
           f"batch {args.batch_size}")
     if gpu is None:
         print("CUDA is not available (no GPU, or torch is the CPU build): measuring the CPU "

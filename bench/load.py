@@ -193,6 +193,7 @@ def main() -> None:
     p.add_argument("--llm-url", default=None, help="an OpenAI-compatible endpoint instead")
     p.add_argument("--llm-model", default="local")
     p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--context-chars", type=int, default=5000, help="MEDCITE_CONTEXT_CHARS")
     p.add_argument("--llm-threads", type=int, default=0,
                    help="llama.cpp threads (0: all CPUs; 1 does better on a busy machine)")
     p.add_argument("--in-flight", type=int, default=1, help="MEDCITE_MAX_CONCURRENT_ANSWERS")
@@ -214,7 +215,8 @@ def main() -> None:
     settings = Settings(MEDCITE_DATA_DIR=data, MEDCITE_MODELS_DIR=REPO_ROOT / "data" / "models",
                         MEDCITE_LOCAL_LLM=args.model, MEDCITE_LOCAL_LLM_PORT=free_port(),
                         MEDCITE_LOCAL_LLM_THREADS=args.llm_threads,
-                        LLM_MAX_TOKENS=args.max_tokens, LLM_TIMEOUT_S=args.llm_timeout)
+                        LLM_MAX_TOKENS=args.max_tokens, LLM_TIMEOUT_S=args.llm_timeout,
+                        MEDCITE_CONTEXT_CHARS=args.context_chars)
     llm_proc: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
     try:
@@ -240,6 +242,7 @@ def main() -> None:
         api_env = {**env, "LLM_BASE_URL": llm_url, "LLM_MODEL": args.llm_model,
                    "LLM_STRUCTURED_OUTPUT": mode, "LLM_MAX_TOKENS": str(args.max_tokens),
                    "LLM_TIMEOUT_S": str(args.llm_timeout),
+                   "MEDCITE_CONTEXT_CHARS": str(args.context_chars),
                    # One key sends everything: the per-key limit would measure itself.
                    "MEDCITE_RATE_LIMIT_PER_MINUTE": "0",
                    "MEDCITE_MAX_CONCURRENT_ANSWERS": str(args.in_flight),
@@ -297,7 +300,8 @@ def main() -> None:
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; machine {platform.machine()}, "
           f"{os.cpu_count()} CPUs, {memory_gib:.0f} GiB; generator "
-          f"{args.llm_url or args.model} (max_tokens {args.max_tokens}); corpus "
+          f"{args.llm_url or args.model} (max_tokens {args.max_tokens}, context "
+          f"{args.context_chars} chars); corpus "
           f"{args.corpus}: {passages} passages, ingest "
           f"{ingest_s:.0f} s; gate: {args.in_flight} in flight, queue {args.queue}, wait "
           f"{args.queue_wait:g} s; LLM_TIMEOUT_S {args.llm_timeout:g}; llama.cpp threads "

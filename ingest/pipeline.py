@@ -293,14 +293,26 @@ class Ingestor:
         stale = self.catalog.stale_versions(self.collection, before)
         delete_versions(self.client, self.collection, stale)
         self.catalog.forget(stale)
+        # Chunks written before documents had versions are never retrieved again.
+        legacy = models.Filter(must=[models.IsEmptyCondition(
+            is_empty=models.PayloadField(key="version_id"))])
+        self.client.delete(self.collection, wait=True,
+                           points_selector=models.FilterSelector(filter=legacy))
         return len(stale)
 
 
-def _workers(requested: int, jobs: int) -> int:
+# Parsing is fast next to embedding for small text files; a parser process costs a
+# second or two to spawn, worth it only when there is real parsing to overlap.
+PARALLEL_PARSE_BYTES = 4_000_000
+
+
+def _workers(requested: int, plans: list[Planned]) -> int:
     if requested:
         return requested
-    # Spawning a parser process costs about a second; not worth it for a few files.
-    return max(1, min(os.cpu_count() or 1, jobs // 4))
+    size = sum(p.source.path.stat().st_size for p in plans if p.source.path.exists())
+    if size < PARALLEL_PARSE_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, len(plans) // 4))
 
 
 def _parsed(
@@ -371,7 +383,7 @@ def ingest_sources(
             plans.append(planned)
         else:
             report.results.append(planned)
-    n_workers = _workers(workers if workers is not None else settings.ingest_workers, len(plans))
+    n_workers = _workers(workers if workers is not None else settings.ingest_workers, plans)
     bar = tqdm(total=len(plans), desc="ingest", unit="file", disable=not progress)
     for plan, outcome in _parsed(plans, settings.max_file_bytes, n_workers):
         bar.set_postfix_str(plan.source.path.name[:40])

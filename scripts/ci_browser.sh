@@ -4,7 +4,7 @@
 # browser; no browser is ever downloaded by `playwright install`. Idempotent; works as
 # root in a fresh Debian container or as a user with sudo.
 set -euo pipefail
-if [ -x /usr/bin/chromium ]; then
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
   exit 0
 fi
 SUDO=""

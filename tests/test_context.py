@@ -135,16 +135,15 @@ def test_the_verifier_checks_quotes_against_the_widened_text(index) -> None:  # 
     n = next(n for n in range(1, 25) if f"Step {n}:" in wide.text and f"Step {n}:" not in hit.text)
     quote = (f"check the INR on day {n * 3} and adjust the weekly warfarin dose by "
              f"{n * 5} percent")
-    sentence = verify_sentence(
-        f"Check the INR on day {n * 3} and adjust the weekly warfarin dose by {n * 5} percent.",
-        [("P1", quote)], {"P1": wide})
+    claim = f"Check the INR on day {n * 3} and adjust the weekly warfarin dose by {n * 5} percent."
+    sentence = verify_sentence(claim, [("P1", quote)], {"P1": wide})
     (citation,) = sentence.citations
     assert citation.status in (CitationStatus.supported, CitationStatus.partial), citation
     assert citation.span_start is not None and citation.span_end is not None
     assert wide.text[citation.span_start:citation.span_end].lower() == quote.lower()
-    # The same quote against the bare chunk is not there.
-    bare = verify_sentence("x", [("P1", quote)], {"P1": hit})
-    assert bare.citations[0].status is CitationStatus.invalid
+    # Against the bare chunk the same citation does not verify: its numbers are not there.
+    bare = verify_sentence(claim, [("P1", quote)], {"P1": hit})
+    assert bare.citations[0].status not in (CitationStatus.supported, CitationStatus.partial)
 
 
 def test_services_wire_context_and_reranker_from_settings(

@@ -498,8 +498,8 @@ def test_page_renders_answer_from_stub_api(
 
     sent = stub_api.requests[-1]
     assert sent["question"] == QUESTION
-    assert sent["filters"] == {"doc_types": ["label"], "payers": ["Medicare", "Aetna"]}
-    assert sent["as_of"] == "2024-02-01"
+    assert sent["filters"] == {"doc_types": ["label"], "payers": ["Medicare", "Aetna"],
+                               "as_of": "2024-02-01"}
     assert sent["fhir_bundle"]["resourceType"] == "Bundle"
 
     assert [e.value for e in at.error] == [

@@ -1,6 +1,6 @@
 """The Streamlit pages (AppTest) against the real API served by uvicorn on 127.0.0.1:
 sign-in and role gating, the Ask page over /ask/stream, the Audit page over /audit, and
-the Documents page over /documents.
+the Documents page over /documents (in a collection of its own).
 
 Generation goes to the stand-in OpenAI endpoint of conftest (it quotes the first passage
 at once); everything else (retrieval, verification, keys, the audit log) is real.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,15 +25,16 @@ from tests.conftest import Keys, StandInLLM, serve
 APP_PATH = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 QUESTION = "What is the recommended starting dose of atorvastatin?"
 OHIO_VERSIONS = REPO_ROOT / "corpora/formularies/ohio-medicaid-updl/versions"
+LIPO_2023 = OHIO_VERSIONS / "lipotropics.v2023-04-04.b8c269cd.md"
+LIPO_2024 = OHIO_VERSIONS / "lipotropics.v2024-01-05.7f5fdb53.md"
+DOC = "ohio-medicaid:lipotropics"
 
 
 @dataclass
 class Stack:
     url: str
     keys: Keys
-    policy_admin: str
     admin: str
-    has_documents_api: bool
 
 
 @pytest.fixture
@@ -40,12 +42,9 @@ def stack(make_services, keys: Keys, settings: Settings,  # type: ignore[no-unty
           standin_llm: StandInLLM) -> Iterator[Stack]:
     services = make_services(llm_base_url=standin_llm.url)
     store = KeyStore(settings.keys_file)
-    policy_admin = store.create("policy-test", Role.policy_admin, ["public"])[0]
     admin = store.create("admin-test", Role.admin, ["public"])[0]
-    app = create_app(settings, services)
-    has_documents = any(getattr(r, "path", "") == "/documents" for r in app.routes)
-    with serve(app) as url:
-        yield Stack(url, keys, policy_admin, admin, has_documents)
+    with serve(create_app(settings, services)) as url:
+        yield Stack(url, keys, admin)
 
 
 def _page(monkeypatch: pytest.MonkeyPatch, url: str, key: str | None) -> AppTest:
@@ -178,31 +177,51 @@ def test_clinician_is_refused_the_audit_log_by_the_api(
     assert info.value.status == 403
 
 
-def test_documents_page_upload_diff_and_history(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+def test_documents_page_upload_diff_history_and_retire(
+    make_services, settings: Settings, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    if not stack.has_documents_api:
-        pytest.skip("the API has no /documents endpoints yet (issue #4)")
     from ui.api_client import MedciteClient
     from ui.documents_page import wait_for_job
 
-    client = MedciteClient(stack.url, stack.policy_admin)
-    documents = {d.doc_key: d for d in client.documents()}
-    ohio = next(d for d in documents.values() if "lipotropics" in d.doc_key)
-    # AppTest cannot drive a file picker: upload through the page's own client and job
-    # poller, then read the diff on the page.
-    upload = OHIO_VERSIONS / "lipotropics.v2024-01-05.7f5fdb53.md"
-    job = client.upload(upload.name, upload.read_bytes(), doc_type="formulary",
-                        payer=ohio.payer, doc_key=ohio.doc_key)
-    job = wait_for_job(client, job, timeout_s=600, poll_s=0.5)
-    assert job.status == "done", job.reason
+    # A collection of its own: publishing and retiring here must not change what the
+    # session's other tests retrieve. No generator is needed.
+    services = make_services(collection="ui_pages_documents")
+    key = KeyStore(settings.keys_file).create("policy-pages", Role.policy_admin, ["public"])[0]
+    with serve(create_app(services.settings, services)) as url:
+        client = MedciteClient(url, key)
+        # AppTest cannot drive a file picker: publish both dated versions through the
+        # page's own client and job poller, then read the diff on the page.
+        for path, effective in ((LIPO_2023, date(2023, 4, 4)), (LIPO_2024, date(2024, 1, 5))):
+            job = client.upload(path.name, path.read_bytes(), doc_type="formulary",
+                                payer="Ohio Medicaid", effective_date=effective)
+            job = wait_for_job(client, job, timeout_s=600, poll_s=0.5)
+            assert (job.status, job.doc_key) == ("done", DOC), job.reason
+        assert (job.version, job.previous_version) == (2, 1)
 
-    at = _page(monkeypatch, stack.url, stack.policy_admin)
-    assert not at.error, [e.value for e in at.error]
-    _selectbox(at, "Document").select(ohio.doc_key)
-    at.run()
-    assert not at.exception, at.exception
-    markdown = _markdown(at)
-    assert any("medcite-diff-headline" in md and "→" in md for md in markdown), markdown
-    assert any('class="medcite-diff"' in md and "medcite-change" in md for md in markdown)
-    assert len(at.dataframe) >= 2  # documents and the version history
+        at = _page(monkeypatch, url, key)
+        assert not at.error, [e.value for e in at.error]
+        assert _selectbox(at, "Document").value == DOC
+        assert (_selectbox(at, "From version").value, _selectbox(at, "To version").value) == (1, 2)
+        markdown = _markdown(at)
+        headline = next(md for md in markdown if "medcite-diff-headline" in md)
+        assert "version 1 (effective 2023-04-04) → version 2 (effective 2024-01-05)" in headline
+        assert "1 added" in headline
+        table = next(md for md in markdown if 'class="medcite-diff"' in md)
+        assert "medcite-change-added" in table and "Atorvaliq" in table
+        history = at.dataframe[-1].value
+        assert list(history["version"]) == [2, 1]
+        assert list(history["status"]) == ["current", "superseded"]
+
+        # Retiring takes a confirmation; the reason goes to the API (and its audit log).
+        assert at.button(key="retire").disabled
+        at.text_input(key="retire_reason").input("replaced by the 2025 list")
+        at.checkbox(key="retire_confirm").check()
+        at.run()
+        at.button(key="retire").click()
+        at.run()
+        assert not at.exception, at.exception
+        assert [s.value for s in at.success] == [f"Retired {DOC}."]
+        assert [i.value for i in at.info] == ["No documents you may see yet: upload one."]
+        retired = client.documents(include_retired=True)
+        assert [(d.doc_key, d.retired, d.retired_reason) for d in retired] == [
+            (DOC, True, "replaced by the 2025 list")]

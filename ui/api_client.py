@@ -130,11 +130,9 @@ def _sse_event(event: str, data: str) -> StreamEvent:
     return StreamEvent(event, body)
 
 
-def ask_body(request: AskRequest, as_of: date | None = None) -> dict[str, Any]:
-    body = request.model_dump(mode="json", exclude_none=True)
-    if as_of is not None:
-        body["as_of"] = as_of.isoformat()
-    return body
+def ask_body(request: AskRequest) -> dict[str, Any]:
+    # The as-of date travels inside `filters` (SearchFilters.as_of), as the API reads it.
+    return request.model_dump(mode="json", exclude_none=True)
 
 
 def _key_path(doc_key: str) -> str:
@@ -219,20 +217,20 @@ class MedciteClient:
         """Who the key belongs to: its role decides which pages the UI offers."""
         return _parse(self._request("GET", "/me", timeout_s=self.health_timeout_s), Principal)
 
-    def ask(self, request: AskRequest, as_of: date | None = None) -> AskResponse:
+    def ask(self, request: AskRequest) -> AskResponse:
         response = self._request(
-            "POST", "/ask", timeout_s=self.ask_timeout_s, json_body=ask_body(request, as_of)
+            "POST", "/ask", timeout_s=self.ask_timeout_s, json_body=ask_body(request)
         )
         return _parse(response, AskResponse)
 
-    def ask_stream(self, request: AskRequest, as_of: date | None = None) -> Iterator[StreamEvent]:
+    def ask_stream(self, request: AskRequest) -> Iterator[StreamEvent]:
         """The events of POST /ask/stream as they arrive; an `error` event raises ApiError."""
         url = f"{self.base_url}/ask/stream"
         try:
             with (
                 httpx.Client(timeout=self.ask_timeout_s, transport=self._transport) as client,
                 client.stream(
-                    "POST", url, json=ask_body(request, as_of),
+                    "POST", url, json=ask_body(request),
                     headers=self._headers(True, "text/event-stream"),
                 ) as response,
             ):
@@ -301,9 +299,10 @@ class MedciteClient:
         )
         return _parse(response, IngestJob)
 
-    def retire(self, doc_key: str) -> DocumentInfo:
+    def retire(self, doc_key: str, reason: str | None = None) -> DocumentInfo:
         response = self._request(
-            "POST", f"/documents/{_key_path(doc_key)}/retire", timeout_s=self.read_timeout_s
+            "POST", f"/documents/{_key_path(doc_key)}/retire", timeout_s=self.read_timeout_s,
+            data={"reason": reason} if reason else None,
         )
         return _parse(response, DocumentInfo)
 

@@ -35,7 +35,6 @@ class Choices:
     """What the sidebar collected for the next question."""
 
     filters: SearchFilters | None
-    as_of: date | None
     patient: str | None  # a label from list_patient_bundles()
     strict: bool
 
@@ -67,11 +66,13 @@ def _sidebar() -> Choices:
         st.header("Options")
         strict = st.checkbox("Strict: drop sentences without a supported citation", key="strict")
 
-    filters = SearchFilters(doc_types=doc_types or None, payers=_parse_payers(payer))
-    has_filters = filters.doc_types is not None or filters.payers is not None
+    filters = SearchFilters(
+        doc_types=doc_types or None, payers=_parse_payers(payer),
+        as_of=as_of if isinstance(as_of, date) else None,
+    )
+    has_filters = any(v is not None for v in (filters.doc_types, filters.payers, filters.as_of))
     return Choices(
         filters=filters if has_filters else None,
-        as_of=as_of if isinstance(as_of, date) else None,
         patient=None if patient == NO_PATIENT else patient,
         strict=strict,
     )
@@ -94,7 +95,7 @@ def _ask(client: MedciteClient, choices: Choices, question: str) -> None:
     raw: list[str] = []
     last_draw = 0.0
     try:
-        for event in client.ask_stream(request, as_of=choices.as_of):
+        for event in client.ask_stream(request):
             if event.event == "passages":
                 count = len(event.data.get("passages", []))
                 progress.info(

@@ -9,6 +9,7 @@ from datetime import date
 
 import streamlit as st
 
+from ingest.identity import date_from_filename
 from ui import render, render_docs, session
 from ui.api_client import ApiError, MedciteClient
 from ui.models import DocumentDiff, DocumentInfo, IngestJob
@@ -41,6 +42,14 @@ def wait_for_job(
     return job
 
 
+def _dated(filename: str) -> date | None:
+    found = date_from_filename(filename)
+    try:
+        return date.fromisoformat(found) if found else None
+    except ValueError:  # "name.v2024-13-45.md": not a date, so no effective date
+        return None
+
+
 def _upload_form(client: MedciteClient, selected: DocumentInfo | None) -> None:
     with st.form("upload_form", clear_on_submit=False):
         st.markdown("**Upload a new version**")
@@ -51,8 +60,11 @@ def _upload_form(client: MedciteClient, selected: DocumentInfo | None) -> None:
                 selected is not None and selected.doc_type in DOC_TYPES) else 0
             doc_type = st.selectbox("Document type", DOC_TYPES, index=default_type)
             payer = st.text_input("Payer", value=(selected.payer or "") if selected else "")
-            effective = st.date_input("Effective date", value=None, format="YYYY-MM-DD",
-                                      key="upload_effective")
+            effective = st.date_input(
+                "Effective date", value=None, format="YYYY-MM-DD", key="upload_effective",
+                help="Empty: the date in a file name like name.v2024-01-05.md, as the "
+                "corpus manifest reads it; else the date the document states, if any.",
+            )
         with right:
             doc_key = st.text_input(
                 "Document key", value=selected.doc_key if selected else "",
@@ -73,7 +85,7 @@ def _upload_form(client: MedciteClient, selected: DocumentInfo | None) -> None:
     try:
         job = client.upload(
             upload.name, upload.getvalue(), doc_type=doc_type, payer=payer.strip() or None,
-            effective_date=effective if isinstance(effective, date) else None,
+            effective_date=effective if isinstance(effective, date) else _dated(upload.name),
             access_groups=[g.strip() for g in groups.split(",") if g.strip()] or None,
             doc_key=doc_key.strip() or None,
         )
@@ -96,8 +108,10 @@ def _upload_form(client: MedciteClient, selected: DocumentInfo | None) -> None:
 def _show_job(job: IngestJob) -> None:
     name = render.escape_text(job.filename)
     if job.status == "done":
+        previous = f" (replacing version {job.previous_version})" if job.previous_version else ""
+        changes = f" Changes: {render.escape_text(job.changes)}." if job.changes else ""
         st.success(f"Ingested {name}: {render.escape_text(job.doc_key or '?')} version "
-                   f"{job.version}, {job.chunks} chunks.")
+                   f"{job.version}{previous}, {job.chunks} chunks.{changes}")
     elif job.status == "failed":
         st.error(f"Ingesting {name} failed: {render.escape_text(job.reason or 'no reason given')}")
     else:
@@ -126,7 +140,9 @@ def _show_diff(diff: DocumentDiff) -> None:
 
 def _diff_and_history(client: MedciteClient, document: DocumentInfo) -> None:
     versions = client.versions(document.doc_key)
-    numbers = [v.version for v in versions]  # newest first
+    # Published versions only, newest first: a pending one has no number and no diff yet.
+    numbers = [v.version for v in versions
+               if v.version is not None and v.status not in ("pending", "replaced")]
     st.markdown("**Changes between versions**")
     if len(numbers) < 2:
         st.info("Only one version so far: upload a new one to see what changes.")
@@ -145,16 +161,18 @@ def _diff_and_history(client: MedciteClient, document: DocumentInfo) -> None:
 
 
 def _retire(client: MedciteClient, document: DocumentInfo) -> None:
-    if document.retired_at:
-        st.caption(f"Retired on {render.escape_text(document.retired_at)}.")
+    if document.retired:
+        st.caption(render.escape_text(render_docs.retired_line(document)))
         return
     with st.expander("Retire this document"):
         st.caption("A retired document is no longer retrieved for answers; its versions and "
-                   "audit records are kept.")
+                   "audit records are kept, and publishing a new version brings it back.")
+        reason = st.text_input("Reason (kept in the audit log)", key="retire_reason",
+                               max_chars=2000)
         sure = st.checkbox(f"Yes, retire {document.doc_key}", key="retire_confirm")
         if st.button("Retire", key="retire", disabled=not sure):
             try:
-                client.retire(document.doc_key)
+                client.retire(document.doc_key, reason.strip() or None)
             except ApiError as exc:
                 st.error(render.escape_text(str(exc)))
                 return

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-VersionStatus = Literal["current", "superseded", "retired", "pending"]
+# "scheduled": effective later than today; "replaced": an earlier build of the same bytes.
+VersionStatus = Literal["current", "superseded", "retired", "pending", "scheduled", "replaced"]
 JobStatus = Literal["queued", "running", "done", "failed"]
 
 
@@ -20,9 +21,11 @@ class _Tolerant(BaseModel):
 
 class VersionInfo(_Tolerant):
     doc_key: str
-    version: int
+    version: int | None = None  # None while the version is still pending (being ingested)
     version_id: str
     title: str
+    doc_type: str | None = None
+    payer: str | None = None
     source_file: str
     effective_date: str | None = None
     ingested_at: str
@@ -37,9 +40,16 @@ class DocumentInfo(_Tolerant):
     doc_type: str
     payer: str | None = None
     access_groups: list[str] = Field(default_factory=list)
-    retired_at: str | None = None
+    retired_on: str | None = None  # the day it stops being retrieved (YYYY-MM-DD)
+    retired_at: str | None = None  # when the retirement was recorded
+    retired_by: str | None = None
+    retired_reason: str | None = None
     versions: int
     current: VersionInfo | None = None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_on is not None or self.retired_at is not None
 
 
 class RowChange(_Tolerant):
@@ -75,9 +85,12 @@ class IngestJob(_Tolerant):
     filename: str
     doc_key: str | None = None
     version: int | None = None
+    previous_version: int | None = None
     chunks: int = 0
     reason: str | None = None
+    changes: str | None = None  # one line, e.g. "rows: 1 added, 2 changed"
     progress: float = 0.0
+    submitted_by: str | None = None
 
     @property
     def finished(self) -> bool:

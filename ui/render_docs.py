@@ -131,12 +131,20 @@ def document_rows(documents: list[DocumentInfo]) -> list[dict[str, object]]:
             "current": d.current.version if d.current else None,
             "effective": (d.current.effective_date or "") if d.current else "",
             "groups": ", ".join(d.access_groups),
-            "retired": d.retired_at or "",
+            "retired": d.retired_on or "",
         }
         for d in documents
     ]
 
 
 def document_label(document: DocumentInfo) -> str:
-    retired = " (retired)" if document.retired_at else ""
+    retired = " (retired)" if document.retired else ""
     return f"{document.title} — {document.doc_key}{retired}"
+
+
+def retired_line(document: DocumentInfo) -> str:
+    """'Retired on 2025-01-02 by policy-team: superseded by the 2025 list.'"""
+    when = document.retired_on or (document.retired_at or "")[:10] or "an unknown day"
+    by = f" by {document.retired_by}" if document.retired_by else ""
+    reason = f": {document.retired_reason}" if document.retired_reason else ""
+    return f"Retired on {when}{by}{reason}."
