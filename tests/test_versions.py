@@ -249,3 +249,32 @@ def test_queries_during_a_reingest_never_mix_versions(
     assert {1, 2} >= set().union(*seen)
     final = retriever.search("Which gout drugs are preferred?", access_groups=["public"])
     assert {p.provenance.version_number for p in final} == {2}
+
+
+def test_cli_versions_diff_and_retire(
+    versioned, qdrant, embedder, tmp_path: Path, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    from app.cli import build_parser
+
+    settings, catalog, retriever = versioned
+    root = corpus_with(tmp_path / "corpus", LIPO_2023, LIPO_2024)
+    ingest_path(root, settings, client=qdrant, embedder=embedder, catalog=catalog,
+                progress=False)
+
+    def run(*argv: str) -> tuple[int, str]:
+        args = build_parser().parse_args(list(argv))
+        code = int(args.func(args, settings))
+        return code, capsys.readouterr().out
+
+    code, out = run("versions", "ohio-medicaid:lipotropics")
+    assert code == 0 and "v2 current" in out and "v1 superseded" in out
+    code, out = run("diff", "ohio-medicaid:lipotropics")
+    assert code == 0 and "+ [Formulary] Atorvaliq: added as Non-Preferred" in out
+    code, out = run("diff", "ohio-medicaid:lipotropics", "--from", "2", "--to", "1", "--json")
+    assert code == 0 and '"removed"' in out  # going back, Atorvaliq is removed
+    assert run("diff", "ohio-medicaid:nothing")[0] == 1
+    code, out = run("retire", "ohio-medicaid:lipotropics", "--reason", "test")
+    assert code == 0 and "retired" in out
+    code, out = run("documents", "--all")
+    assert "RETIRED" in out
+    assert retriever.search("Atorvaliq", access_groups=["public"]) == []
