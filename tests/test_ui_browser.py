@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,6 +180,22 @@ def _sign_in(browser: Any, stack: Stack, key: str) -> Any:
     return page
 
 
+def _wait(page: Any, target: Any, what: str, timeout_ms: int = STEP_TIMEOUT_MS) -> None:
+    """Wait for `target` or for an error on the page; fail saying what the page shows
+    (and save it next to the test's temporary files) instead of a bare timeout."""
+    errors = page.get_by_test_id("stAlertContentError").or_(page.get_by_test_id("stException"))
+    try:
+        target.or_(errors).first.wait_for(timeout=timeout_ms)
+    except playwright_api.TimeoutError:
+        pass
+    if target.count():
+        return
+    shot = Path(tempfile.gettempdir()) / f"medcite-{what.replace(' ', '-')}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    text = page.locator("body").inner_text()[-3000:]
+    raise AssertionError(f"no {what} on the page (screenshot {shot}); it shows:\n{text}")
+
+
 def _settle(page: Any, timeout_ms: int = STEP_TIMEOUT_MS) -> None:
     """Wait until Streamlit has finished the current run (its running indicator is gone)."""
     page.wait_for_timeout(500)
@@ -196,14 +213,39 @@ def _choose(page: Any, label: str, option: str) -> None:
 
 
 @pytest.mark.timeout(1800)
+def test_documents_upload_and_diff_in_the_browser(browser: Any, stack: Stack) -> None:
+    page = _sign_in(browser, stack, stack.policy_admin)
+    page.get_by_text("Upload a new version").wait_for()
+
+    # Choose the Ohio lipotropics list (as of 2023-04-04), then upload its 2024 version;
+    # the form takes the document's key, type and payer, the date from the file name.
+    _choose(page, "Document", OHIO_KEY)
+    assert page.get_by_role("textbox", name="Document key").input_value() == OHIO_KEY
+    page.locator('input[type="file"]').set_input_files(str(OHIO_2024))
+    page.get_by_text(OHIO_2024.name).wait_for()
+    page.get_by_role("button", name="Upload and ingest").click()
+    _wait(page, page.locator(".medcite-diff-headline"), "diff")
+    _settle(page)
+    assert page.get_by_text(f"Ingested {OHIO_2024.name}").count() == 1
+
+    headline = page.locator(".medcite-diff-headline").inner_text()
+    assert "version 1 (effective 2023-04-04) → version 2 (effective 2024-01-05)" in headline
+    added = page.locator(".medcite-diff-row").filter(
+        has=page.locator(".medcite-change-added"))
+    assert "Atorvaliq" in " ".join(added.all_inner_texts())
+    _screenshot(page, "documents-diff.png")
+    page.context.close()
+
+
+@pytest.mark.timeout(1800)
 def test_ask_then_audit_in_the_browser(browser: Any, stack: Stack) -> None:
     page = _sign_in(browser, stack, stack.clinician)
     question = page.get_by_label("Question", exact=True)
     question.fill(QUESTION)
     question.press("Control+Enter")  # a text area commits on Ctrl+Enter (or blur)
     page.get_by_role("button", name="Ask", exact=True).click()
-    page.locator(".medcite-badge").first.wait_for(timeout=ANSWER_TIMEOUT_MS)
-    _settle(page)
+    _wait(page, page.locator(".medcite-badge"), "citation badge", ANSWER_TIMEOUT_MS)
+    _settle(page, ANSWER_TIMEOUT_MS)
 
     supported = page.locator(".medcite-badge.medcite-supported")
     assert supported.count() >= 1
@@ -218,35 +260,10 @@ def test_ask_then_audit_in_the_browser(browser: Any, stack: Stack) -> None:
     page = _sign_in(browser, stack, stack.auditor)
     page.get_by_label("User (key name or id)").fill("dr-test")
     page.get_by_role("button", name="Search").click()
-    page.get_by_text("Answer as given").wait_for()
+    _wait(page, page.get_by_text("Answer as given"), "audit record")
     _settle(page)
     assert page.get_by_text(QUESTION, exact=True).count() >= 1
     assert page.locator(".medcite-badge.medcite-supported").count() >= 1
     assert page.get_by_text("answer status:").count() == 1
     _screenshot(page, "audit.png")
-    page.context.close()
-
-
-@pytest.mark.timeout(1800)
-def test_documents_upload_and_diff_in_the_browser(browser: Any, stack: Stack) -> None:
-    page = _sign_in(browser, stack, stack.policy_admin)
-    page.get_by_text("Upload a new version").wait_for()
-
-    # Choose the Ohio lipotropics list (as of 2023-04-04), then upload its 2024 version;
-    # the form takes the document's key, type and payer, the date from the file name.
-    _choose(page, "Document", OHIO_KEY)
-    assert page.get_by_label("Document key").input_value() == OHIO_KEY
-    page.locator('input[type="file"]').set_input_files(str(OHIO_2024))
-    page.get_by_text(OHIO_2024.name).wait_for()
-    page.get_by_role("button", name="Upload and ingest").click()
-    page.get_by_text("Ingested").wait_for()
-    page.locator(".medcite-diff-headline").wait_for()
-    _settle(page)
-
-    headline = page.locator(".medcite-diff-headline").inner_text()
-    assert "version 1 (effective 2023-04-04) → version 2 (effective 2024-01-05)" in headline
-    added = page.locator(".medcite-diff-row").filter(
-        has=page.locator(".medcite-change-added"))
-    assert "Atorvaliq" in " ".join(added.all_inner_texts())
-    _screenshot(page, "documents-diff.png")
     page.context.close()

@@ -84,7 +84,8 @@ def run_dataset(
         ingest_s = time.perf_counter() - started
         for failed in report.failed:
             print(f"  ingest FAILED {failed.relpath}: {failed.reason}", file=sys.stderr)
-        retriever = Retriever(client, settings.collection, embedder, catalog=catalog)
+        retriever = Retriever(client, settings.collection, embedder, catalog=catalog,
+                              rerank_candidates=settings.rerank_candidates)
         cached: list[IndexedChunk] = []
 
         def chunks() -> list[IndexedChunk]:
