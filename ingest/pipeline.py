@@ -195,10 +195,31 @@ class Ingestor:
     catalog: Catalog
     embedder: Embedder
     settings: Settings
+    _stored: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def collection(self) -> str:
         return self.settings.collection
+
+    def stored_chunks(self, version: str) -> int:
+        """Chunks stored for `version`. A Qdrant server counts with its payload index;
+        the embedded engine scans every point per count, so there one scan per run
+        counts them all."""
+        if self.settings.qdrant_url:
+            return chunks_present(self.client, self.collection, version)
+        if self._stored is None:
+            counts: dict[str, int] = {}
+            offset = None
+            while True:
+                points, offset = self.client.scroll(
+                    self.collection, limit=2048, offset=offset, with_payload=["version_id"])
+                for point in points:
+                    vid = str((point.payload or {}).get("version_id"))
+                    counts[vid] = counts.get(vid, 0) + 1
+                if offset is None:
+                    break
+            self._stored = counts
+        return self._stored.get(version, 0)
 
     def plan(
         self, source: SourceFile, seen: dict[tuple[str, str | None], str]
@@ -230,7 +251,7 @@ class Ingestor:
         vid = version_id(source, data, build_parts(self.settings))
         existing = self.catalog.version(vid)
         if existing is not None and existing["state"] == "committed" and \
-                chunks_present(self.client, self.collection, vid) == existing["chunks"]:
+                self.stored_chunks(vid) == existing["chunks"]:
             result.status, result.version = "unchanged", existing["number"]
             return result
         same = self.catalog.committed_with_content(self.collection, source.doc_key, digest)
@@ -366,6 +387,7 @@ def ingest_sources(
     settings = ingestor.settings
     ensure_collection(ingestor.client, settings.collection, ingestor.embedder.dim)
     ingestor.collect_garbage()
+    ingestor._stored = None  # counted afresh for this run
     report = IngestReport()
     # Oldest version first, so a run holding several versions of one document
     # publishes them in order and the newest ends up in force.
