@@ -3,10 +3,10 @@ generator, verification, audit log, document versions) and the real Streamlit se
 on 127.0.0.1, driven by the system's headless Chromium through Playwright (never a
 downloaded browser; `scripts/ci_browser.sh` installs Debian's `chromium`).
 
-One API and one Streamlit server serve every test here, over a collection of their own
-(the Lipitor label and the Ohio lipotropics list as of 2023-04-04), so publishing a new
-version does not change what the session's other tests retrieve. Only one question goes
-to the CPU generator.
+One API (the session's `live_api`) and one Streamlit server serve every test here; only
+one question goes to the CPU generator. The Documents test works on a document of its
+own (the Ohio lipotropics list as of 2023-04-04, published by the fixture), which it
+retires at the end, so the session's other tests never retrieve it.
 
 With MEDCITE_SCREENSHOTS_DIR set, each page is saved there (ask.png, audit.png,
 documents-diff.png); `scripts/screenshots.sh` regenerates docs/screenshots/ this way.
@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,14 @@ import pytest
 
 from app.auth import KeyStore, Role
 from app.settings import REPO_ROOT, Settings
-from tests.conftest import Keys, serve, write_corpus
+from tests.conftest import Keys, LiveAPI
 
 CHROMIUM = os.environ.get("MEDCITE_CHROMIUM", "/usr/bin/chromium")
 QUESTION = "What is the recommended starting dose of atorvastatin?"
-LABEL = "drug-labels/fda-spl/lipitor-orig.xml"
-OHIO = "formularies/ohio-medicaid-updl/versions"
-OHIO_2023 = f"{OHIO}/lipotropics.v2023-04-04.b8c269cd.md"
-OHIO_2024 = REPO_ROOT / "corpora" / OHIO / "lipotropics.v2024-01-05.7f5fdb53.md"
-OHIO_KEY = "ohio-medicaid:lipotropics"
+OHIO = REPO_ROOT / "corpora/formularies/ohio-medicaid-updl/versions"
+OHIO_2023 = OHIO / "lipotropics.v2023-04-04.b8c269cd.md"
+OHIO_2024 = OHIO / "lipotropics.v2024-01-05.7f5fdb53.md"
+DOC_KEY = "ohio-medicaid:lipotropics-browser-test"
 # The CPU generator answers in 10-100 s alone, far slower when the machine is shared.
 ANSWER_TIMEOUT_MS = 900_000
 # Streamlit reruns, API reads and a one-file ingest: seconds, minutes on a loaded CPU.
@@ -66,6 +66,7 @@ if _chromium() is None:
 
 @dataclass(frozen=True)
 class Stack:
+    api_url: str
     ui_url: str
     clinician: str
     auditor: str
@@ -89,7 +90,7 @@ def _streamlit(api_url: str, log: Path) -> Iterator[str]:
             [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
              "--server.address", "127.0.0.1", "--server.port", str(port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+             "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -116,39 +117,22 @@ def _streamlit(api_url: str, log: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stack(  # type: ignore[no-untyped-def]
-    settings: Settings, services, qdrant, embedder, keys: Keys,
+    settings: Settings, live_api: LiveAPI, keys: Keys,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    from app import local_llm
-    from app.main import create_app
-    from app.services import build_services
-    from ingest.pipeline import ingest_path
+    from ui.api_client import MedciteClient
 
-    tmp = tmp_path_factory.mktemp("browser")
-    # The session's generator (`services` started it): one llama.cpp process per session.
-    own_settings = settings.model_copy(update={
-        "collection": "ui_browser",
-        "database_url": f"sqlite:///{tmp / 'audit.db'}",
-        "llm_base_url": local_llm.server_url(settings),
-        "llm_structured_output": "json_object",
-        "max_concurrent_answers": 1,
-    })
-    corpus = write_corpus(tmp / "corpus", {
-        LABEL: ("label", None), OHIO_2023: ("formulary", "Ohio Medicaid")})
-    report = ingest_path(corpus, own_settings, client=qdrant, embedder=embedder,
-                         catalog=services.catalog, progress=False)
-    assert not report.failed and len(report.by_status("ingested")) == 2, report.summary()
-    own = build_services(own_settings, client=qdrant, embedder=embedder)
     policy_admin = KeyStore(settings.keys_file).create(
         "policy-browser", Role.policy_admin, ["public"])[0]
+    client = MedciteClient(live_api.url, policy_admin)
     try:
-        with serve(create_app(own_settings, own)) as api_url, \
-                _streamlit(api_url, tmp / "streamlit.log") as ui_url:
-            yield Stack(ui_url, keys.clinician, keys.auditor, policy_admin)
+        with _streamlit(live_api.url, tmp_path_factory.mktemp("streamlit") / "log") as ui_url:
+            yield Stack(live_api.url, ui_url, keys.clinician, keys.auditor, policy_admin)
     finally:
-        own.jobs.close()
-        own.audit.close()
-        own.catalog.close()
+        # The Documents test retires its document; this is for a test that failed first.
+        if any(not d.retired for d in client.documents(include_retired=True)
+               if d.doc_key == DOC_KEY):
+            client.retire(DOC_KEY, "browser test clean-up")
 
 
 @pytest.fixture(scope="module")
@@ -213,31 +197,6 @@ def _choose(page: Any, label: str, option: str) -> None:
 
 
 @pytest.mark.timeout(1800)
-def test_documents_upload_and_diff_in_the_browser(browser: Any, stack: Stack) -> None:
-    page = _sign_in(browser, stack, stack.policy_admin)
-    page.get_by_text("Upload a new version").wait_for()
-
-    # Choose the Ohio lipotropics list (as of 2023-04-04), then upload its 2024 version;
-    # the form takes the document's key, type and payer, the date from the file name.
-    _choose(page, "Document", OHIO_KEY)
-    assert page.get_by_role("textbox", name="Document key").input_value() == OHIO_KEY
-    page.locator('input[type="file"]').set_input_files(str(OHIO_2024))
-    page.get_by_text(OHIO_2024.name).wait_for()
-    page.get_by_role("button", name="Upload and ingest").click()
-    _wait(page, page.locator(".medcite-diff-headline"), "diff")
-    _settle(page)
-    assert page.get_by_text(f"Ingested {OHIO_2024.name}").count() == 1
-
-    headline = page.locator(".medcite-diff-headline").inner_text()
-    assert "version 1 (effective 2023-04-04) → version 2 (effective 2024-01-05)" in headline
-    added = page.locator(".medcite-diff-row").filter(
-        has=page.locator(".medcite-change-added"))
-    assert "Atorvaliq" in " ".join(added.all_inner_texts())
-    _screenshot(page, "documents-diff.png")
-    page.context.close()
-
-
-@pytest.mark.timeout(1800)
 def test_ask_then_audit_in_the_browser(browser: Any, stack: Stack) -> None:
     page = _sign_in(browser, stack, stack.clinician)
     question = page.get_by_label("Question", exact=True)
@@ -266,4 +225,54 @@ def test_ask_then_audit_in_the_browser(browser: Any, stack: Stack) -> None:
     assert page.locator(".medcite-badge.medcite-supported").count() >= 1
     assert page.get_by_text("answer status:").count() == 1
     _screenshot(page, "audit.png")
+    page.context.close()
+
+
+@pytest.mark.timeout(1800)
+def test_documents_upload_diff_and_retire_in_the_browser(browser: Any, stack: Stack) -> None:
+    from ui.api_client import MedciteClient
+    from ui.documents_page import wait_for_job
+
+    # Published only now, after the question of the other test has been answered: the
+    # answer rests on the session's corpus alone.
+    client = MedciteClient(stack.api_url, stack.policy_admin)
+    job = client.upload(OHIO_2023.name, OHIO_2023.read_bytes(), doc_type="formulary",
+                        payer="Ohio Medicaid", effective_date=date(2023, 4, 4),
+                        doc_key=DOC_KEY)
+    job = wait_for_job(client, job, timeout_s=STEP_TIMEOUT_MS / 1000, poll_s=0.5)
+    assert (job.status, job.version) == ("done", 1), job.reason
+
+    page = _sign_in(browser, stack, stack.policy_admin)
+    page.get_by_text("Upload a new version").wait_for()
+
+    # Choose the Ohio lipotropics list (as of 2023-04-04), then upload its 2024 version;
+    # the form takes the document's key, type and payer, the date from the file name.
+    _choose(page, "Document", DOC_KEY)
+    assert page.get_by_role("textbox", name="Document key").input_value() == DOC_KEY
+    page.locator('input[type="file"]').set_input_files(str(OHIO_2024))
+    # The uploader shows a shortened name; its title attribute holds the whole one.
+    page.locator(f'[data-testid="stFileChipName"][title="{OHIO_2024.name}"]').wait_for()
+    page.get_by_role("button", name="Upload and ingest").click()
+    _wait(page, page.locator(".medcite-diff-headline"), "diff")
+    _settle(page)
+    assert page.get_by_text(f"Ingested {OHIO_2024.name}").count() == 1
+
+    headline = page.locator(".medcite-diff-headline").inner_text()
+    assert "version 1 (effective 2023-04-04) → version 2 (effective 2024-01-05)" in headline
+    added = page.locator(".medcite-diff-row").filter(
+        has=page.locator(".medcite-change-added"))
+    assert "Atorvaliq" in " ".join(added.all_inner_texts())
+    _screenshot(page, "documents-diff.png")
+
+    # Retire it: a reason, a confirmation, then it is gone from the list.
+    page.get_by_text("Retire this document").click()
+    page.get_by_role("textbox", name="Reason (kept in the audit log)").fill("browser test")
+    page.get_by_role("textbox", name="Reason (kept in the audit log)").press("Enter")
+    _settle(page)
+    page.get_by_text(f"Yes, retire {DOC_KEY}").click()
+    _settle(page)
+    page.get_by_role("button", name="Retire", exact=True).click()
+    _wait(page, page.get_by_text(f"Retired {DOC_KEY}."), "retirement")
+    retired = [d for d in client.documents(include_retired=True) if d.doc_key == DOC_KEY]
+    assert [(d.retired, d.retired_reason) for d in retired] == [(True, "browser test")]
     page.context.close()
