@@ -164,10 +164,13 @@ def _sign_in(browser: Any, stack: Stack, key: str) -> Any:
     return page
 
 
-def _wait(page: Any, target: Any, what: str, timeout_ms: int = STEP_TIMEOUT_MS) -> None:
-    """Wait for `target` or for an error on the page; fail saying what the page shows
-    (and save it next to the test's temporary files) instead of a bare timeout."""
+def _wait(page: Any, target: Any, what: str, timeout_ms: int = STEP_TIMEOUT_MS,
+          also: Any = None) -> None:
+    """Wait for `target`, or stop at an error (or `also`) on the page; fail saying what
+    the page shows (and save a screenshot) instead of a bare timeout."""
     errors = page.get_by_test_id("stAlertContentError").or_(page.get_by_test_id("stException"))
+    if also is not None:
+        errors = errors.or_(also)
     try:
         target.or_(errors).first.wait_for(timeout=timeout_ms)
     except playwright_api.TimeoutError:
@@ -203,7 +206,10 @@ def test_ask_then_audit_in_the_browser(browser: Any, stack: Stack) -> None:
     question.fill(QUESTION)
     question.press("Control+Enter")  # a text area commits on Ctrl+Enter (or blur)
     page.get_by_role("button", name="Ask", exact=True).click()
-    _wait(page, page.locator(".medcite-badge"), "citation badge", ANSWER_TIMEOUT_MS)
+    # An abstention has no badges: stop waiting at once and show what it says.
+    abstained = page.get_by_text("The service did not answer")
+    _wait(page, page.locator(".medcite-badge"), "citation badge", ANSWER_TIMEOUT_MS,
+          also=abstained)
     _settle(page, ANSWER_TIMEOUT_MS)
 
     supported = page.locator(".medcite-badge.medcite-supported")
