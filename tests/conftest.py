@@ -236,6 +236,20 @@ def make_services(settings: Settings, qdrant, embedder, first_ingest, tmp_path: 
         made.catalog.close()
 
 
+def send_chat_completion(handler: BaseHTTPRequestHandler, model: str, content: str) -> None:
+    """Answer an OpenAI-style chat request with one non-streamed completion."""
+    out = json.dumps({
+        "id": "stand-in", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+    }).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(out)))
+    handler.end_headers()
+    handler.wfile.write(out)
+
+
 class _StandInLLM(BaseHTTPRequestHandler):
     """An OpenAI-compatible chat endpoint that answers at once, citing the first passage
     of the prompt word for word. The model is an external service; the real one takes
@@ -260,17 +274,7 @@ class _StandInLLM(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(body["model"], json.dumps(answer))
             return
-        out = json.dumps({
-            "id": "stand-in", "object": "chat.completion", "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": json.dumps(answer)}}],
-        }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        send_chat_completion(self, body["model"], json.dumps(answer))
 
     def _stream(self, model: str, content: str) -> None:
         """The same answer as OpenAI-style server-sent chunks, a few characters each."""

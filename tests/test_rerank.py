@@ -23,6 +23,7 @@ from retrieval.rerank import (
     build_reranker,
     parse_ranking,
 )
+from tests.conftest import send_chat_completion
 
 
 def _passage(i: int, text: str) -> Passage:
@@ -99,16 +100,7 @@ class _Endpoint(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.prompts.append(body["messages"][-1]["content"])
-        out = json.dumps({
-            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": self.reply}}],
-        }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        send_chat_completion(self, body["model"], self.reply)
 
     def log_message(self, *args: object) -> None:
         pass
