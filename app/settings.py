@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     catalog_url: str = Field(default="", alias="MEDCITE_CATALOG_URL")
     # Parser processes; 0 = one per core, fewer for small batches.
     ingest_workers: int = Field(default=0, ge=0, alias="MEDCITE_INGEST_WORKERS")
+    # Chunks embedded and upserted per step of a document's write: larger batches keep a
+    # GPU busy; smaller ones bound memory for very large documents.
+    ingest_write_batch: int = Field(default=256, ge=1, alias="MEDCITE_INGEST_WRITE_BATCH")
 
     # Generation --------------------------------------------------------------
     # Unset LLM_BASE_URL means: start the embedded llama.cpp server and use it.

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 # Bump when parsing or chunking changes, so unchanged files are rebuilt once.
 PIPELINE_VERSION = "3"
 UPSERT_BATCH = 128
-EMBED_BATCH = 256
 # Invisible leftovers (abandoned pending versions, replaced builds) older than this are
 # removed at the start of a run; younger ones may belong to a run still going elsewhere,
 # or be read by a query that started before their replacement was published.
@@ -158,10 +157,11 @@ def write_chunks(
     chunks: list[Chunk],
     version: str,
     progress: Callable[[float], None] | None = None,
+    batch_size: int = 256,
 ) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    for start in range(0, len(chunks), EMBED_BATCH):
-        batch = chunks[start : start + EMBED_BATCH]
+    for start in range(0, len(chunks), batch_size):
+        batch = chunks[start : start + batch_size]
         texts = [embedding_text(doc, c) for c in batch]
         vectors = embedder.embed(texts)
         points = [
@@ -285,6 +285,7 @@ class Ingestor:
         write_chunks(
             self.client, self.collection, self.embedder, doc, source, chunks, planned.version,
             (lambda f: progress(source.relpath, f)) if progress else None,
+            self.settings.ingest_write_batch,
         )
         # By id, not by a filtered count: the embedded engine answers ids from a map
         # but scans every point for a count.

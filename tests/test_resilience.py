@@ -40,11 +40,11 @@ def _auth(key: str) -> dict[str, str]:
 def test_generator_killed_is_a_503_and_recovers_when_it_returns(
     settings: Settings, make_services: Callable[..., Services], keys: Keys, tmp_path: Path
 ) -> None:
-    # The small packaged model on one thread, a short context: this test is about the
-    # process going away, and on a busy 2-core machine llama.cpp's threads would only
-    # contend with the test's own (two threads ran 5x slower than one there).
+    # The default packaged model (the one every install has) on one thread, a short
+    # context: this test is about the process going away, and on a busy 2-core machine
+    # llama.cpp's threads would only contend with the test's own.
     llm_settings = settings.model_copy(update={
-        "local_llm": "qwen2.5-coder-0.5b", "local_llm_port": free_port(),
+        "local_llm_port": free_port(),
         "local_llm_threads": 1, "data_dir": tmp_path,
     })
     proc = local_llm.start_server(llm_settings)
