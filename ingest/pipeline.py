@@ -24,7 +24,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 from qdrant_client import QdrantClient, models
 from tqdm import tqdm
 
@@ -51,6 +53,7 @@ UPSERT_BATCH = 128
 STALE_AFTER = timedelta(hours=1)
 
 Progress = Callable[[str, float], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -158,16 +161,20 @@ def write_chunks(
     version: str,
     progress: Callable[[float], None] | None = None,
     batch_size: int = 256,
+    vectors: np.ndarray | None = None,
 ) -> None:
+    """Embed (unless `vectors` were computed with other documents' chunks) and upsert a
+    version's chunks, `batch_size` at a time."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for start in range(0, len(chunks), batch_size):
         batch = chunks[start : start + batch_size]
         texts = [embedding_text(doc, c) for c in batch]
-        vectors = embedder.embed(texts)
+        dense = (vectors[start : start + len(batch)] if vectors is not None
+                 else embedder.embed(texts))
         points = [
             models.PointStruct(
                 id=point_id(version, c.index),
-                vector={DENSE: vectors[i].tolist(), SPARSE: sparse_vector(texts[i])},
+                vector={DENSE: dense[i].tolist(), SPARSE: sparse_vector(texts[i])},
                 payload=payload(doc, source, c, version, len(chunks), now),
             )
             for i, c in enumerate(batch)
@@ -185,6 +192,18 @@ class Planned:
     source: SourceFile
     version: str
     content: str  # sha256 of the bytes
+
+
+@dataclass
+class Prepared:
+    """A parsed version cut into chunks, ready to embed and store."""
+
+    planned: Planned
+    doc: ParsedDocument
+    chunks: list[Chunk]
+
+    def texts(self) -> list[str]:
+        return [embedding_text(self.doc, c) for c in self.chunks]
 
 
 @dataclass
@@ -262,16 +281,32 @@ class Ingestor:
             return result
         return Planned(source, vid, digest)
 
+    def prepare(self, planned: Planned, doc: ParsedDocument) -> Prepared | FileResult:
+        """Chunk a parsed version; nothing is written yet."""
+        source = planned.source
+        chunks = chunk_document(doc, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        if not chunks:
+            return FileResult(relpath=source.relpath, status="failed", doc_id=doc.doc_id,
+                              doc_key=source.doc_key, reason="no text could be extracted")
+        return Prepared(planned, doc, chunks)
+
     def write(
         self, planned: Planned, doc: ParsedDocument, progress: Progress | None = None
     ) -> FileResult:
+        prepared = self.prepare(planned, doc)
+        if isinstance(prepared, FileResult):
+            return prepared
+        return self.store(prepared, None, progress)
+
+    def store(
+        self, prepared: Prepared, vectors: np.ndarray | None, progress: Progress | None = None
+    ) -> FileResult:
+        """Write a prepared version's chunks invisibly, check they are all there, then
+        publish it in one catalog transaction."""
+        planned, doc, chunks = prepared.planned, prepared.doc, prepared.chunks
         source = planned.source
         result = FileResult(relpath=source.relpath, status="failed", doc_id=doc.doc_id,
                             doc_key=source.doc_key)
-        chunks = chunk_document(doc, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
-        if not chunks:
-            result.reason = "no text could be extracted"
-            return result
         snapshot = Snapshot(doc.title, [(s.path, s.text, s.is_table) for s in doc.sections])
         new = NewVersion(
             version_id=planned.version, doc_key=source.doc_key, title=doc.title,
@@ -285,7 +320,7 @@ class Ingestor:
         write_chunks(
             self.client, self.collection, self.embedder, doc, source, chunks, planned.version,
             (lambda f: progress(source.relpath, f)) if progress else None,
-            self.settings.ingest_write_batch,
+            self.settings.ingest_write_batch, vectors,
         )
         # By id, not by a filtered count: the embedded engine answers ids from a map
         # but scans every point for a count.
@@ -381,6 +416,38 @@ def _reason(exc: Exception) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
+def _guarded(plan: Planned, step: Callable[[], T]) -> T | FileResult:
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
+        log.exception("ingest of %s failed", plan.source.relpath)
+        return FileResult(plan.source.relpath, "failed", doc_key=plan.source.doc_key,
+                          reason=_reason(exc))
+
+
+def _store_window(
+    ingestor: Ingestor, window: list[Prepared], progress: Progress | None
+) -> list[FileResult]:
+    """Embed a window of documents in one call, then store and publish each in order.
+    A lone document (possibly larger than a window) is embedded batch by batch as it is
+    written, which bounds memory."""
+    if not window:
+        return []
+    vectors: list[np.ndarray | None] = [None] * len(window)
+    if len(window) > 1:
+        try:
+            dense = ingestor.embedder.embed([t for p in window for t in p.texts()])
+        except Exception:  # noqa: BLE001 - retried document by document below
+            log.exception("embedding a window of %d documents failed", len(window))
+        else:
+            offsets = np.cumsum([0] + [len(p.chunks) for p in window])
+            vectors = [dense[offsets[i] : offsets[i + 1]] for i in range(len(window))]
+    return [
+        _guarded(p.planned, lambda: ingestor.store(p, v, progress))  # noqa: B023
+        for p, v in zip(window, vectors, strict=True)
+    ]
+
+
 def ingest_sources(
     sources: list[SourceFile],
     ingestor: Ingestor,
@@ -413,18 +480,8 @@ def ingest_sources(
             report.results.append(planned)
     n_workers = _workers(workers if workers is not None else settings.ingest_workers, plans)
     bar = tqdm(total=len(plans), desc="ingest", unit="file", disable=not progress)
-    for plan, outcome in _parsed(plans, settings.max_file_bytes, n_workers):
-        bar.set_postfix_str(plan.source.path.name[:40])
-        if isinstance(outcome, Exception):
-            result = FileResult(plan.source.relpath, "failed", doc_key=plan.source.doc_key,
-                                reason=_reason(outcome))
-        else:
-            try:
-                result = ingestor.write(plan, outcome, on_progress)
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
-                log.exception("ingest of %s failed", plan.source.relpath)
-                result = FileResult(plan.source.relpath, "failed", doc_key=plan.source.doc_key,
-                                    reason=_reason(exc))
+
+    def done(result: FileResult) -> None:
         if result.status == "failed":
             bar.write(f"FAILED {result.relpath}: {result.reason}")
         elif result.changes:
@@ -432,6 +489,33 @@ def ingest_sources(
                       f"{result.changes}")
         report.results.append(result)
         bar.update(1)
+
+    # Small documents are embedded together: one encode call over many documents' chunks
+    # runs about twice as fast on CPU as one call per document. Each document is still
+    # stored and published on its own.
+    window: list[Prepared] = []
+    for plan, outcome in _parsed(plans, settings.max_file_bytes, n_workers):
+        bar.set_postfix_str(plan.source.path.name[:40])
+        if isinstance(outcome, Exception):
+            done(FileResult(plan.source.relpath, "failed", doc_key=plan.source.doc_key,
+                            reason=_reason(outcome)))
+            continue
+        prepared = _guarded(plan, lambda: ingestor.prepare(plan, outcome))  # noqa: B023
+        if isinstance(prepared, FileResult):
+            done(prepared)
+            continue
+        if len(prepared.chunks) >= settings.ingest_write_batch:
+            # A large document goes alone, embedded batch by batch as it is written.
+            for result in _store_window(ingestor, window, on_progress):
+                done(result)
+            window = []
+        window.append(prepared)
+        if sum(len(p.chunks) for p in window) >= settings.ingest_write_batch:
+            for result in _store_window(ingestor, window, on_progress):
+                done(result)
+            window = []
+    for result in _store_window(ingestor, window, on_progress):
+        done(result)
     bar.close()
     report.results.sort(key=lambda r: r.relpath)
     report.elapsed_s = time.perf_counter() - started

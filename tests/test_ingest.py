@@ -112,3 +112,68 @@ def test_changed_file_becomes_a_new_version(qdrant, embedder, settings: Settings
     # The earlier version is kept (as-of queries, audit), just not retrieved.
     assert count(qdrant, "changed_files") == first.chunks_written + second.chunks_written
     catalog.close()
+
+
+def test_small_documents_share_one_embedding_call_and_publish_separately(
+    qdrant, embedder, settings: Settings, tmp_path: Path, monkeypatch
+) -> None:
+    import numpy as np
+
+    from ingest.catalog import Catalog
+    from ingest.pipeline import Ingestor
+
+    isolated = settings.model_copy(update={"collection": "windows"})
+    catalog = Catalog(isolated.catalog_url)
+    corpus = tmp_path / "coverage"
+    corpus.mkdir()
+    topics = {"oxygen": "Home oxygen is covered when resting saturation is 88% or below.",
+              "walker": "A walker is covered once every 5 years for impaired mobility.",
+              "cgm": "Continuous glucose monitors are covered for insulin-treated diabetes.",
+              "broken": "This policy's store step fails in the test."}
+    for name, text in topics.items():
+        (corpus / f"{name}.md").write_text(f"# {name.title()} policy\n\n{text}\n")
+    calls: list[int] = []
+    real_embed = embedder.embed
+
+    def counting_embed(texts, show_progress=False):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        return real_embed(texts, show_progress)
+
+    real_store = Ingestor.store
+
+    def store(self, prepared, vectors, progress=None):  # type: ignore[no-untyped-def]
+        if prepared.planned.source.relpath.endswith("broken.md"):
+            raise OSError("disk full")
+        return real_store(self, prepared, vectors, progress)
+
+    monkeypatch.setattr(embedder, "embed", counting_embed)
+    monkeypatch.setattr(Ingestor, "store", store)
+    report = ingest_path(tmp_path, isolated, client=qdrant, embedder=embedder,
+                         catalog=catalog, progress=False)
+    monkeypatch.undo()
+    status = {Path(r.relpath).stem: (r.status, r.reason) for r in report.results}
+    assert status["broken"] == ("failed", "internal error: OSError: disk full")
+    assert all(status[n][0] == "ingested" for n in ("oxygen", "walker", "cgm"))
+    # One encode call for the four documents' chunks, not one per document.
+    assert calls == [4]
+    # Each published as its own version.
+    docs = {d.doc_key.split(":")[1] for d in catalog.documents("windows")}
+    assert docs == {"oxygen", "walker", "cgm"}
+    # The vectors are what embedding each document on its own gives (a write batch of
+    # one chunk puts every document in a window of its own).
+    (corpus / "broken.md").unlink()
+    alone = isolated.model_copy(update={"collection": "windows_alone", "ingest_write_batch": 1})
+    ingest_path(tmp_path, alone, client=qdrant, embedder=embedder, catalog=catalog,
+                progress=False)
+
+    def vectors(collection: str) -> dict[tuple[str, int], np.ndarray]:
+        points, _ = qdrant.scroll(collection, limit=50, with_payload=["doc_id", "chunk_index"],
+                                  with_vectors=["dense"])
+        return {(p.payload["doc_id"], p.payload["chunk_index"]): np.asarray(p.vector["dense"])
+                for p in points}
+
+    shared, single = vectors("windows"), vectors("windows_alone")
+    assert shared.keys() == single.keys() and len(shared) == 3
+    for key, vec in shared.items():
+        assert float(vec @ single[key]) > 0.999, key
+    catalog.close()
