@@ -72,6 +72,10 @@ def to_passage(
 
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
+# How hybrid search merges its dense and sparse candidates: reciprocal rank fusion, or
+# distribution-based score fusion (scores normalised per arm, then summed), which keeps
+# how far ahead a strong dense hit is instead of only its rank.
+FusionMode = Literal["rrf", "dbsf"]
 # Candidates each arm contributes before fusion: enough for RRF to promote a passage
 # that only one arm ranks highly.
 PREFETCH = 30
@@ -89,6 +93,7 @@ class Retriever:
     reranker: Reranker | None = None
     expansion: ExpansionMode = "off"
     rerank_candidates: int = 20
+    fusion: FusionMode = "rrf"
     # Embedded Qdrant is not safe for concurrent use from the API's worker threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -145,10 +150,10 @@ class Retriever:
                     ))
                 hits = self.client.query_points(
                     self.collection, prefetch=prefetch,
-                    query=models.FusionQuery(fusion=models.Fusion.RRF),
+                    query=models.FusionQuery(fusion=models.Fusion(self.fusion)),
                     query_filter=flt, limit=fetch, with_payload=True,
                 ).points
-                # RRF scores are ranks, not similarities; abstention needs the cosine.
+                # Fused scores are not similarities; abstention needs the cosine.
                 hits = self._with_dense_scores(hits, dense)
         passages = dedupe([to_passage(h, float(h.score), numbers) for h in hits])[:keep]
         if self.reranker is not None:

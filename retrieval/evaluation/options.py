@@ -8,11 +8,12 @@ import argparse
 DATASETS = ("corpora", "medquad", "pubmedqa")
 MEDCITE_MODES = ("dense", "sparse", "hybrid")
 ALL_SYSTEMS = (*(f"medcite-{m}" for m in MEDCITE_MODES), "bm25", "llamaindex")
-# Hybrid with an optional stage switched on, to measure it against medcite-hybrid: query
-# expansion on the lexical arm or both arms, and the reranker MEDCITE_RERANKER /
-# MEDCITE_RERANKER_PATH configure. Run on request (--systems), not by default.
+# Hybrid with one option changed, to measure it against medcite-hybrid: DBSF instead of
+# RRF fusion, query expansion on the lexical arm or both arms, and the reranker
+# MEDCITE_RERANKER / MEDCITE_RERANKER_PATH configure. Run on request (--systems), not by default.
 VARIANT_SYSTEMS = (
     "medcite-hybrid-expand-lexical", "medcite-hybrid-expand-both", "medcite-hybrid-rerank",
+    "medcite-hybrid-dbsf",
 )
 # What the product's /ask uses: Retriever.search's default mode.
 DEFAULT_SYSTEM = "medcite-hybrid"

@@ -180,7 +180,9 @@ def configured_reranker(settings: Settings) -> Reranker | None:
 
 
 def variant(name: str, retriever: Retriever, reranker: Callable[[], Reranker | None]) -> Retriever:
-    """The product's retriever over the same collection with one optional stage on."""
+    """The product's retriever over the same collection with one option changed."""
+    if name == "medcite-hybrid-dbsf":
+        return dataclasses.replace(retriever, reranker=None, expansion="off", fusion="dbsf")
     if name == "medcite-hybrid-rerank":
         built = reranker()
         if built is None:
