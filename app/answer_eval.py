@@ -206,12 +206,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
         # Our own embedded Qdrant, audit database and generator port; the generator
         # weights already assembled for the product are shared (read only).
-        base = settings.model_copy(update={
-            "data_dir": data_dir, "qdrant_path": None, "qdrant_url": None,
-            "database_url": f"sqlite:///{data_dir / 'audit.db'}",
-            "models_path": settings.models_dir, "collection": "eval_corpora",
-            "local_llm_port": settings.local_llm_port if settings.llm_base_url else _free_port(),
-        })
+        base = settings.isolated(
+            data_dir, collection="eval_corpora",
+            local_llm_port=settings.local_llm_port if settings.llm_base_url else _free_port(),
+        )
         embedder = Embedder(base.embedding_model, base.embedding_device, base.embedding_batch_size)
         client = open_client(base)
         try:

@@ -140,6 +140,19 @@ class Settings(BaseSettings):
             self.catalog_url = f"sqlite:///{self.data_dir / 'catalog.db'}"
         return self
 
+    def isolated(self, data_dir: Path, **updates: object) -> Settings:
+        """A copy whose index and databases all live in `data_dir` (an evaluation's or
+        a benchmark's own folder): embedded Qdrant, audit log and catalog, whatever the
+        product's QDRANT_URL, DATABASE_URL or MEDCITE_CATALOG_URL say. A plain
+        model_copy would keep the product's derived database paths. The assembled
+        generator weights are shared, read only."""
+        return self.model_copy(update={
+            "data_dir": data_dir, "qdrant_path": None, "qdrant_url": None,
+            "database_url": f"sqlite:///{data_dir / 'audit.db'}",
+            "catalog_url": f"sqlite:///{data_dir / 'catalog.db'}",
+            "models_path": self.models_dir, **updates,
+        })
+
     @property
     def resolved_qdrant_path(self) -> Path:
         return self.qdrant_path or (self.data_dir / "qdrant")

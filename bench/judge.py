@@ -87,10 +87,10 @@ def main() -> int:
     product = Settings()
     ok = (CitationStatus.supported, CitationStatus.partial)
     with tempfile.TemporaryDirectory(prefix="medcite-judge-") as tmp:
-        settings = product.model_copy(update={
-            "data_dir": Path(tmp), "models_path": product.models_dir,
-            "local_llm_port": product.local_llm_port if product.llm_base_url else _free_port(),
-        })
+        settings = product.isolated(
+            Path(tmp),
+            local_llm_port=product.local_llm_port if product.llm_base_url else _free_port(),
+        )
         router, process = build_generator(settings)
         try:
             judge = LLMJudge(router)

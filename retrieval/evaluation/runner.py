@@ -146,9 +146,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
         # Embedded Qdrant in the evaluation's folder, even when QDRANT_URL points at the
         # product's server: an evaluation must never write into the product's index.
-        eval_settings = settings.model_copy(
-            update={"data_dir": data_dir, "qdrant_path": None, "qdrant_url": None}
-        )
+        eval_settings = settings.isolated(data_dir)
         results = []
         for name in names:
             try:
