@@ -179,8 +179,9 @@ def medquad_dataset(
     (corpus / "manifest.toml").write_text(_MANIFEST.format(glob="*.md", doc_type="guideline"))
     files = {}
     for pair in chosen:
-        rel = f"{pair.qid}.md"
-        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        # One flat name per answer: a document's identity is its file name, and MedQuAD's
+        # subsets reuse document numbers (8_NHLBI_QA_XML/0000127 is not 7_SeniorHealth's).
+        rel = f"{pair.qid.replace('/', '__')}.md"
         (corpus / rel).write_text(pair.answer.strip() + "\n", encoding="utf-8")
         files[pair.qid] = rel
     questions = _medquad_questions(chosen[:limit], chosen, files)
