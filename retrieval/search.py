@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 from qdrant_client import QdrantClient, models
 
 from ingest.catalog import Catalog
@@ -143,10 +144,13 @@ class Retriever:
                     limit=fetch, with_payload=True,
                 ).points
             else:
-                prefetch = [models.Prefetch(query=dense, using=DENSE, filter=flt, limit=PREFETCH)]
+                # The query's filter reaches both arms (Qdrant propagates it into every
+                # prefetch); repeating it per arm made the embedded engine test every
+                # point against it twice.
+                prefetch = [models.Prefetch(query=dense, using=DENSE, limit=PREFETCH)]
                 if sparse.indices:
                     prefetch.append(models.Prefetch(
-                        query=sparse_query, using=SPARSE, filter=flt, limit=PREFETCH
+                        query=sparse_query, using=SPARSE, limit=PREFETCH
                     ))
                 hits = self.client.query_points(
                     self.collection, prefetch=prefetch,
@@ -167,17 +171,22 @@ class Retriever:
     def _with_dense_scores(
         self, hits: list[models.ScoredPoint], dense: list[float] | None
     ) -> list[models.ScoredPoint]:
+        """The hits' cosine to the question, from their stored (normalised) vectors: a
+        lookup by id, not another search over the collection."""
         if not hits or dense is None:
             return hits
-        ids = [h.id for h in hits]
-        scored = self.client.query_points(
-            self.collection, query=dense, using=DENSE,
-            query_filter=models.Filter(must=[models.HasIdCondition(has_id=ids)]),
-            limit=len(ids), with_payload=False,
-        ).points
-        cosine = {p.id: p.score for p in scored}
+        stored = self.client.retrieve(self.collection, ids=[h.id for h in hits],
+                                      with_payload=False, with_vectors=[DENSE])
+        query = np.asarray(dense, dtype=np.float32)
+        query /= max(float(np.linalg.norm(query)), 1e-12)
+        cosine = {}
+        for record in stored:
+            vector = record.vector.get(DENSE) if isinstance(record.vector, dict) else None
+            if vector is not None:
+                v = np.asarray(vector, dtype=np.float32)
+                cosine[record.id] = float(v @ query / max(float(np.linalg.norm(v)), 1e-12))
         for h in hits:
-            h.score = float(cosine.get(h.id, 0.0))
+            h.score = cosine.get(h.id, 0.0)
         return hits
 
 
