@@ -24,7 +24,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from app import audit_cli
-    from app.audit_models import AuditAction
+    from app.audit_models import AuditAction, RetireDetails
     from ingest.pipeline import ingest_path
 
     audit_cli.ensure_available(settings)
@@ -52,9 +52,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             print("--shard must be I/N with 0 <= I < N", file=sys.stderr)
             return 2
     report = ingest_path(root, settings, access_groups=groups, progress=not args.quiet,
-                         workers=args.workers, shard=shard)
+                         workers=args.workers, shard=shard,
+                         retire_missing=args.retire_missing,
+                         retired_by=audit_cli.operator().name)
     audit_cli.record(settings, AuditAction.ingest,
                      audit_cli.ingest_details(str(root), groups, report))
+    for doc_key in report.retired:
+        audit_cli.record(settings, AuditAction.retire, RetireDetails(
+            doc_key=doc_key, reason=f"its file is no longer under {root}"))
+        print(f"retired {doc_key}: its file is no longer under {root}")
     for r in report.failed:
         print(f"FAILED  {r.relpath}: {r.reason}", file=sys.stderr)
     print(report.summary())
@@ -279,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop the collection first (after a schema or model change)")
     p.add_argument("--workers", type=int,
                    help="parser processes (default MEDCITE_INGEST_WORKERS; 0 = per core)")
+    p.add_argument("--retire-missing", action="store_true",
+                   help="retire published documents whose file is no longer in the folder "
+                        "(their history stays queryable as of earlier dates)")
     p.add_argument("--shard", help="I/N: only the documents of shard I of N, so N workers "
                    "on several machines can share one corpus (Qdrant server + PostgreSQL "
                    "catalog)")

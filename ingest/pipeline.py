@@ -73,6 +73,8 @@ class FileResult:
 class IngestReport:
     results: list[FileResult] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # Documents retired because their file is gone (ingest_path(retire_missing=True)).
+    retired: list[str] = field(default_factory=list)
 
     def by_status(self, status: str) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
@@ -90,6 +92,8 @@ class IngestReport:
             f"{len(self.by_status(s))} {s.replace('_', ' ')}"
             for s in ("ingested", "unchanged", "not_indexed", "failed")
         ]
+        if self.retired:
+            parts.append(f"{len(self.retired)} documents retired (file gone)")
         return (
             f"{len(self.results)} files: " + ", ".join(parts)
             + f"; {self.chunks_written} chunks written in {self.elapsed_s:.1f} s"
@@ -538,7 +542,12 @@ def ingest_path(
     progress: bool = True,
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
+    retire_missing: bool = False,
+    retired_by: str = "ingest",
 ) -> IngestReport:
+    """Ingest every file under `root`. With `retire_missing`, the folder is the whole
+    truth: published documents (of this shard) whose file is no longer there are
+    retired, their history kept for as-of queries."""
     embedder = embedder or Embedder(
         settings.embedding_model, settings.embedding_device, settings.embedding_batch_size
     )
@@ -551,7 +560,17 @@ def ingest_path(
             index, count = shard
             sources = [s for s in sources if shard_of(s.doc_key, count) == index]
         ingestor = Ingestor(client, catalog, embedder, settings)
-        return ingest_sources(sources, ingestor, progress=progress, workers=workers)
+        report = ingest_sources(sources, ingestor, progress=progress, workers=workers)
+        if retire_missing:
+            present = {s.doc_key for s in sources}
+            for doc in catalog.documents(settings.collection):
+                if doc.doc_key in present or (
+                        shard is not None and shard_of(doc.doc_key, shard[1]) != shard[0]):
+                    continue
+                catalog.retire(settings.collection, doc.doc_key, by=retired_by,
+                               reason=f"its file is no longer under {root}")
+                report.retired.append(doc.doc_key)
+        return report
     finally:
         if own_client:
             client.close()

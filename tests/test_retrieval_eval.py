@@ -183,7 +183,8 @@ def test_medquad_loader_writes_answers_and_accepts_repeated_questions(tmp_path: 
     assert texts[:2] == ["What is (are) Flu ?", "What are the symptoms of Flu ?"]
     assert len(ds.questions) == 3  # the pair without an answer is dropped
     first = ds.questions[0]
-    assert {g.source_file for g in first.gold} == {"9_CDC_QA__0000001-1.md", "9_CDC_QA__0000001-3.md"}
+    assert {g.source_file for g in first.gold} == {"9_CDC_QA__0000001-1.md",
+                                                   "9_CDC_QA__0000001-3.md"}
     assert (ds.corpus / "9_CDC_QA__0000001-2.md").read_text().startswith("Fever and cough.")
     assert (ds.corpus / "manifest.toml").exists()
 

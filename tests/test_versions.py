@@ -278,3 +278,37 @@ def test_cli_versions_diff_and_retire(
     code, out = run("documents", "--all")
     assert "RETIRED" in out
     assert retriever.search("Atorvaliq", access_groups=["public"]) == []
+
+
+def test_retire_missing_retires_documents_whose_file_is_gone(
+    versioned, qdrant, embedder, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    from datetime import date, timedelta
+
+    from retrieval.models import SearchFilters
+
+    settings, catalog, retriever = versioned
+    root = corpus_with(tmp_path / "corpus", LIPO_2024)
+    policy = root / "ohio" / "walker_policy.md"
+    policy.write_text("# Walker coverage\n\nA walker is covered once every 5 years.\n")
+    ingest_path(root, settings, client=qdrant, embedder=embedder, catalog=catalog,
+                progress=False)
+    policy.unlink()
+    # Without the flag a missing file is not a decision to withdraw the document.
+    kept = ingest_path(root, settings, client=qdrant, embedder=embedder, catalog=catalog,
+                       progress=False)
+    assert kept.retired == []
+    assert any("walker" in p.text for p in retriever.search(
+        "Is a walker covered?", access_groups=["public"], limit=10))
+    report = ingest_path(root, settings, client=qdrant, embedder=embedder, catalog=catalog,
+                         progress=False, retire_missing=True, retired_by="test")
+    assert report.retired == ["ohio-medicaid:walker_policy"]
+    assert "1 documents retired" in report.summary()
+    assert not any("walker" in p.text for p in retriever.search(
+        "Is a walker covered?", access_groups=["public"], limit=10))
+    # History stays: as of yesterday the policy still answered.
+    yesterday = SearchFilters(as_of=date.today() - timedelta(days=1))
+    assert any("walker" in p.text for p in retriever.search(
+        "Is a walker covered?", access_groups=["public"], filters=yesterday, limit=10))
+    assert {d.doc_key for d in catalog.documents(settings.collection)} == {
+        "ohio-medicaid:lipotropics"}

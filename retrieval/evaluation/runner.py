@@ -78,9 +78,10 @@ def run_dataset(
     try:
         started = time.perf_counter()
         catalog = Catalog(settings.catalog_url)
+        # A reused --data-dir must not keep serving documents an earlier sample held.
         report = ingest_path(dataset.corpus, settings, client=client, embedder=embedder,
-                             catalog=catalog,
-                             progress=progress)
+                             catalog=catalog, progress=progress, retire_missing=True,
+                             retired_by="medcite eval")
         ingest_s = time.perf_counter() - started
         for failed in report.failed:
             print(f"  ingest FAILED {failed.relpath}: {failed.reason}", file=sys.stderr)
