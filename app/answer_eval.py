@@ -100,9 +100,11 @@ def ask_medcite(
     both = []
     for strict in (False, True):
         sentences = [] if response.abstained else _cited(response, strict)
-        decision = decision_of(sentences[0][0]) if sentences and label else None
+        # The verdict may open the answer as a bare "Yes." (no claim, so no citation).
+        decision = decision_of(" ".join(t for t, _ in sentences)) if sentences and label \
+            else None
         both.append(Scored(q.qid, q.answerable, response.abstained or not sentences, latency,
-                           sentences, decision, label, q.gold))
+                           sentences, decision, label, q.gold, response.abstain_reason))
     return both[0], both[1], response
 
 

@@ -54,6 +54,7 @@ class Scored:
     decision: str | None = None  # PubMedQA: yes / no / maybe
     label: str | None = None  # PubMedQA gold decision
     gold: tuple[Gold, ...] = ()
+    why_abstained: str | None = None  # the system's own reason, for reading the results
 
 
 def looks_like_declining(text: str) -> bool:

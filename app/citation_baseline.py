@@ -117,19 +117,30 @@ class CitationBaseline:
                 ))
             if offset is None:
                 break
-        embed = HuggingFaceEmbedding(model_name=model_path, device="cpu")
-        self._index = VectorStoreIndex(nodes, embed_model=embed)
+        self._embed = HuggingFaceEmbedding(model_name=model_path, device="cpu")
+        self._index = VectorStoreIndex(nodes, embed_model=self._embed)
+        self._by_doc: dict[str, list[TextNode]] = {}
+        for node in nodes:
+            self._by_doc.setdefault(str(node.metadata.get("doc_id")), []).append(node)
         self._llm = _llm(base_url, model, api_key, timeout_s, max_tokens)
         self._top_k = top_k
 
+    def retriever(self, doc_id: str | None = None) -> Any:
+        """The index's retriever, or one over a single document's chunks.
+
+        One document gets its own small index: the in-memory vector store's metadata
+        filters matched nothing for nodes that carry their own embeddings (llama-index-core
+        0.14), which left the restricted baseline with no sources at all."""
+        from llama_index.core import VectorStoreIndex
+
+        index = (VectorStoreIndex(self._by_doc.get(doc_id, []), embed_model=self._embed)
+                 if doc_id else self._index)
+        return index.as_retriever(similarity_top_k=self._top_k)
+
     def ask(self, question: str, doc_id: str | None = None) -> BaselineAnswer:
         from llama_index.core.query_engine import CitationQueryEngine
-        from llama_index.core.vector_stores import ExactMatchFilter, MetadataFilters
 
-        filters = MetadataFilters(filters=[ExactMatchFilter(key="doc_id", value=doc_id)]) \
-            if doc_id else None
-        retriever = self._index.as_retriever(similarity_top_k=self._top_k, filters=filters)
-        engine = CitationQueryEngine(retriever=retriever, llm=self._llm)
+        engine = CitationQueryEngine(retriever=self.retriever(doc_id), llm=self._llm)
         response = engine.query(question)
         sources = [_passage(n.node, n.score) for n in response.source_nodes]
         text = str(response.response or "")
