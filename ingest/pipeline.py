@@ -163,8 +163,8 @@ def write_chunks(
     source: SourceFile,
     chunks: list[Chunk],
     version: str,
-    progress: Callable[[float], None] | None = None,
-    batch_size: int = 256,
+    progress: Callable[[float], None] | None,
+    batch_size: int,
     vectors: np.ndarray | None = None,
 ) -> None:
     """Embed (unless `vectors` were computed with other documents' chunks) and upsert a
@@ -498,6 +498,14 @@ def ingest_sources(
     # runs about twice as fast on CPU as one call per document. Each document is still
     # stored and published on its own.
     window: list[Prepared] = []
+    pooled = 0
+
+    def flush() -> None:
+        nonlocal window, pooled
+        for result in _store_window(ingestor, window, on_progress):
+            done(result)
+        window, pooled = [], 0
+
     for plan, outcome in _parsed(plans, settings.max_file_bytes, n_workers):
         bar.set_postfix_str(plan.source.path.name[:40])
         if isinstance(outcome, Exception):
@@ -509,17 +517,12 @@ def ingest_sources(
             done(prepared)
             continue
         if len(prepared.chunks) >= settings.ingest_write_batch:
-            # A large document goes alone, embedded batch by batch as it is written.
-            for result in _store_window(ingestor, window, on_progress):
-                done(result)
-            window = []
+            flush()  # a large document goes alone, embedded batch by batch as written
         window.append(prepared)
-        if sum(len(p.chunks) for p in window) >= settings.ingest_write_batch:
-            for result in _store_window(ingestor, window, on_progress):
-                done(result)
-            window = []
-    for result in _store_window(ingestor, window, on_progress):
-        done(result)
+        pooled += len(prepared.chunks)
+        if pooled >= settings.ingest_write_batch:
+            flush()
+    flush()
     bar.close()
     report.results.sort(key=lambda r: r.relpath)
     report.elapsed_s = time.perf_counter() - started
