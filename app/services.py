@@ -105,7 +105,7 @@ def build_retriever(
     return Retriever(
         client, settings.collection, embedder, catalog=catalog, reranker=reranker,
         expansion=settings.query_expansion, rerank_candidates=settings.rerank_candidates,
-        fusion=settings.fusion,
+        fusion=settings.fusion, dense_weight=settings.rrf_dense_weight,
     )
 
 

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     reranker_path: str | None = Field(default=None, alias="MEDCITE_RERANKER_PATH")
     rerank_candidates: int = Field(default=20, ge=1, le=100, alias="MEDCITE_RERANK_CANDIDATES")
     fusion: Literal["rrf", "dbsf"] = Field(default="rrf", alias="MEDCITE_FUSION")
+    # RRF: how much the dense arm's ranks count against the lexical arm's.
+    rrf_dense_weight: float = Field(default=1.0, gt=0, le=10, alias="MEDCITE_RRF_DENSE_WEIGHT")
     # Brand <-> generic names and abbreviations added to the query (retrieval/expansion.py):
     # off, lexical (sparse arm only) or both arms.
     query_expansion: Literal["off", "lexical", "both"] = Field(

@@ -1,14 +1,20 @@
 """Query latency (p50/p95) and QPS of the product's retrieval at scale: dense, hybrid and
-hybrid + rerank over synthetic chunks in the embedded Qdrant (on disk, in a temporary
-folder), with brute-force numpy/scipy over the same vectors as the baseline in the same run.
+hybrid + rerank over synthetic chunks, on two engines, with brute-force numpy/scipy over
+the same vectors as the baseline in the same run.
 
     .venv/bin/python bench/retrieval.py --sizes 10000 100000 --queries 40
+    .venv/bin/python bench/retrieval.py --sizes 1000000 --engines qdrant --no-rerank
 
-The search path is `Retriever.search` itself (filters, RRF fusion, dense re-scoring,
-de-duplication, reranking); only the question embedding is precomputed, since it costs
-the same at any collection size (it is timed once, separately, with the real model).
-Chunks are synthetic: random unit vectors and Zipf-distributed words, which exercise the
-engines like real ones but say nothing about quality (that is `medcite eval`'s job).
+Engines: `embedded` is `QdrantClient(path=...)`, the product's default store (pure
+Python: every query scans every point); `qdrant` is Qdrant's own Rust engine (HNSW,
+payload and sparse indexes) in process through `qdrant-edge-py`, standing in for the
+Qdrant server that `QDRANT_URL` deployments use, which cannot be installed here
+(bench/qdrant_engine.py). Both are searched through `Retriever.search` itself (filters,
+RRF fusion, dense re-scoring, de-duplication, reranking); only the question embedding is
+precomputed, since it costs the same at any collection size (it is timed once,
+separately, with the real model). Chunks are synthetic: random unit vectors and
+Zipf-distributed words, which exercise the engines like real ones but say nothing about
+quality (that is `medcite eval`'s job).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +37,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import qdrant_edge as qe  # noqa: E402
 from qdrant_client import QdrantClient, models  # noqa: E402
+from qdrant_engine import EdgeClient, create_shard, to_edge_point  # noqa: E402
 
 from retrieval.rerank import CrossEncoderReranker  # noqa: E402
 from retrieval.search import PREFETCH, Retriever  # noqa: E402
-from retrieval.sparse import encode_document, encode_query  # noqa: E402
+from retrieval.sparse import (  # noqa: E402
+    AVG_DOC_TOKENS,
+    K1,
+    B,
+    _term_id,
+    encode_document,
+    encode_query,
+    tokens,
+)
 from retrieval.store import DENSE, SPARSE, ensure_collection  # noqa: E402
 
 DIM = 384
@@ -43,12 +60,40 @@ DOC_TOKENS = 120
 QUERY_TERMS = 6
 LIMIT = 5
 BATCH = 1000
+FOLD = 1 << 20  # the baseline folds hashed term ids into 2^20 columns
 
 
 @dataclass
 class Corpus:
     vectors: np.ndarray  # (n, DIM) float32, unit length
-    texts: list[str]
+    words: np.ndarray  # (n, DOC_TOKENS) int32 word ids; word j is the token "w{j}"
+    sparse: list[tuple[np.ndarray, np.ndarray]]  # per chunk: sorted term ids, weights
+
+    def text(self, i: int) -> str:
+        return " ".join(f"w{w}" for w in self.words[i])
+
+
+def encode_documents(words: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`encode_document` for many synthetic chunks at once: every chunk is DOC_TOKENS
+    words of a fixed vocabulary, so each word's term id is computed once and BM25's
+    saturated term frequency per chunk with numpy. Checked equal to `encode_document`
+    on a sample before use (see `check_encoding`)."""
+    term = np.array([_term_id(t) for t in tokens(" ".join(f"w{j}" for j in range(VOCAB)))],
+                    dtype=np.int64)
+    norm = K1 * (1 - B + B * words.shape[1] / AVG_DOC_TOKENS)
+    out = []
+    for row in words:
+        ids, tf = np.unique(term[row], return_counts=True)
+        out.append((ids, (tf * (K1 + 1) / (tf + norm)).astype(np.float32)))
+    return out
+
+
+def check_encoding(corpus: Corpus, sample: int = 200) -> None:
+    for i in range(min(sample, len(corpus.words))):
+        ref = encode_document(corpus.text(i))
+        ids, values = corpus.sparse[i]
+        if ref.indices != ids.tolist() or not np.allclose(ref.values, values, rtol=1e-6):
+            raise SystemExit(f"vectorised sparse encoding differs from encode_document at {i}")
 
 
 def make_corpus(n: int, rng: np.random.Generator) -> Corpus:
@@ -56,9 +101,10 @@ def make_corpus(n: int, rng: np.random.Generator) -> Corpus:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ranks = np.arange(1, VOCAB + 1)
     zipf = (1.0 / ranks) / (1.0 / ranks).sum()
-    words = rng.choice(VOCAB, size=(n, DOC_TOKENS), p=zipf)
-    texts = [" ".join(f"w{w}" for w in row) for row in words]
-    return Corpus(vectors, texts)
+    words = rng.choice(VOCAB, size=(n, DOC_TOKENS), p=zipf).astype(np.int32)
+    corpus = Corpus(vectors, words, encode_documents(words))
+    check_encoding(corpus)
+    return corpus
 
 
 def make_queries(
@@ -66,30 +112,52 @@ def make_queries(
 ) -> list[tuple[str, list[float]]]:
     """Each query: a few of one chunk's rarer words, and that chunk's vector plus noise."""
     out = []
-    for i in rng.choice(len(corpus.texts), size=count, replace=False):
-        words = sorted(set(corpus.texts[i].split()), key=lambda w: -int(w[1:]))[:QUERY_TERMS]
+    for i in rng.choice(len(corpus.words), size=count, replace=False):
+        rare = sorted(set(corpus.words[i].tolist()), reverse=True)[:QUERY_TERMS]
         v = corpus.vectors[i] + 0.5 * rng.standard_normal(DIM, dtype=np.float32) / np.sqrt(DIM)
-        out.append((" ".join(words), (v / np.linalg.norm(v)).tolist()))
+        out.append((" ".join(f"w{w}" for w in rare), (v / np.linalg.norm(v)).tolist()))
+    return out
+
+
+def points(corpus: Corpus, lo: int, hi: int) -> list[models.PointStruct]:
+    out = []
+    for i in range(lo, hi):
+        ids, values = corpus.sparse[i]
+        out.append(models.PointStruct(
+            id=i,
+            vector={DENSE: corpus.vectors[i].tolist(),
+                    SPARSE: models.SparseVector(indices=ids.tolist(), values=values.tolist())},
+            payload={"text": corpus.text(i)[:200], "doc_id": f"d{i // 20}",
+                     "source_file": f"f{i // 20}.md", "doc_type": "guideline",
+                     "access_groups": ["public"], "chunk_index": i % 20},
+        ))
     return out
 
 
 def load(client: QdrantClient, collection: str, corpus: Corpus) -> float:
     ensure_collection(client, collection, DIM)
     started = time.perf_counter()
-    for lo in range(0, len(corpus.texts), BATCH):
-        points = []
-        for i in range(lo, min(lo + BATCH, len(corpus.texts))):
-            sv = encode_document(corpus.texts[i])
-            points.append(models.PointStruct(
-                id=i,
-                vector={DENSE: corpus.vectors[i].tolist(),
-                        SPARSE: models.SparseVector(indices=sv.indices, values=sv.values)},
-                payload={"text": corpus.texts[i][:200], "doc_id": f"d{i // 20}",
-                         "source_file": f"f{i // 20}.md", "doc_type": "guideline",
-                         "access_groups": ["public"], "chunk_index": i % 20},
-            ))
-        client.upsert(collection, points=points, wait=True)
+    for lo in range(0, len(corpus.words), BATCH):
+        client.upsert(collection, points=points(corpus, lo, min(lo + BATCH, len(corpus.words))),
+                      wait=True)
     return time.perf_counter() - started
+
+
+def load_engine(path: Path, corpus: Corpus, on_disk: bool) -> tuple[float, float]:
+    """Upsert into Qdrant's engine, then build its indexes (HNSW, sparse, payload) the
+    way a server's optimizer does in the background; returns (upsert s, index s)."""
+    shard = create_shard(path, DIM, on_disk=on_disk)
+    started = time.perf_counter()
+    for lo in range(0, len(corpus.words), BATCH):
+        batch = points(corpus, lo, min(lo + BATCH, len(corpus.words)))
+        shard.update(qe.UpdateOperation.upsert_points([to_edge_point(p) for p in batch]))
+    upsert_s = time.perf_counter() - started
+    started = time.perf_counter()
+    shard.optimize()
+    index_s = time.perf_counter() - started
+    shard.flush()
+    shard.close()
+    return upsert_s, index_s
 
 
 class PrecomputedQueries:
@@ -108,18 +176,17 @@ class PrecomputedQueries:
 
 class BruteForce:
     def __init__(self, corpus: Corpus) -> None:
-        from scipy.sparse import csr_matrix
+        from scipy.sparse import csc_matrix
 
         self.vectors = corpus.vectors
-        rows, cols, vals = [], [], []
-        for i, text in enumerate(corpus.texts):
-            sv = encode_document(text)
-            rows += [i] * len(sv.indices)
-            cols += [c % (1 << 20) for c in sv.indices]  # hashed dims folded into 2^20
-            vals += sv.values
-        self.sparse = csr_matrix((vals, (rows, cols)), shape=(len(corpus.texts), 1 << 20))
-        df = np.bincount(self.sparse.indices, minlength=1 << 20)
-        n = len(corpus.texts)
+        n = len(corpus.sparse)
+        lengths = np.array([len(ids) for ids, _ in corpus.sparse])
+        rows = np.repeat(np.arange(n, dtype=np.int32), lengths)
+        cols = np.concatenate([ids for ids, _ in corpus.sparse]) % FOLD
+        vals = np.concatenate([values for _, values in corpus.sparse])
+        # Column-major: a query reads a handful of term columns.
+        self.sparse = csc_matrix((vals, (rows, cols)), shape=(n, FOLD))
+        df = np.bincount(cols, minlength=FOLD)
         self.idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
 
     @staticmethod
@@ -133,7 +200,7 @@ class BruteForce:
 
     def lexical(self, text: str, k: int) -> np.ndarray:
         sv = encode_query(text)
-        cols = [c % (1 << 20) for c in sv.indices]
+        cols = [c % FOLD for c in sv.indices]
         scores = np.asarray(self.sparse[:, cols] @ self.idf[cols]).ravel()
         return self._top(scores, k)
 
@@ -168,6 +235,85 @@ def row(name: str, ms: list[float], base: list[float] | None) -> str:
     return f"| {name} | {pct(ms, 50):.1f} | {pct(ms, 95):.1f} | {qps:.1f} | {ratio} |"
 
 
+def dense_recall(retriever: Retriever, brute: BruteForce,
+                 queries: list[tuple[str, list[float]]]) -> float:
+    """Share of the exact top-5 (brute force) that the engine's dense search returns:
+    what approximate (HNSW) search gives up for its speed."""
+    found = 0
+    for text, vector in queries:
+        got = {int(p.id) for p in retriever.search(text, access_groups=["public"],
+                                                   limit=LIMIT, mode="dense")}
+        found += len(got & {int(i) for i in brute.dense(vector, LIMIT)})
+    return found / (LIMIT * len(queries))
+
+
+def bench_engine(
+    engine: str, n: int, corpus: Corpus, queries: list[tuple[str, list[float]]],
+    args: argparse.Namespace, reranker: CrossEncoderReranker | None, workdir: Path,
+    brute: BruteForce, base: dict[str, list[float]],
+) -> list[str]:
+    path = workdir / f"{engine}-{n}"
+    on_disk = n <= args.disk_max
+    client: object
+    print(f"{n:,} {engine}: loading ({'disk' if on_disk else 'memory'})", file=sys.stderr,
+          flush=True)
+    if engine == "qdrant":
+        upsert_s, index_s = load_engine(path, corpus, on_disk)
+        started = time.perf_counter()
+        client = EdgeClient(qe.EdgeShard.load(str(path)), hnsw_ef=args.hnsw_ef)
+        open_s = time.perf_counter() - started
+        how = (f"Qdrant's engine (qdrant-edge-py {version('qdrant-edge-py')}, HNSW m=16 "
+               f"ef_construct=100, search ef={args.hnsw_ef or 'default'}, "
+               f"{'vectors, graph and payload on disk (mmap)' if on_disk else 'in RAM'}): "
+               f"upserted in {upsert_s:.0f} s ({n / upsert_s:,.0f} chunks/s), indexes built "
+               f"in {index_s:.0f} s, reopened in {open_s:.1f} s")
+    else:
+        embedded = (QdrantClient(path=str(path)) if on_disk
+                    else QdrantClient(location=":memory:"))
+        upsert_s = load(embedded, "bench", corpus)
+        how = (f"the embedded Qdrant (`QdrantClient(path=...)`, the product default; "
+               f"{'on disk' if on_disk else 'in memory'}): loaded in {upsert_s:.0f} s "
+               f"({n / upsert_s:,.0f} chunks/s)")
+        if on_disk:
+            embedded.close()
+            started = time.perf_counter()
+            embedded = QdrantClient(path=str(path))  # reopen: what a restarted API does
+            how += f", reopened in {time.perf_counter() - started:.1f} s"
+        client = embedded
+    try:
+        if on_disk:
+            disk_mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+            how += f", {disk_mb:,.0f} MB on disk"
+        print(f"{n:,} {engine}: loaded; querying", file=sys.stderr, flush=True)
+        table = {text: vec for text, vec in queries}
+        retriever = Retriever(client, "bench", PrecomputedQueries(table))  # type: ignore[arg-type]
+        reranked = Retriever(client, "bench", PrecomputedQueries(table),  # type: ignore[arg-type]
+                             reranker=reranker, rerank_candidates=args.candidates)
+        it = iter(queries * 10)
+
+        def medcite(r: Retriever, mode: str) -> Callable[[], object]:
+            return lambda: r.search(next(it)[0], access_groups=["public"], limit=LIMIT,
+                                    mode=mode)  # type: ignore[arg-type]
+
+        runs = args.queries
+        name = "qdrant engine" if engine == "qdrant" else "embedded"
+        recall = dense_recall(retriever, brute, queries[:20])
+        lines = [f"- {name}: {how}. Dense recall@5 against exact search: {recall:.3f}.", ""]
+        rows = [
+            row(f"medcite dense, {name}", timed(medcite(retriever, "dense"), runs), base["dense"]),
+            row(f"medcite hybrid, {name}", timed(medcite(retriever, "hybrid"), runs),
+                base["hybrid"]),
+        ]
+        if reranker is not None:
+            rows.append(row(f"medcite hybrid + cross-encoder ({args.candidates} candidates, "
+                            f"CPU), {name}", timed(medcite(reranked, "hybrid"), runs),
+                            base["hybrid"]))
+        return lines + rows
+    finally:
+        client.close()  # type: ignore[attr-defined]
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def bench_size(
     n: int, args: argparse.Namespace, reranker: CrossEncoderReranker | None, workdir: Path
 ) -> list[str]:
@@ -175,61 +321,33 @@ def bench_size(
     started = time.perf_counter()
     corpus = make_corpus(n, rng)
     queries = make_queries(corpus, args.queries, rng)
+    brute = BruteForce(corpus)
     gen_s = time.perf_counter() - started
-    path = workdir / f"qdrant-{n}"
-    on_disk = n <= args.disk_max
-    client = QdrantClient(path=str(path)) if on_disk else QdrantClient(location=":memory:")
-    try:
-        print(f"{n:,}: loading ({'disk' if on_disk else 'memory'})", file=sys.stderr, flush=True)
-        load_s = load(client, "bench", corpus)
-        open_s, disk_mb = 0.0, 0.0
-        if on_disk:
-            client.close()
-            started = time.perf_counter()
-            client = QdrantClient(path=str(path))  # reopen: what a restarted API does
-            open_s = time.perf_counter() - started
-            disk_mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-        print(f"{n:,}: loaded in {load_s:.0f} s; querying", file=sys.stderr, flush=True)
-        table = {text: vec for text, vec in queries}
-        retriever = Retriever(client, "bench", PrecomputedQueries(table))  # type: ignore[arg-type]
-        reranked = Retriever(client, "bench", PrecomputedQueries(table),  # type: ignore[arg-type]
-                             reranker=reranker, rerank_candidates=args.candidates)
-        brute = BruteForce(corpus)
-        it = iter(queries * 10)
-
-        def nxt() -> tuple[str, list[float]]:
-            return next(it)
-
-        def medcite(r: Retriever, mode: str) -> Callable[[], object]:
-            return lambda: r.search(nxt()[0], access_groups=["public"], limit=LIMIT,
-                                    mode=mode)  # type: ignore[arg-type]
-
-        runs = args.queries
-        base_dense = timed(lambda: brute.dense(nxt()[1]), runs)
-        base_hybrid = timed(lambda: brute.hybrid(*nxt()), runs)
-        lines = [
-            f"#### {n:,} chunks",
-            "",
-            f"Generated in {gen_s:.0f} s; loaded into the embedded Qdrant "
-            f"({'on disk' if on_disk else 'in memory'}) in {load_s:.0f} s "
-            f"({n / load_s:.0f} chunks/s)"
-            + (f", reopened in {open_s:.1f} s, {disk_mb:.0f} MB on disk" if on_disk else "")
-            + f". {runs} queries each, after one warm-up.",
-            "",
-            "| system | p50 ms | p95 ms | QPS | p50 vs brute force |",
-            "|---|---:|---:|---:|---:|",
-            row("brute-force numpy dense (baseline)", base_dense, None),
-            row("brute-force numpy+scipy hybrid, RRF (baseline)", base_hybrid, None),
-            row("medcite dense", timed(medcite(retriever, "dense"), runs), base_dense),
-            row("medcite hybrid", timed(medcite(retriever, "hybrid"), runs), base_hybrid),
-        ]
-        if reranker is not None:
-            lines.append(row(f"medcite hybrid + cross-encoder ({args.candidates} candidates)",
-                             timed(medcite(reranked, "hybrid"), runs), base_hybrid))
-        return lines
-    finally:
-        client.close()
-        shutil.rmtree(path, ignore_errors=True)
+    it = iter(queries * 10)
+    runs = args.queries
+    base = {"dense": timed(lambda: brute.dense(next(it)[1]), runs),
+            "hybrid": timed(lambda: brute.hybrid(*next(it)), runs)}
+    notes: list[str] = []
+    rows = [row("brute-force numpy dense (baseline)", base["dense"], None),
+            row("brute-force numpy+scipy hybrid, RRF (baseline)", base["hybrid"], None)]
+    for engine in args.engines:
+        if engine == "embedded" and n > args.embedded_max:
+            notes.append(f"- embedded: not run above {args.embedded_max:,} chunks "
+                         "(`--embedded-max`; a Python scan of every point per query).")
+            continue
+        out = bench_engine(engine, n, corpus, queries, args, reranker, workdir, brute, base)
+        notes += out[:2]
+        rows += out[2:]
+    return [
+        f"#### {n:,} chunks",
+        "",
+        f"Generated and encoded in {gen_s:.0f} s; {runs} queries per row, after one warm-up.",
+        "",
+        *notes,
+        "| system | p50 ms | p95 ms | QPS | p50 vs brute force |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+    ]
 
 
 def embedding_ms(model_path: str, runs: int) -> list[float]:
@@ -254,6 +372,13 @@ def main() -> int:
                     help="larger collections are loaded in memory (same search engine: the "
                          "embedded Qdrant searches in memory either way; only loading and "
                          "reopening differ)")
+    ap.add_argument("--engines", nargs="+", choices=["embedded", "qdrant"],
+                    default=["embedded", "qdrant"],
+                    help="embedded: QdrantClient(path=...), the product default; qdrant: "
+                         "Qdrant's Rust engine in process (qdrant-edge-py), what a server runs")
+    ap.add_argument("--embedded-max", type=int, default=20_000,
+                    help="skip the embedded engine above this many chunks")
+    ap.add_argument("--hnsw-ef", type=int, default=0, help="search-time ef (0: Qdrant's)")
     ap.add_argument("--workdir", help="where the Qdrant folders go (default: a temp folder)")
     args = ap.parse_args()
 

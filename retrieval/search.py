@@ -95,6 +95,8 @@ class Retriever:
     expansion: ExpansionMode = "off"
     rerank_candidates: int = 20
     fusion: FusionMode = "rrf"
+    # RRF weight of the dense arm's ranks against the lexical arm's (1.0: equal say).
+    dense_weight: float = 1.0
     # Embedded Qdrant is not safe for concurrent use from the API's worker threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -153,8 +155,7 @@ class Retriever:
                         query=sparse_query, using=SPARSE, limit=PREFETCH
                     ))
                 hits = self.client.query_points(
-                    self.collection, prefetch=prefetch,
-                    query=models.FusionQuery(fusion=models.Fusion(self.fusion)),
+                    self.collection, prefetch=prefetch, query=self._fusion(len(prefetch)),
                     query_filter=flt, limit=fetch, with_payload=True,
                 ).points
                 # Fused scores are not similarities; abstention needs the cosine.
@@ -163,6 +164,11 @@ class Retriever:
         if self.reranker is not None:
             passages = self.reranker.rerank(question, passages)
         return passages[:limit]
+
+    def _fusion(self, arms: int) -> models.Query:
+        if self.fusion == "rrf" and arms == 2 and self.dense_weight != 1.0:
+            return models.RrfQuery(rrf=models.Rrf(weights=[self.dense_weight, 1.0]))
+        return models.FusionQuery(fusion=models.Fusion(self.fusion))
 
     def count(self) -> int:
         with self._lock:

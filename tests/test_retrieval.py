@@ -35,3 +35,63 @@ def test_llama_index_adapter_returns_nodes_with_provenance(services) -> None:  #
     )
     assert len(nodes) == 3
     assert nodes[0].node.metadata["doc_type"] and nodes[0].score is not None
+
+
+
+def test_rrf_dense_weight_reaches_qdrant_fusion(embedder) -> None:  # type: ignore[no-untyped-def]
+    """MEDCITE_RRF_DENSE_WEIGHT becomes Qdrant's weighted RRF (dense arm first), and
+    changes the fused order; 1.0 keeps the plain RRF query."""
+    from qdrant_client import QdrantClient, models
+
+    from retrieval.search import Retriever
+    from retrieval.sparse import encode_document, encode_query
+    from retrieval.store import DENSE, SPARSE, ensure_collection
+
+    texts = [
+        "Antihypertensive drug therapy reduces hypertension in older adults.",
+        "XQ7 storage instructions for the refrigerator shipment.",
+        "Blood pressure targets for elderly patients on XQ7 are not established.",
+        "Annual influenza vaccination schedule for children.",
+    ]
+    client = QdrantClient(location=":memory:")
+    ensure_collection(client, "w", embedder.dim)
+    client.upsert("w", points=[
+        models.PointStruct(
+            id=i, vector={DENSE: v.tolist(), SPARSE: models.SparseVector(
+                indices=encode_document(t).indices, values=encode_document(t).values)},
+            payload={"text": t, "access_groups": ["public"]},
+        )
+        for i, (t, v) in enumerate(zip(texts, embedder.embed(texts), strict=True))
+    ])
+    sent: list[object] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> object:
+            return getattr(client, name)
+
+        def query_points(self, *args: object, **kwargs: object) -> object:
+            sent.append(kwargs.get("query"))
+            return client.query_points(*args, **kwargs)  # type: ignore[arg-type]
+
+    question = "medication to lower blood pressure in elderly patients XQ7"
+    lexical = encode_query(question)
+
+    def scores(weight: float) -> dict[str, float]:
+        retriever = Retriever(Recording(), "w", embedder, dense_weight=weight)  # type: ignore[arg-type]
+        retriever.search(question, access_groups=["public"], limit=4)
+        fused = client.query_points(
+            "w", prefetch=[models.Prefetch(query=embedder.embed_query(question), using=DENSE,
+                                           limit=30),
+                           models.Prefetch(query=models.SparseVector(
+                               indices=lexical.indices, values=lexical.values),
+                               using=SPARSE, limit=30)],
+            query=sent[-1], limit=4,
+        ).points
+        return {str(p.id): p.score for p in fused}
+
+    plain = scores(1.0)
+    assert isinstance(sent[-1], models.FusionQuery) and sent[-1].fusion == models.Fusion.RRF
+    weighted = scores(3.0)
+    assert isinstance(sent[-1], models.RrfQuery) and sent[-1].rrf.weights == [3.0, 1.0]
+    assert weighted != plain
+    client.close()

@@ -9,11 +9,12 @@ DATASETS = ("corpora", "medquad", "pubmedqa")
 MEDCITE_MODES = ("dense", "sparse", "hybrid")
 ALL_SYSTEMS = (*(f"medcite-{m}" for m in MEDCITE_MODES), "bm25", "llamaindex")
 # Hybrid with one option changed, to measure it against medcite-hybrid: DBSF instead of
-# RRF fusion, query expansion on the lexical arm or both arms, and the reranker
-# MEDCITE_RERANKER / MEDCITE_RERANKER_PATH configure. Run on request (--systems), not by default.
+# RRF fusion, RRF with the dense arm weighted 1.5 or 2 to the lexical arm's 1, query
+# expansion on the lexical arm or both arms, and the reranker MEDCITE_RERANKER /
+# MEDCITE_RERANKER_PATH configure. Run on request (--systems), not by default.
 VARIANT_SYSTEMS = (
     "medcite-hybrid-expand-lexical", "medcite-hybrid-expand-both", "medcite-hybrid-rerank",
-    "medcite-hybrid-dbsf",
+    "medcite-hybrid-dbsf", "medcite-hybrid-rrf-dense1.5", "medcite-hybrid-rrf-dense2",
 )
 # What the product's /ask uses: Retriever.search's default mode.
 DEFAULT_SYSTEM = "medcite-hybrid"

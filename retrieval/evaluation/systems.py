@@ -183,6 +183,10 @@ def variant(name: str, retriever: Retriever, reranker: Callable[[], Reranker | N
     """The product's retriever over the same collection with one option changed."""
     if name == "medcite-hybrid-dbsf":
         return dataclasses.replace(retriever, reranker=None, expansion="off", fusion="dbsf")
+    if name.startswith("medcite-hybrid-rrf-dense"):
+        weight = float(name.removeprefix("medcite-hybrid-rrf-dense"))
+        return dataclasses.replace(retriever, reranker=None, expansion="off", fusion="rrf",
+                                   dense_weight=weight)
     if name == "medcite-hybrid-rerank":
         built = reranker()
         if built is None:

@@ -1,0 +1,145 @@
+"""Qdrant's own Rust engine, in process, behind the two `QdrantClient` calls that
+`Retriever.search` makes — so the product's search code can be timed on the engine that
+Qdrant server runs (HNSW, payload indexes, native sparse index, Query API fusion) on a
+machine where no Qdrant server can be installed.
+
+The engine is `qdrant-edge-py` (PyPI, Apache-2.0, by the Qdrant team): the server's
+segment and shard code compiled into a Python extension, without the HTTP/gRPC layer,
+replication or the collection API. It is a benchmark stand-in for `QDRANT_URL`, not a
+product backend: the product keeps `QdrantClient(path=...)` embedded and `QdrantClient(
+url=...)` for servers, one client API for both. What a server adds on top of these
+figures is a local network round trip (~0.1–0.5 ms on 127.0.0.1 / a LAN).
+
+Only what the search path uses is translated: dense / sparse nearest queries, prefetch
+with RRF or DBSF fusion, `must` filters of `MatchAny` / `MatchValue` field conditions,
+and retrieve-by-id with vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+from qdrant_client import models
+
+from retrieval.store import DENSE, SPARSE
+
+# Keyword fields the product filters on (retrieval/search.py build_filter); the server
+# deployment creates the same payload indexes (retrieval/store.py).
+INDEXED_FIELDS = ("access_groups", "version_id", "doc_type", "payer", "doc_id")
+# Qdrant's default reciprocal-rank-fusion constant (the server's and the local mode's).
+RRF_K = 2
+
+
+@dataclass
+class QueryResponse:
+    points: list[models.ScoredPoint]
+
+
+def create_shard(path: Path, dim: int, *, on_disk: bool) -> qe.EdgeShard:
+    """A shard shaped like the product's collection: a named cosine dense vector and a
+    named sparse vector with Qdrant's IDF modifier, payload indexes on the filter fields."""
+    memory = qe.Memory.Cold if on_disk else qe.Memory.Pinned
+    config = qe.EdgeConfig(
+        vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
+                                            memory=memory)},
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000,
+                                       memory=memory),
+        payload_memory=memory,
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    shard = qe.EdgeShard.create(str(path), config)
+    for field in INDEXED_FIELDS:
+        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+    return shard
+
+
+def to_edge_point(point: models.PointStruct) -> qe.Point:
+    vector: dict[str, Any] = {}
+    for name, v in (point.vector or {}).items():  # type: ignore[union-attr]
+        if isinstance(v, models.SparseVector):
+            vector[name] = qe.SparseVector(indices=list(v.indices), values=list(v.values))
+        else:
+            vector[name] = list(v)
+    return qe.Point(point.id, vector, point.payload or {})
+
+
+def _condition(cond: Any) -> Any:
+    if isinstance(cond, models.FieldCondition) and cond.match is not None:
+        match = cond.match
+        if isinstance(match, models.MatchAny):
+            return qe.FieldCondition(key=cond.key, match=qe.MatchAny(any=list(match.any)))
+        if isinstance(match, models.MatchValue):
+            return qe.FieldCondition(key=cond.key, match=qe.MatchValue(value=match.value))
+    if isinstance(cond, models.Filter):
+        return to_edge_filter(cond)
+    raise NotImplementedError(f"condition not translated: {type(cond).__name__}")
+
+
+def to_edge_filter(flt: models.Filter | None) -> qe.Filter | None:
+    if flt is None:
+        return None
+    def conds(items: Any) -> list[Any] | None:
+        if items is None:
+            return None
+        return [_condition(c) for c in (items if isinstance(items, list) else [items])]
+    return qe.Filter(must=conds(flt.must), should=conds(flt.should),
+                     must_not=conds(flt.must_not))
+
+
+def _nearest(query: Any, using: str | None) -> Any:
+    if isinstance(query, models.SparseVector):
+        return qe.Query.Nearest(qe.SparseVector(indices=list(query.indices),
+                                                values=list(query.values)), using=using)
+    if isinstance(query, models.RrfQuery):
+        return qe.Fusion.Rrf(k=query.rrf.k or RRF_K, weights=query.rrf.weights)
+    if isinstance(query, models.FusionQuery):
+        if query.fusion == models.Fusion.DBSF:
+            return qe.Fusion.Dbsf()
+        return qe.Fusion.Rrf(k=RRF_K)
+    return qe.Query.Nearest(list(query), using=using)
+
+
+class EdgeClient:
+    """`query_points` / `retrieve` / `close` of `QdrantClient`, on an `EdgeShard`."""
+
+    def __init__(self, shard: qe.EdgeShard, hnsw_ef: int | None = None) -> None:
+        self.shard = shard
+        self.params = qe.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
+
+    def query_points(
+        self, collection_name: str, query: Any = None, *, using: str | None = None,
+        prefetch: list[models.Prefetch] | None = None, query_filter: models.Filter | None = None,
+        limit: int = 10, with_payload: bool = True, **_: Any,
+    ) -> QueryResponse:
+        flt = to_edge_filter(query_filter)
+        prefetches = None
+        if prefetch:
+            # Give the filter to every arm as well: the server propagates the query's
+            # filter into prefetches, and this must not depend on whether edge does.
+            prefetches = [qe.Prefetch(limit=p.limit or limit, query=_nearest(p.query, p.using),
+                                      filter=flt, params=self.params) for p in prefetch]
+        request = qe.QueryRequest(
+            limit=limit, query=_nearest(query, using), prefetches=prefetches,
+            filter=flt, with_payload=with_payload, with_vector=False, params=self.params,
+        )
+        return QueryResponse([
+            models.ScoredPoint(id=p.id, version=p.version, score=p.score,
+                               payload=p.payload if with_payload else None)
+            for p in self.shard.query(request)
+        ])
+
+    def retrieve(
+        self, collection_name: str, ids: list[Any], *, with_payload: bool = True,
+        with_vectors: bool | list[str] = False, **_: Any,
+    ) -> list[models.Record]:
+        records = self.shard.retrieve(list(ids), with_payload=with_payload,
+                                      with_vector=with_vectors)
+        return [models.Record(id=r.id, payload=r.payload if with_payload else None,
+                              vector=r.vector) for r in records]
+
+    def close(self) -> None:
+        self.shard.close()
