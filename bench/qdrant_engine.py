@@ -41,7 +41,9 @@ class QueryResponse:
 def create_shard(path: Path, dim: int, *, on_disk: bool) -> qe.EdgeShard:
     """A shard shaped like the product's collection: a named cosine dense vector and a
     named sparse vector with Qdrant's IDF modifier, payload indexes on the filter fields."""
-    memory = qe.Memory.Cold if on_disk else qe.Memory.Pinned
+    # Cold: memory-mapped from disk, read on demand (collections larger than RAM);
+    # Cached: the engine's default, kept resident in the page cache.
+    memory = qe.Memory.Cold if on_disk else qe.Memory.Cached
     config = qe.EdgeConfig(
         vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
                                             memory=memory)},

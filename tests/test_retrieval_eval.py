@@ -282,3 +282,24 @@ def test_default_retrieval_recall_on_medquad(
         pytest.skip(str(exc))
     system, recall = _recall5(dataset, eval_settings, embedder)
     assert recall >= MEDQUAD_RECALL5_FLOOR, f"{system} recall@5 {recall:.3f} fell below the floor"
+
+
+def test_baselines_index_only_the_versions_in_force() -> None:
+    from qdrant_client import QdrantClient, models
+
+    from retrieval.evaluation.systems import load_chunks
+    from retrieval.store import DENSE, ensure_collection
+
+    client = QdrantClient(location=":memory:")
+    ensure_collection(client, "c", 4)
+    client.upsert("c", points=[
+        models.PointStruct(id=i, vector={DENSE: [1.0, 0.0, 0.0, float(i)]}, payload={
+            "text": f"{version} text", "source_file": "f.md", "chunk_index": i,
+            "version_id": version,
+        })
+        for i, version in enumerate(["old", "old", "new", "new", "new"])
+    ])
+    assert [c.text for c in load_chunks(client, "c", ["new"])] == ["new text"] * 3
+    assert load_chunks(client, "c", []) == []
+    assert len(load_chunks(client, "c")) == 5
+    client.close()

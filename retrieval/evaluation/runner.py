@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from qdrant_client import models
+
 from app.settings import Settings
 from ingest.catalog import Catalog
 from ingest.pipeline import ingest_path
@@ -41,7 +43,7 @@ from retrieval.evaluation.systems import (
     load_chunks,
 )
 from retrieval.search import Retriever
-from retrieval.store import count, open_client
+from retrieval.store import match_any, open_client
 
 TOP_K = 10
 ACCESS_GROUPS = ["public"]
@@ -93,15 +95,19 @@ def run_dataset(
 
         def chunks() -> list[IndexedChunk]:
             if not cached:
-                cached.extend(load_chunks(client, settings.collection))
+                in_force = catalog.in_force_versions(settings.collection)
+                cached.extend(load_chunks(client, settings.collection, list(in_force)))
             return cached
 
         results = [
             _run_system(name, dataset, retriever, chunks, embedder, settings)
             for name in systems
         ]
-        return DatasetResult(dataset.name, dataset.description,
-                             count(client, settings.collection), ingest_s, results)
+        # The chunks every system searched: those of the versions in force.
+        in_force = list(catalog.in_force_versions(settings.collection))
+        searched = client.count(settings.collection, exact=True, count_filter=models.Filter(
+            must=[match_any("version_id", in_force or ["\0none"])])).count
+        return DatasetResult(dataset.name, dataset.description, searched, ingest_s, results)
     finally:
         client.close()
 

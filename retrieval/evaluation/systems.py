@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
 from app.settings import Settings
 from retrieval.embedder import Embedder, pick_device
@@ -24,6 +24,7 @@ from retrieval.evaluation.options import ALL_SYSTEMS, VARIANT_SYSTEMS
 from retrieval.evaluation.relevance import Hit
 from retrieval.rerank import Reranker, RerankerUnavailable, build_reranker
 from retrieval.search import Retriever
+from retrieval.store import match_any
 
 
 class System(Protocol):
@@ -49,13 +50,20 @@ class IndexedChunk:
         return f"{self.title}\n{' > '.join(self.section_path)}\n{self.text}"
 
 
-def load_chunks(client: QdrantClient, collection: str) -> list[IndexedChunk]:
-    """Every chunk the product stored, in a stable order, for the baselines to index."""
+def load_chunks(
+    client: QdrantClient, collection: str, versions: list[str] | None = None
+) -> list[IndexedChunk]:
+    """The chunks the product stored, in a stable order, for the baselines to index:
+    those of `versions` (the versions in force, what medcite itself searches), so a
+    superseded or retired version never reaches a baseline either."""
     rows: list[tuple[str, int, IndexedChunk]] = []
     offset = None
+    flt = (None if versions is None
+           else models.Filter(must=[match_any("version_id", versions or ["\0none"])]))
     while True:
         points, offset = client.scroll(
-            collection, limit=512, offset=offset, with_payload=True, with_vectors=False
+            collection, scroll_filter=flt, limit=512, offset=offset, with_payload=True,
+            with_vectors=False,
         )
         for p in points:
             pl = p.payload or {}
