@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(default=20, ge=1, le=100, alias="MEDCITE_RERANK_CANDIDATES")
     fusion: Literal["rrf", "dbsf"] = Field(default="rrf", alias="MEDCITE_FUSION")
     # RRF: how much the dense arm's ranks count against the lexical arm's.
+    # Search-time HNSW beam on a Qdrant server (QDRANT_URL); unset: the server's default.
+    # The embedded store searches exactly and ignores it. bench/retrieval.py --hnsw-ef
+    # measures the recall/latency trade on Qdrant's engine.
+    hnsw_ef: int | None = Field(default=None, ge=1, le=4096, alias="MEDCITE_HNSW_EF")
     rrf_dense_weight: float = Field(default=1.0, gt=0, le=10, alias="MEDCITE_RRF_DENSE_WEIGHT")
     # Brand <-> generic names and abbreviations added to the query (retrieval/expansion.py):
     # off, lexical (sparse arm only) or both arms.

@@ -105,17 +105,23 @@ def _nearest(query: Any, using: str | None) -> Any:
     return qe.Query.Nearest(list(query), using=using)
 
 
+def _params(params: models.SearchParams | None) -> qe.SearchParams | None:
+    if params is None or not params.hnsw_ef:
+        return None
+    return qe.SearchParams(hnsw_ef=params.hnsw_ef)
+
+
 class EdgeClient:
     """`query_points` / `retrieve` / `close` of `QdrantClient`, on an `EdgeShard`."""
 
-    def __init__(self, shard: qe.EdgeShard, hnsw_ef: int | None = None) -> None:
+    def __init__(self, shard: qe.EdgeShard) -> None:
         self.shard = shard
-        self.params = qe.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
 
     def query_points(
         self, collection_name: str, query: Any = None, *, using: str | None = None,
         prefetch: list[models.Prefetch] | None = None, query_filter: models.Filter | None = None,
-        limit: int = 10, with_payload: bool = True, **_: Any,
+        search_params: models.SearchParams | None = None, limit: int = 10,
+        with_payload: bool = True, **_: Any,
     ) -> QueryResponse:
         flt = to_edge_filter(query_filter)
         prefetches = None
@@ -123,10 +129,11 @@ class EdgeClient:
             # Give the filter to every arm as well: the server propagates the query's
             # filter into prefetches, and this must not depend on whether edge does.
             prefetches = [qe.Prefetch(limit=p.limit or limit, query=_nearest(p.query, p.using),
-                                      filter=flt, params=self.params) for p in prefetch]
+                                      filter=flt, params=_params(p.params)) for p in prefetch]
         request = qe.QueryRequest(
             limit=limit, query=_nearest(query, using), prefetches=prefetches,
-            filter=flt, with_payload=with_payload, with_vector=False, params=self.params,
+            filter=flt, with_payload=with_payload, with_vector=False,
+            params=_params(search_params),
         )
         return QueryResponse([
             models.ScoredPoint(id=p.id, version=p.version, score=p.score,

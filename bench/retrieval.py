@@ -267,7 +267,7 @@ def bench_engine(
     if engine == "qdrant":
         upsert_s, index_s = load_engine(path, corpus, on_disk)
         started = time.perf_counter()
-        client = EdgeClient(qe.EdgeShard.load(str(path)), hnsw_ef=args.hnsw_ef)
+        client = EdgeClient(qe.EdgeShard.load(str(path)))
         open_s = time.perf_counter() - started
         placement = ("vectors, graph and payload memory-mapped from disk, read on demand"
                      if on_disk else "data on disk, held in RAM")
@@ -294,9 +294,11 @@ def bench_engine(
             how += f", {disk_mb:,.0f} MB on disk"
         print(f"{n:,} {engine}: loaded; querying", file=sys.stderr, flush=True)
         table = {text: vec for text, vec in queries}
-        retriever = Retriever(client, "bench", PrecomputedQueries(table))  # type: ignore[arg-type]
+        ef = args.hnsw_ef or None  # MEDCITE_HNSW_EF
+        retriever = Retriever(client, "bench", PrecomputedQueries(table),  # type: ignore[arg-type]
+                              hnsw_ef=ef)
         reranked = Retriever(client, "bench", PrecomputedQueries(table),  # type: ignore[arg-type]
-                             reranker=reranker, rerank_candidates=args.candidates)
+                             reranker=reranker, rerank_candidates=args.candidates, hnsw_ef=ef)
         it = iter(queries * 10)
 
         def medcite(r: Retriever, mode: str) -> Callable[[], object]:
@@ -387,7 +389,8 @@ def main() -> int:
                          "Qdrant's Rust engine in process (qdrant-edge-py), what a server runs")
     ap.add_argument("--embedded-max", type=int, default=20_000,
                     help="skip the embedded engine above this many chunks")
-    ap.add_argument("--hnsw-ef", type=int, default=0, help="search-time ef (0: Qdrant's)")
+    ap.add_argument("--hnsw-ef", type=int, default=0,
+                    help="search-time HNSW ef, as MEDCITE_HNSW_EF (0: Qdrant's default)")
     ap.add_argument("--qdrant-disk-min", type=int, default=1_000_000,
                     help="Qdrant's engine memory-maps collections this large from disk "
                          "(smaller ones are held in RAM)")

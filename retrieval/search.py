@@ -97,6 +97,8 @@ class Retriever:
     fusion: FusionMode = "rrf"
     # RRF weight of the dense arm's ranks against the lexical arm's (1.0: equal say).
     dense_weight: float = 1.0
+    # HNSW search beam for the dense arm on a Qdrant server; None: the server's default.
+    hnsw_ef: int | None = None
     # Embedded Qdrant is not safe for concurrent use from the API's worker threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -134,11 +136,12 @@ class Retriever:
         if mode == "sparse" and not sparse.indices:
             return []
         dense = self.embedder.embed_query(semantic) if mode != "sparse" else None
+        params = models.SearchParams(hnsw_ef=self.hnsw_ef) if self.hnsw_ef else None
         with self._lock:
             if mode == "dense":
                 hits = self.client.query_points(
                     self.collection, query=dense, using=DENSE, query_filter=flt,
-                    limit=fetch, with_payload=True,
+                    search_params=params, limit=fetch, with_payload=True,
                 ).points
             elif mode == "sparse":
                 hits = self.client.query_points(
@@ -149,7 +152,8 @@ class Retriever:
                 # The query's filter reaches both arms (Qdrant propagates it into every
                 # prefetch); repeating it per arm made the embedded engine test every
                 # point against it twice.
-                prefetch = [models.Prefetch(query=dense, using=DENSE, limit=PREFETCH)]
+                prefetch = [models.Prefetch(query=dense, using=DENSE, limit=PREFETCH,
+                                            params=params)]
                 if sparse.indices:
                     prefetch.append(models.Prefetch(
                         query=sparse_query, using=SPARSE, limit=PREFETCH

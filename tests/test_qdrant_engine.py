@@ -72,8 +72,8 @@ def test_rust_engine_answers_retriever_search_like_the_embedded_store(tmp_path: 
 
     queries = {f"{texts[i].split()[0]} {texts[i].split()[3]} code{i}": vectors[i].tolist()
                for i in (1, 2, 5, 50, 299)}
-    ours = Retriever(embedded, "c", Table(queries))  # type: ignore[arg-type]
-    theirs = Retriever(rust, "c", Table(queries))  # type: ignore[arg-type]
+    ours = Retriever(embedded, "c", Table(queries), hnsw_ef=64)  # type: ignore[arg-type]
+    theirs = Retriever(rust, "c", Table(queries), hnsw_ef=64)  # type: ignore[arg-type]
     public = build_filter(None, ["public"])
     for question, vector in queries.items():
         for mode in ("dense", "sparse"):
