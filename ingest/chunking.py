@@ -83,19 +83,9 @@ def embedding_text(doc: ParsedDocument, chunk: Chunk) -> str:
     """What the embedder sees: the passage with its title and section path, since a
     dose sentence alone rarely names the drug or the indication.
 
-    Each heading once: the section path usually starts with the title, and a passage
-    often starts with its own heading; repeating them ("Key Points / Key Points / Key
-    Points ...") spends the model's attention on the label instead of the passage."""
-    seen: set[str] = set()
-    header: list[str] = []
-    for part in (doc.title, *chunk.section.path):
-        key = " ".join(part.split()).casefold()
-        if key and key not in seen:
-            seen.add(key)
-            header.append(part.strip())
-    opening = " ".join(chunk.text[:400].split()).casefold()
-    while header and opening.startswith(" ".join(header[-1].split()).casefold()):
-        header.pop()
-    if not header:
-        return chunk.text
-    return f"{' > '.join(header)}\n{chunk.text}"
+    The title and path stay even where they repeat the passage's own first line: a
+    variant that named each heading once (2026-11-24) lost recall@5 on all three eval
+    sets (MedQuAD 0.897 -> 0.843) and ranked the pediatric Lipitor dose above the adult
+    one, so it was reverted (bench/RESULTS-retrieval.md)."""
+    path = " > ".join(chunk.section.path)
+    return f"{doc.title}\n{path}\n{chunk.text}"

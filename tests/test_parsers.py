@@ -448,23 +448,17 @@ def test_html_goes_through_unstructured() -> None:
     assert all(doc.text[s.start : s.end] == s.text for s in doc.sections)
 
 
-def test_embedding_text_names_each_heading_once() -> None:
+def test_embedding_text_carries_title_and_section_path() -> None:
     from ingest.chunking import chunk_document, embedding_text
 
-    builder = DocumentBuilder()
-    builder.add(("Key Points",), "Key Points\nHairy cell leukemia is a cancer of the blood.")
-    builder.add(("Key Points", "Treatment"), "Watchful waiting is one option.")
-    doc = builder.build(doc_id="md:x", title="Key Points", source_file="x.md",
-                        doc_type="guideline")
-    first, second = chunk_document(doc, 1200, 150)
-    # The title, the section and the passage's own first line are the same words.
-    assert embedding_text(doc, first) == first.text
-    assert embedding_text(doc, second) == "Key Points > Treatment\n" + second.text
     label = DocumentBuilder()
-    label.add(("2 DOSAGE AND ADMINISTRATION",), "Take 10 mg once daily.")
+    label.add(("2 DOSAGE AND ADMINISTRATION", "2.2 Pediatric Patients"), "Start at 10 mg/day.")
     doc = label.build(doc_id="spl:x", title="LIPITOR (atorvastatin calcium) tablets",
                       source_file="l.xml", doc_type="label")
     (chunk,) = chunk_document(doc, 1200, 150)
+    # The dose sentence alone names neither the drug nor the population.
     assert embedding_text(doc, chunk) == (
-        "LIPITOR (atorvastatin calcium) tablets > 2 DOSAGE AND ADMINISTRATION\n"
-        "Take 10 mg once daily.")
+        "LIPITOR (atorvastatin calcium) tablets\n"
+        "2 DOSAGE AND ADMINISTRATION > 2.2 Pediatric Patients\n"
+        "Start at 10 mg/day.")
+    assert chunk.text == "Start at 10 mg/day."
