@@ -255,7 +255,7 @@ def bench_engine(
     engine: str, n: int, corpus: Corpus, queries: list[tuple[str, list[float]]],
     args: argparse.Namespace, reranker: CrossEncoderReranker | None, workdir: Path,
     brute: BruteForce, base: dict[str, list[float]],
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
     path = workdir / f"{engine}-{n}"
     # The embedded store is the product's on-disk folder unless told otherwise; Qdrant's
     # engine keeps vectors, graph and payload in RAM, or memory-maps them from disk for
@@ -272,7 +272,7 @@ def bench_engine(
         placement = ("vectors, graph and payload memory-mapped from disk, read on demand"
                      if on_disk else "data on disk, held in RAM")
         how = (f"Qdrant's engine (qdrant-edge-py {version('qdrant-edge-py')}, HNSW m=16 "
-               f"ef_construct=100, search ef={args.hnsw_ef or 'default'}, {placement}): "
+               f"ef_construct=100, {placement}): "
                f"upserted in {upsert_s:.0f} s ({n / upsert_s:,.0f} chunks/s), indexes built "
                f"in {index_s:.0f} s, reopened in {open_s:.1f} s")
     else:
@@ -294,11 +294,6 @@ def bench_engine(
             how += f", {disk_mb:,.0f} MB on disk"
         print(f"{n:,} {engine}: loaded; querying", file=sys.stderr, flush=True)
         table = {text: vec for text, vec in queries}
-        ef = args.hnsw_ef or None  # MEDCITE_HNSW_EF
-        retriever = Retriever(client, "bench", PrecomputedQueries(table),  # type: ignore[arg-type]
-                              hnsw_ef=ef)
-        reranked = Retriever(client, "bench", PrecomputedQueries(table),  # type: ignore[arg-type]
-                             reranker=reranker, rerank_candidates=args.candidates, hnsw_ef=ef)
         it = iter(queries * 10)
 
         def medcite(r: Retriever, mode: str) -> Callable[[], object]:
@@ -307,19 +302,32 @@ def bench_engine(
 
         runs = args.queries
         name = "qdrant engine" if engine == "qdrant" else "embedded"
-        top1, recall = dense_agreement(retriever, brute, queries)
-        lines = [f"- {name}: {how}. Dense search against exact search, {len(queries)} "
-                 f"queries: same top hit {top1:.3f}, recall@5 {recall:.3f}.", ""]
-        rows = [
-            row(f"medcite dense, {name}", timed(medcite(retriever, "dense"), runs), base["dense"]),
-            row(f"medcite hybrid, {name}", timed(medcite(retriever, "hybrid"), runs),
-                base["hybrid"]),
-        ]
-        if reranker is not None:
-            rows.append(row(f"medcite hybrid + cross-encoder ({args.candidates} candidates, "
-                            f"CPU), {name}", timed(medcite(reranked, "hybrid"), runs),
-                            base["hybrid"]))
-        return lines + rows
+        lines = [f"- {name}: {how}.", ""]
+        rows: list[str] = []
+        # One built index, several search beams: the recall/latency trade of
+        # MEDCITE_HNSW_EF without rebuilding (the embedded store searches exactly).
+        for ef in args.hnsw_ef if engine == "qdrant" else [0]:
+            beam = f"ef {ef}" if ef else "default ef"
+            label = f"{name}, {beam}" if engine == "qdrant" else name
+            retriever = Retriever(client, "bench",  # type: ignore[arg-type]
+                                  PrecomputedQueries(table), hnsw_ef=ef or None)
+            top1, recall = dense_agreement(retriever, brute, queries)
+            lines.insert(-1, f"- {label}: dense search against exact search, {len(queries)} "
+                             f"queries: same top hit {top1:.3f}, recall@5 {recall:.3f}.")
+            rows += [
+                row(f"medcite dense, {label}", timed(medcite(retriever, "dense"), runs),
+                    base["dense"]),
+                row(f"medcite hybrid, {label}", timed(medcite(retriever, "hybrid"), runs),
+                    base["hybrid"]),
+            ]
+            if reranker is not None:
+                reranked = Retriever(client, "bench",  # type: ignore[arg-type]
+                                     PrecomputedQueries(table), reranker=reranker,
+                                     rerank_candidates=args.candidates, hnsw_ef=ef or None)
+                rows.append(row(f"medcite hybrid + cross-encoder ({args.candidates} "
+                                f"candidates, CPU), {label}",
+                                timed(medcite(reranked, "hybrid"), runs), base["hybrid"]))
+        return lines, rows
     finally:
         client.close()  # type: ignore[attr-defined]
         shutil.rmtree(path, ignore_errors=True)
@@ -346,9 +354,10 @@ def bench_size(
             notes.append(f"- embedded: not run above {args.embedded_max:,} chunks "
                          "(`--embedded-max`; a Python scan of every point per query).")
             continue
-        out = bench_engine(engine, n, corpus, queries, args, reranker, workdir, brute, base)
-        notes += out[:2]
-        rows += out[2:]
+        engine_notes, engine_rows = bench_engine(engine, n, corpus, queries, args, reranker,
+                                                 workdir, brute, base)
+        notes += engine_notes
+        rows += engine_rows
     return [
         f"#### {n:,} chunks",
         "",
@@ -389,8 +398,9 @@ def main() -> int:
                          "Qdrant's Rust engine in process (qdrant-edge-py), what a server runs")
     ap.add_argument("--embedded-max", type=int, default=20_000,
                     help="skip the embedded engine above this many chunks")
-    ap.add_argument("--hnsw-ef", type=int, default=0,
-                    help="search-time HNSW ef, as MEDCITE_HNSW_EF (0: Qdrant's default)")
+    ap.add_argument("--hnsw-ef", type=int, nargs="+", default=[0],
+                    help="search-time HNSW ef values, as MEDCITE_HNSW_EF (0: Qdrant's "
+                         "default), each timed on the same built index")
     ap.add_argument("--qdrant-disk-min", type=int, default=1_000_000,
                     help="Qdrant's engine memory-maps collections this large from disk "
                          "(smaller ones are held in RAM)")
