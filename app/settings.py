@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # measures the recall/latency trade on Qdrant's engine.
     hnsw_ef: int | None = Field(default=None, ge=1, le=4096, alias="MEDCITE_HNSW_EF")
     rrf_dense_weight: float = Field(default=1.0, gt=0, le=10, alias="MEDCITE_RRF_DENSE_WEIGHT")
+    # RRF's ranking constant; unset: Qdrant's default (2). medcite eval's
+    # medcite-hybrid-rrf-k<N> variants measure it.
+    rrf_k: int | None = Field(default=None, ge=1, le=1000, alias="MEDCITE_RRF_K")
     # Brand <-> generic names and abbreviations added to the query (retrieval/expansion.py):
     # off, lexical (sparse arm only) or both arms.
     query_expansion: Literal["off", "lexical", "both"] = Field(

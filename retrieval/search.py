@@ -97,6 +97,10 @@ class Retriever:
     fusion: FusionMode = "rrf"
     # RRF weight of the dense arm's ranks against the lexical arm's (1.0: equal say).
     dense_weight: float = 1.0
+    # RRF's ranking constant k (score 1/(k + rank)); None: Qdrant's default, 2. A larger
+    # k flattens the top ranks, so agreement between the arms counts for more than one
+    # arm's first place.
+    rrf_k: int | None = None
     # HNSW search beam for the dense arm on a Qdrant server; None: the server's default.
     hnsw_ef: int | None = None
     # Embedded Qdrant is not safe for concurrent use from the API's worker threads.
@@ -170,8 +174,10 @@ class Retriever:
         return passages[:limit]
 
     def _fusion(self, arms: int) -> models.Query:
-        if self.fusion == "rrf" and arms == 2 and self.dense_weight != 1.0:
-            return models.RrfQuery(rrf=models.Rrf(weights=[self.dense_weight, 1.0]))
+        weighted = arms == 2 and self.dense_weight != 1.0
+        if self.fusion == "rrf" and (weighted or self.rrf_k is not None):
+            return models.RrfQuery(rrf=models.Rrf(
+                k=self.rrf_k, weights=[self.dense_weight, 1.0] if weighted else None))
         return models.FusionQuery(fusion=models.Fusion(self.fusion))
 
     def count(self) -> int:

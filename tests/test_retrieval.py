@@ -38,9 +38,10 @@ def test_llama_index_adapter_returns_nodes_with_provenance(services) -> None:  #
 
 
 
-def test_rrf_dense_weight_reaches_qdrant_fusion(embedder) -> None:  # type: ignore[no-untyped-def]
-    """MEDCITE_RRF_DENSE_WEIGHT becomes Qdrant's weighted RRF (dense arm first), and
-    changes the fused order; 1.0 keeps the plain RRF query."""
+def test_rrf_dense_weight_and_k_reach_qdrant_fusion(embedder) -> None:  # type: ignore[no-untyped-def]
+    """MEDCITE_RRF_DENSE_WEIGHT becomes Qdrant's weighted RRF (dense arm first) and
+    MEDCITE_RRF_K its ranking constant; each changes the fused scores; neither set keeps
+    the plain RRF query."""
     from qdrant_client import QdrantClient, models
 
     from retrieval.search import Retriever
@@ -76,8 +77,8 @@ def test_rrf_dense_weight_reaches_qdrant_fusion(embedder) -> None:  # type: igno
     question = "medication to lower blood pressure in elderly patients XQ7"
     lexical = encode_query(question)
 
-    def scores(weight: float) -> dict[str, float]:
-        retriever = Retriever(Recording(), "w", embedder, dense_weight=weight)  # type: ignore[arg-type]
+    def scores(weight: float, k: int | None = None) -> dict[str, float]:
+        retriever = Retriever(Recording(), "w", embedder, dense_weight=weight, rrf_k=k)  # type: ignore[arg-type]
         retriever.search(question, access_groups=["public"], limit=4)
         fused = client.query_points(
             "w", prefetch=[models.Prefetch(query=embedder.embed_query(question), using=DENSE,
@@ -94,4 +95,14 @@ def test_rrf_dense_weight_reaches_qdrant_fusion(embedder) -> None:  # type: igno
     weighted = scores(3.0)
     assert isinstance(sent[-1], models.RrfQuery) and sent[-1].rrf.weights == [3.0, 1.0]
     assert weighted != plain
+    flat = scores(1.0, k=60)
+    assert isinstance(sent[-1], models.RrfQuery) and sent[-1].rrf.k == 60
+    assert sent[-1].rrf.weights is None
+    # Qdrant scores rank r (from 0) 1/(k + r): over two arms at most 2/k.
+    assert flat.keys() == plain.keys() and max(flat.values()) <= 2 / 60 + 1e-9
+    assert max(plain.values()) > 2 / 60
+    both = scores(3.0, k=60)
+    assert isinstance(sent[-1], models.RrfQuery)
+    assert sent[-1].rrf.k == 60 and sent[-1].rrf.weights == [3.0, 1.0]
+    assert both != flat
     client.close()

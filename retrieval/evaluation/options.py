@@ -9,12 +9,14 @@ DATASETS = ("corpora", "medquad", "pubmedqa")
 MEDCITE_MODES = ("dense", "sparse", "hybrid")
 ALL_SYSTEMS = (*(f"medcite-{m}" for m in MEDCITE_MODES), "bm25", "llamaindex")
 # Hybrid with one option changed, to measure it against medcite-hybrid: DBSF instead of
-# RRF fusion, RRF with the dense arm weighted 1.5 or 2 to the lexical arm's 1, query
+# RRF fusion, RRF with the dense arm weighted 1.5 or 2 to the lexical arm's 1, RRF with
+# ranking constant k 10 or 60 (Qdrant's default is 2; 60 is Cormack et al.'s), query
 # expansion on the lexical arm or both arms, and the reranker MEDCITE_RERANKER /
 # MEDCITE_RERANKER_PATH configure. Run on request (--systems), not by default.
 VARIANT_SYSTEMS = (
     "medcite-hybrid-expand-lexical", "medcite-hybrid-expand-both", "medcite-hybrid-rerank",
     "medcite-hybrid-dbsf", "medcite-hybrid-rrf-dense1.5", "medcite-hybrid-rrf-dense2",
+    "medcite-hybrid-rrf-k10", "medcite-hybrid-rrf-k60",
 )
 # What the product's /ask uses: Retriever.search's default mode.
 DEFAULT_SYSTEM = "medcite-hybrid"

@@ -90,7 +90,8 @@ def run_dataset(
         # medcite-hybrid is what /ask runs: the same fusion settings.
         retriever = Retriever(client, settings.collection, embedder, catalog=catalog,
                               rerank_candidates=settings.rerank_candidates,
-                              fusion=settings.fusion, dense_weight=settings.rrf_dense_weight)
+                              fusion=settings.fusion, dense_weight=settings.rrf_dense_weight,
+                              rrf_k=settings.rrf_k)
         cached: list[IndexedChunk] = []
 
         def chunks() -> list[IndexedChunk]:

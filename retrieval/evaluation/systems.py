@@ -195,6 +195,10 @@ def variant(name: str, retriever: Retriever, reranker: Callable[[], Reranker | N
         weight = float(name.removeprefix("medcite-hybrid-rrf-dense"))
         return dataclasses.replace(retriever, reranker=None, expansion="off", fusion="rrf",
                                    dense_weight=weight)
+    if name.startswith("medcite-hybrid-rrf-k"):
+        k = int(name.removeprefix("medcite-hybrid-rrf-k"))
+        return dataclasses.replace(retriever, reranker=None, expansion="off", fusion="rrf",
+                                   rrf_k=k)
     if name == "medcite-hybrid-rerank":
         built = reranker()
         if built is None:
