@@ -85,7 +85,7 @@ def embedding_text(doc: ParsedDocument, chunk: Chunk) -> str:
 
     The title and path stay even where they repeat the passage's own first line: a
     variant that named each heading once (2026-11-24) lost recall@5 on all three eval
-    sets (MedQuAD 0.897 -> 0.843) and ranked the pediatric Lipitor dose above the adult
+    sets (MedQuAD 0.887 -> 0.843) and ranked the pediatric Lipitor dose above the adult
     one, so it was reverted (bench/RESULTS-retrieval.md)."""
     path = " > ".join(chunk.section.path)
     return f"{doc.title}\n{path}\n{chunk.text}"

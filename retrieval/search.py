@@ -97,7 +97,7 @@ class Retriever:
     fusion: FusionMode = "rrf"
     # RRF weight of the dense arm's ranks against the lexical arm's (1.0: equal say).
     dense_weight: float = 1.0
-    # RRF's ranking constant k (score 1/(k + rank)); None: Qdrant's default, 2. A larger
+    # RRF's ranking constant k (rank r from 0 scores 1/(k + r)); None: Qdrant's default, 2. A larger
     # k flattens the top ranks, so agreement between the arms counts for more than one
     # arm's first place.
     rrf_k: int | None = None
