@@ -97,9 +97,9 @@ class Retriever:
     fusion: FusionMode = "rrf"
     # RRF weight of the dense arm's ranks against the lexical arm's (1.0: equal say).
     dense_weight: float = 1.0
-    # RRF's ranking constant k (rank r from 0 scores 1/(k + r)); None: Qdrant's default, 2. A larger
-    # k flattens the top ranks, so agreement between the arms counts for more than one
-    # arm's first place.
+    # RRF's ranking constant k (rank r from 0 scores 1/(k + r)); None: Qdrant's
+    # default, 2. A larger k flattens the top ranks, so agreement between the arms
+    # counts for more than one arm's first place.
     rrf_k: int | None = None
     # HNSW search beam for the dense arm on a Qdrant server; None: the server's default.
     hnsw_ef: int | None = None
