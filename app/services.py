@@ -104,9 +104,7 @@ def build_retriever(
     )
     return Retriever(
         client, settings.collection, embedder, catalog=catalog, reranker=reranker,
-        expansion=settings.query_expansion, rerank_candidates=settings.rerank_candidates,
-        fusion=settings.fusion, dense_weight=settings.rrf_dense_weight,
-        rrf_k=settings.rrf_k, hnsw_ef=settings.hnsw_ef,
+        expansion=settings.query_expansion, **settings.ranking_options(),
     )
 
 

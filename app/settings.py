@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         if not self.catalog_url:
             self.catalog_url = f"sqlite:///{self.data_dir / 'catalog.db'}"
         return self
+
+    def ranking_options(self) -> dict[str, Any]:
+        """How hybrid search ranks, as `Retriever` keyword arguments: what /ask runs, and
+        so what `medcite eval`'s medcite-hybrid must run to measure it."""
+        return {"rerank_candidates": self.rerank_candidates, "fusion": self.fusion,
+                "dense_weight": self.rrf_dense_weight, "rrf_k": self.rrf_k,
+                "hnsw_ef": self.hnsw_ef}
 
     def isolated(self, data_dir: Path, **updates: object) -> Settings:
         """A copy whose index and databases all live in `data_dir` (an evaluation's or

@@ -20,6 +20,7 @@ quality (that is `medcite eval`'s job).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import statistics
@@ -324,9 +325,8 @@ def bench_engine(
                     base["hybrid"]),
             ]
             if reranker is not None:
-                reranked = Retriever(client, "bench",  # type: ignore[arg-type]
-                                     PrecomputedQueries(table), reranker=reranker,
-                                     rerank_candidates=args.candidates, hnsw_ef=ef or None)
+                reranked = dataclasses.replace(retriever, reranker=reranker,
+                                               rerank_candidates=args.candidates)
                 rows.append(row(f"medcite hybrid + cross-encoder ({args.candidates} "
                                 f"candidates, CPU), {label}",
                                 timed(medcite(reranked, "hybrid"), runs), base["hybrid"]))

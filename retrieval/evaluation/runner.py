@@ -87,11 +87,9 @@ def run_dataset(
         ingest_s = time.perf_counter() - started
         for failed in report.failed:
             print(f"  ingest FAILED {failed.relpath}: {failed.reason}", file=sys.stderr)
-        # medcite-hybrid is what /ask runs: the same fusion settings.
+        # medcite-hybrid is what /ask runs: the same ranking settings.
         retriever = Retriever(client, settings.collection, embedder, catalog=catalog,
-                              rerank_candidates=settings.rerank_candidates,
-                              fusion=settings.fusion, dense_weight=settings.rrf_dense_weight,
-                              rrf_k=settings.rrf_k)
+                              **settings.ranking_options())
         cached: list[IndexedChunk] = []
 
         def chunks() -> list[IndexedChunk]:
