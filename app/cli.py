@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,16 +23,59 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
+@dataclass(frozen=True)
+class IngestOptions:
+    """What one ingest run does; `medcite ingest` and `medcite up` both build one, so
+    every option the command gains has a default here rather than in hand-made
+    Namespaces."""
+
+    path: Path | None = None
+    groups: tuple[str, ...] | None = None
+    quiet: bool = False
+    rebuild: bool = False
+    workers: int | None = None
+    shard: tuple[int, int] | None = None
+    retire_missing: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> IngestOptions:
+        groups = tuple(g for g in args.groups.split(",") if g) if args.groups else None
+        return cls(path=Path(args.path) if args.path else None, groups=groups,
+                   quiet=args.quiet, rebuild=args.rebuild, workers=args.workers,
+                   shard=parse_shard(args.shard) if args.shard else None,
+                   retire_missing=args.retire_missing)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    index, _, total = text.partition("/")
+    try:
+        shard = (int(index), int(total))
+    except ValueError:
+        raise ValueError("--shard must be I/N with 0 <= I < N") from None
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError("--shard must be I/N with 0 <= I < N")
+    return shard
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        options = IngestOptions.from_args(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return run_ingest(options, settings)
+
+
+def run_ingest(options: IngestOptions, settings: Settings) -> int:
     from app import audit_cli
     from app.audit_models import AuditAction, RetireDetails
     from ingest.pipeline import ingest_path
 
     audit_cli.ensure_available(settings)
 
-    root = Path(args.path) if args.path else settings.corpora_dir
-    groups = tuple(g for g in args.groups.split(",") if g) if args.groups else None
-    if args.rebuild:
+    root = options.path or settings.corpora_dir
+    groups = options.groups
+    if options.rebuild:
         from ingest.catalog import Catalog
         from retrieval.store import open_client
 
@@ -44,16 +88,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         catalog.close()
         print(f"dropped collection {settings.collection!r} and its version history; "
               "re-ingesting everything")
-    shard = None
-    if args.shard:
-        index, _, total = args.shard.partition("/")
-        shard = (int(index), int(total))
-        if not 0 <= shard[0] < shard[1]:
-            print("--shard must be I/N with 0 <= I < N", file=sys.stderr)
-            return 2
-    report = ingest_path(root, settings, access_groups=groups, progress=not args.quiet,
-                         workers=args.workers, shard=shard,
-                         retire_missing=args.retire_missing,
+    report = ingest_path(root, settings, access_groups=groups, progress=not options.quiet,
+                         workers=options.workers, shard=options.shard,
+                         retire_missing=options.retire_missing,
                          retired_by=audit_cli.operator().name)
     audit_cli.record(settings, AuditAction.ingest,
                      audit_cli.ingest_details(str(root), groups, report))
@@ -161,9 +198,7 @@ def wait_for(url: str, seconds: float) -> bool:
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest the bundled corpora, then run the API and the UI until interrupted."""
-    code = cmd_ingest(
-        argparse.Namespace(path=None, groups=None, quiet=False, rebuild=False), settings
-    )
+    code = run_ingest(IngestOptions(), settings)
     if code not in (0, 1):
         return code
     env = dict(os.environ, MEDCITE_API_URL=f"http://{args.host}:{args.port}")
