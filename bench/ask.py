@@ -6,7 +6,7 @@ and median timings of retrieval, generation and verification. The baseline in th
 run is the bare generator call with the same prompt (no retrieval, no verification),
 so the ratio shows what grounding and checking cost on top of generation.
 
-    .venv/bin/python bench/ask.py [--questions N]
+    .venv/bin/python -m bench.ask [--questions N]
 """
 
 from __future__ import annotations
@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from app.auth import KeyStore, Role  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.prompting import build_messages  # noqa: E402
-from app.services import build_services  # noqa: E402
-from app.settings import get_settings  # noqa: E402
+from app.answering.prompting import build_messages  # noqa: E402
+from app.api.main import create_app  # noqa: E402
+from app.core.container import build_services  # noqa: E402
+from app.core.settings import get_settings  # noqa: E402
+from app.security.api_keys import KeyStore, Role  # noqa: E402
 
 QUESTIONS = [
     "What is the recommended starting dose of atorvastatin?",

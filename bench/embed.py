@@ -5,7 +5,12 @@ The passages are real: the Markdown documents under corpora/, cut the way ingest
 them by size (MEDCITE_CHUNK_CHARS). On a machine without CUDA it says so and measures the
 CPU alone, with the one-passage-at-a-time rate (what a query pays) as the baseline.
 
-    .venv/bin/python bench/embed.py [--passages 512] [--batch-size 32] [--model PATH]
+    .venv/bin/python -m bench.embed [--passages 512] [--batch-size 32 128] [--model PATH]
+        [--half]
+
+It needs only torch, numpy and sentence-transformers (and the product's settings only
+when --model is not given), so it also runs on a GPU host that has nothing of medcite
+installed: `python -m bench.embed --model DIR` from a checkout.
 
 On a GPU host, install torch's CUDA build first (the installer pins the CPU one), e.g.
 `.venv/bin/uv pip install --python .venv/bin/python torch==2.13.0 --index-url
@@ -21,12 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from app.settings import REPO_ROOT, Settings  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def passages(n: int, size: int) -> list[str]:
@@ -66,39 +71,58 @@ def rate(embedder: Embedder, texts: list[str], one_by_one: bool = False) -> floa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--passages", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, nargs="+", default=[32])
+    p.add_argument("--chunk-chars", type=int, default=None,
+                   help="passage size (default: MEDCITE_CHUNK_CHARS)")
     p.add_argument("--model", default=None, help="sentence-transformers model path "
                    "(default: EMBEDDING_MODEL, the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--half", action="store_true",
+                   help="also time the model in float16 on CUDA (what a GPU ingest would run)")
     args = p.parse_args()
     import torch
 
-    settings = Settings()
-    model = args.model or settings.embedding_model
-    texts = passages(args.passages, settings.chunk_chars)
+    if args.model is None or args.chunk_chars is None:
+        from app.core.settings import Settings
+
+        settings = Settings()
+        model = args.model or settings.embedding_model
+        size = args.chunk_chars or settings.chunk_chars
+    else:
+        model, size = args.model, args.chunk_chars
+    texts = passages(args.passages, size)
     singles = texts[: max(16, args.passages // 8)]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; {platform.machine()}, {os.cpu_count()} "
           f"CPUs (load average {os.getloadavg()[0]:.1f}); torch {torch.__version__}; GPU: "
           f"{gpu or 'none'}; model {'/'.join(Path(model).parts[-2:])}; {len(texts)} "
-          f"passages of <= {settings.chunk_chars} chars; "
-          f"batch {args.batch_size}")
+          f"passages of <= {size} chars")
     if gpu is None:
         print("CUDA is not available (no GPU, or torch is the CPU build): measuring the CPU "
               "only. Run this on a GPU host with torch's CUDA build for the CUDA figures.")
     print()
-    print("| device | batched passages/s | one at a time passages/s | batched / one at a time |")
-    print("|---|---:|---:|---:|")
-    rates: dict[str, float] = {}
-    for device in (["cuda"] if gpu else []) + ["cpu"]:
-        embedder = Embedder(model, device, args.batch_size)
-        rates[device] = rate(embedder, texts)
+    print("| device | dtype | batch | batched passages/s | one at a time passages/s "
+          "| batched / one at a time |")
+    print("|---|---|---:|---:|---:|---:|")
+    rates: dict[tuple[str, str, int], float] = {}
+    runs = [("cuda", "float32")] if gpu else []
+    runs += [("cuda", "float16")] if gpu and args.half else []
+    runs += [("cpu", "float32")]
+    for device, dtype in runs:
+        embedder = Embedder(model, device, args.batch_size[0])
+        # Weights may be stored in either precision; time each in the one named.
+        embedder.model.half() if dtype == "float16" else embedder.model.float()
         single = rate(embedder, singles, one_by_one=True)
-        print(f"| {device} | {rates[device]:,.1f} | {single:,.1f} | "
-              f"{rates[device] / single:.1f}x |")
+        for batch in args.batch_size:
+            embedder.batch_size = batch
+            rates[(device, dtype, batch)] = rate(embedder, texts)
+            print(f"| {device} | {dtype} | {batch} | {rates[(device, dtype, batch)]:,.1f} | "
+                  f"{single:,.1f} | {rates[(device, dtype, batch)] / single:.1f}x |")
         del embedder
     if gpu:
-        print(f"\nCUDA / CPU (batched, same passages, same run): "
-              f"{rates['cuda'] / rates['cpu']:.1f}x")
+        cpu_best = max(v for k, v in rates.items() if k[0] == "cpu")
+        cuda_best = max(v for k, v in rates.items() if k[0] == "cuda")
+        print(f"\nCUDA / CPU (best batch of each, same passages, same run): "
+              f"{cuda_best / cpu_best:.1f}x")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ VectorStoreIndex, same files, same embedding model, same embedded Qdrant, same r
 Each (system, corpus) pair runs in its own process, so peak memory (ru_maxrss) is that
 system's alone and no model or cache is shared between them.
 
-    .venv/bin/python bench/ingest.py                       # shipped corpora and ×10
-    .venv/bin/python bench/ingest.py --only formularies coverage --scale 10
-    .venv/bin/python bench/ingest.py --systems medcite     # skip the baseline
+    .venv/bin/python -m bench.ingest                       # shipped corpora and ×10
+    .venv/bin/python -m bench.ingest --only formularies coverage --scale 10
+    .venv/bin/python -m bench.ingest --systems medcite     # skip the baseline
 
 The ×N corpus is N renamed copies of every file (renamed so each copy is its own
 document; the parse, chunk and embed work per copy is the real one).
@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -74,7 +73,7 @@ def files_of(corpus: Path) -> list[Path]:
 
 
 def run_medcite(corpus: Path, data: Path) -> dict[str, float]:
-    from app.settings import Settings
+    from app.core.settings import Settings
     from ingest.pipeline import ingest_path
 
     settings = Settings(MEDCITE_DATA_DIR=data, MEDCITE_COLLECTION="bench_ingest")
@@ -95,7 +94,7 @@ def run_llama_index(corpus: Path, data: Path) -> dict[str, float]:
     from llama_index.vector_stores.qdrant import QdrantVectorStore
     from qdrant_client import QdrantClient
 
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     model = Settings().embedding_model
     docs = SimpleDirectoryReader(input_files=[str(p) for p in files_of(corpus)]).load_data()

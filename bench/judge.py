@@ -1,13 +1,14 @@
 """How good is the generator as a citation judge? A small hand-labelled set of (evidence,
 claim) pairs, judged three ways in one run:
 
-* deterministic: app/verify.py alone (the evidence is the quote; supported or partial
+* deterministic: app/answering/citation_checks.py alone (the evidence is the quote; supported
+  or partial
   counts as "supported");
 * llm-judge: app/verifiers.LLMJudge alone (verdict "supported" counts as supported);
 * combined: the deterministic status, then the judge lowering it (what /ask does with
   MEDCITE_LLM_JUDGE=true).
 
-    .venv/bin/python bench/judge.py [--json out.json]
+    .venv/bin/python -m bench.judge [--json out.json]
 
 It starts its own generator (the embedded llama.cpp unless LLM_BASE_URL is set) in a
 temporary data folder, sharing the product's assembled weights. Half the claims are
@@ -26,14 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from app import local_llm  # noqa: E402
-from app.schemas import CitationStatus  # noqa: E402
-from app.services import build_generator  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.verifiers import LLMJudge, Verdict, apply_verifiers  # noqa: E402
-from app.verify import verify_sentence  # noqa: E402
+from app.answering.citation_checks import verify_sentence  # noqa: E402
+from app.answering.model_verifiers import LLMJudge, Verdict, apply_verifiers  # noqa: E402
+from app.answering.models import CitationStatus  # noqa: E402
+from app.core.container import build_generator  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
+from app.llm import local_server as local_llm  # noqa: E402
 from retrieval.models import Passage  # noqa: E402
 
 LIPITOR = "The recommended starting dose of LIPITOR is 10 or 20 mg once daily."

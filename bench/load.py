@@ -13,9 +13,9 @@ same run: the bare generator called with exactly the prompts the API built (no
 retrieval, no admission, no verification), as a ratio; and the peak RSS of the API and
 generator processes.
 
-    .venv/bin/python bench/load.py                       # minutes on a 2-core CPU
-    .venv/bin/python bench/load.py --levels 1,8,32,64,128 --requests 128 --corpus all
-    .venv/bin/python bench/load.py --llm-url http://gpu-host:8000/v1 --llm-model medgemma \
+    .venv/bin/python -m bench.load                       # minutes on a 2-core CPU
+    .venv/bin/python -m bench.load --levels 1,8,32,64,128 --requests 128 --corpus all
+    .venv/bin/python -m bench.load --llm-url http://gpu-host:8000/v1 --llm-model medgemma \
         --in-flight 32                                   # a GPU server's vLLM
 """
 
@@ -39,18 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import httpx  # noqa: E402
 
-from app import local_llm  # noqa: E402
-from app.auth import KeyStore, Role  # noqa: E402
-from app.generator import ChatGenerator  # noqa: E402
-from app.prompting import build_messages  # noqa: E402
-from app.settings import REPO_ROOT, Settings  # noqa: E402
+from app.answering.prompting import build_messages  # noqa: E402
+from app.core.settings import REPO_ROOT, Settings  # noqa: E402
+from app.llm import local_server as local_llm  # noqa: E402
+from app.llm.client import ChatGenerator  # noqa: E402
+from app.security.api_keys import KeyStore, Role  # noqa: E402
 from retrieval.models import Passage  # noqa: E402
 
 # One file of each kind the questions need (the test suite's small corpus, less the PDF
@@ -277,7 +276,7 @@ def main() -> None:
             ctx = [Passage.model_validate(x) for x in r.body["passages"]]
             messages = build_messages(r.body["question"], ctx, settings.context_chars)
             t = time.perf_counter()
-            generator._complete(messages)
+            generator.raw_completion(messages)
             bare.append((r.latency_s, time.perf_counter() - t))
         load_end = os.getloadavg()[0]
         api_rss = peak_rss_mib(api.pid)

@@ -24,11 +24,9 @@ from typing import Any
 import qdrant_edge as qe
 from qdrant_client import models
 
+from retrieval.schema import INTEGER_FIELDS, KEYWORD_FIELDS
 from retrieval.store import DENSE, SPARSE
 
-# Keyword fields the product filters on (retrieval/search.py build_filter); the server
-# deployment creates the same payload indexes (retrieval/store.py).
-INDEXED_FIELDS = ("access_groups", "version_id", "doc_type", "payer", "doc_id")
 # Qdrant's default reciprocal-rank-fusion constant (the server's and the local mode's).
 RRF_K = 2
 
@@ -54,8 +52,11 @@ def create_shard(path: Path, dim: int, *, on_disk: bool) -> qe.EdgeShard:
     )
     path.mkdir(parents=True, exist_ok=True)
     shard = qe.EdgeShard.create(str(path), config)
-    for field in INDEXED_FIELDS:
+    # The same payload indexes as every product backend (retrieval/schema.py).
+    for field in KEYWORD_FIELDS:
         shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+    for field in INTEGER_FIELDS:
+        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
     return shard
 
 

@@ -2,8 +2,8 @@
 hybrid + rerank over synthetic chunks, on two engines, with brute-force numpy/scipy over
 the same vectors as the baseline in the same run.
 
-    .venv/bin/python bench/retrieval.py --sizes 10000 100000 --queries 40
-    .venv/bin/python bench/retrieval.py --sizes 1000000 --engines qdrant --no-rerank
+    .venv/bin/python -m bench.retrieval --sizes 10000 100000 --queries 40
+    .venv/bin/python -m bench.retrieval --sizes 1000000 --engines qdrant --no-rerank
 
 Engines: `embedded` is `QdrantClient(path=...)`, the product's default store (pure
 Python: every query scans every point); `qdrant` is Qdrant's own Rust engine (HNSW,
@@ -36,7 +36,6 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import qdrant_edge as qe  # noqa: E402
 from qdrant_client import QdrantClient, models  # noqa: E402
@@ -48,9 +47,9 @@ from retrieval.sparse import (  # noqa: E402
     AVG_DOC_TOKENS,
     K1,
     B,
-    _term_id,
     encode_document,
     encode_query,
+    term_id,
     tokens,
 )
 from retrieval.store import DENSE, SPARSE, ensure_collection  # noqa: E402
@@ -79,7 +78,7 @@ def encode_documents(words: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     words of a fixed vocabulary, so each word's term id is computed once and BM25's
     saturated term frequency per chunk with numpy. Checked equal to `encode_document`
     on a sample before use (see `check_encoding`)."""
-    term = np.array([_term_id(t) for t in tokens(" ".join(f"w{j}" for j in range(VOCAB)))],
+    term = np.array([term_id(t) for t in tokens(" ".join(f"w{j}" for j in range(VOCAB)))],
                     dtype=np.int64)
     norm = K1 * (1 - B + B * words.shape[1] / AVG_DOC_TOKENS)
     out = []
@@ -410,7 +409,7 @@ def main() -> int:
     ap.add_argument("--workdir", help="where the Qdrant folders go (default: a temp folder)")
     args = ap.parse_args()
 
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     model_path = Settings().embedding_model
     reranker = None

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.db import WRITE_LOCK, make_engine
+from ingest.database import WRITE_LOCK, make_engine
 from ingest.diff import Snapshot
 
 metadata = MetaData()

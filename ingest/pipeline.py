@@ -30,15 +30,16 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from tqdm import tqdm
 
-from app.settings import Settings
 from ingest.catalog import Catalog, NewVersion, pack_snapshot
 from ingest.chunking import Chunk, chunk_document, embedding_text
+from ingest.config import IngestSettings
 from ingest.diff import Snapshot, diff_snapshots
 from ingest.identity import content_hash, version_id
 from ingest.manifest import discover
 from ingest.models import DocType, ParsedDocument, ParseError, SourceFile
 from ingest.parsers import parse_file
 from retrieval.embedder import Embedder
+from retrieval.schema import ChunkPayload
 from retrieval.sparse import encode_document
 from retrieval.store import DENSE, SPARSE, ensure_collection, match, open_client
 
@@ -100,7 +101,7 @@ class IngestReport:
         )
 
 
-def build_parts(settings: Settings) -> tuple[str, ...]:
+def build_parts(settings: IngestSettings) -> tuple[str, ...]:
     """Everything besides a file's bytes and manifest entry that shapes its chunks, and
     the collection (version ids key the catalog, which several collections share)."""
     return (PIPELINE_VERSION, settings.collection, str(settings.chunk_chars),
@@ -126,28 +127,28 @@ def delete_versions(client: QdrantClient, collection: str, versions: list[str]) 
 def payload(
     doc: ParsedDocument, source: SourceFile, chunk: Chunk, version: str, total: int, now: str
 ) -> dict[str, object]:
-    return {
-        "text": chunk.text,
-        "doc_id": doc.doc_id,
-        "doc_key": source.doc_key,
-        "version_id": version,
-        "title": doc.title,
-        "source_file": source.relpath,
-        "doc_type": doc.doc_type.value,
-        "section_path": list(chunk.section.path),
-        "page": chunk.section.page,
-        "char_start": chunk.start,
-        "char_end": chunk.end,
-        "effective_date": source.effective_date or doc.effective_date,
-        "version": doc.version,
-        "payer": source.payer,
-        "access_groups": list(source.access_groups),
-        "doc_chunks": total,
-        "chunk_index": chunk.index,
-        "is_table": chunk.section.is_table,
-        "ingested_at": now,
-        "metadata": doc.metadata,
-    }
+    return ChunkPayload(
+        text=chunk.text,
+        doc_id=doc.doc_id,
+        doc_key=source.doc_key,
+        version_id=version,
+        title=doc.title,
+        source_file=source.relpath,
+        doc_type=doc.doc_type.value,
+        section_path=list(chunk.section.path),
+        page=chunk.section.page,
+        char_start=chunk.start,
+        char_end=chunk.end,
+        effective_date=source.effective_date or doc.effective_date,
+        version=doc.version,
+        payer=source.payer,
+        access_groups=list(source.access_groups),
+        doc_chunks=total,
+        chunk_index=chunk.index,
+        is_table=chunk.section.is_table,
+        ingested_at=now,
+        metadata=doc.metadata,
+    ).write()
 
 
 def sparse_vector(text: str) -> models.SparseVector:
@@ -217,7 +218,7 @@ class Ingestor:
     client: QdrantClient
     catalog: Catalog
     embedder: Embedder
-    settings: Settings
+    settings: IngestSettings
     _stored: dict[str, int] | None = field(default=None, repr=False)
 
     @property
@@ -536,7 +537,7 @@ def shard_of(doc_key: str, shards: int) -> int:
 
 def ingest_path(
     root: Path,
-    settings: Settings,
+    settings: IngestSettings,
     *,
     client: QdrantClient | None = None,
     embedder: Embedder | None = None,

@@ -23,6 +23,7 @@ from typing import Any
 from qdrant_client import models
 
 from retrieval.models import Passage
+from retrieval.schema import ChunkPayload
 from retrieval.search import Retriever
 from retrieval.store import match, match_any
 
@@ -159,9 +160,7 @@ class ContextAssembler:
             )
         out: dict[tuple[str, str, int], _Chunk] = {}
         for r in records:
-            pl = r.payload or {}
-            key = (str(pl.get("version_id")), " > ".join(pl.get("section_path") or []),
-                   int(pl.get("chunk_index", -1)))
-            out[key] = _Chunk(str(r.id), key[2], int(pl.get("char_start", 0)),
-                              int(pl.get("char_end", 0)), str(pl.get("text", "")))
+            pl = ChunkPayload.read(r.payload)
+            key = (str(pl.version_id), " > ".join(pl.section_path), pl.chunk_index)
+            out[key] = _Chunk(str(r.id), key[2], pl.char_start, pl.char_end, pl.text)
         return out

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from app.drugs import find_drug_mentions
+from retrieval.drugs import find_drug_mentions
 
 ExpansionMode = Literal["off", "lexical", "both"]
 EXPANSION_MODES: tuple[str, ...] = ("off", "lexical", "both")

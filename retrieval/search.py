@@ -10,17 +10,18 @@ a re-ingest publishing a new version mid-search cannot mix two versions of a doc
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from ingest.catalog import Catalog
 from retrieval.embedder import Embedder
 from retrieval.expansion import ExpansionMode, expand
 from retrieval.models import Passage, Provenance, SearchFilters
 from retrieval.rerank import Reranker
+from retrieval.schema import ChunkPayload
 from retrieval.sparse import encode_query
 from retrieval.store import DENSE, SPARSE, count, match_any
 
@@ -46,28 +47,28 @@ def to_passage(
     point: models.ScoredPoint | models.Record, score: float,
     numbers: dict[str, int] | None = None,
 ) -> Passage:
-    p = point.payload or {}
-    vid = p.get("version_id")
+    p = ChunkPayload.read(point.payload)
+    vid = p.version_id
     return Passage(
         id=str(point.id),
-        text=str(p.get("text", "")),
+        text=p.text,
         score=score,
         provenance=Provenance(
-            doc_id=str(p.get("doc_id", "")),
-            title=str(p.get("title", "")),
-            source_file=str(p.get("source_file", "")),
-            doc_type=str(p.get("doc_type", "")),
-            section_path=list(p.get("section_path") or []),
-            page=p.get("page"),
-            char_start=int(p.get("char_start", 0)),
-            char_end=int(p.get("char_end", 0)),
-            effective_date=p.get("effective_date"),
-            version=p.get("version"),
-            payer=p.get("payer"),
-            access_groups=list(p.get("access_groups") or []),
-            doc_key=p.get("doc_key"),
+            doc_id=p.doc_id,
+            title=p.title,
+            source_file=p.source_file,
+            doc_type=p.doc_type,
+            section_path=p.section_path,
+            page=p.page,
+            char_start=p.char_start,
+            char_end=p.char_end,
+            effective_date=p.effective_date,
+            version=p.version,
+            payer=p.payer,
+            access_groups=p.access_groups,
+            doc_key=p.doc_key,
             version_id=vid,
-            version_number=(numbers or {}).get(str(vid)) if vid else None,
+            version_number=(numbers or {}).get(vid) if vid else None,
         ),
     )
 
@@ -82,6 +83,14 @@ FusionMode = Literal["rrf", "dbsf"]
 PREFETCH = 30
 
 
+class VersionSource(Protocol):
+    """Which document versions are in force on a day (ingest's catalog is one)."""
+
+    def in_force_versions(
+        self, collection: str, as_of: str | None = None
+    ) -> Mapping[str, Mapping[str, Any]]: ...
+
+
 @dataclass
 class Retriever:
     client: QdrantClient
@@ -89,7 +98,7 @@ class Retriever:
     embedder: Embedder
     # Which versions a query may see; None only for collections built outside the
     # ingest pipeline (nothing to version).
-    catalog: Catalog | None = None
+    catalog: VersionSource | None = None
     # Optional stages (retrieval/rerank.py, retrieval/expansion.py); off unless configured.
     reranker: Reranker | None = None
     expansion: ExpansionMode = "off"

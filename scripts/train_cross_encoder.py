@@ -10,7 +10,7 @@ also occurs in them, so the reranker is never trained on a question it is scored
 Negatives are the other answers of the same MedQuAD document (same disease, other
 question: the confusion hybrid search makes) plus one answer about another topic.
 
-    .venv/bin/python scripts/train_cross_encoder.py --out /tmp/medcite-ce --minutes 8
+    .venv/bin/python -m scripts.train_cross_encoder --out /tmp/medcite-ce --minutes 8
     MEDCITE_RERANKER_PATH=/tmp/medcite-ce .venv/bin/python -m app.cli eval ...
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -28,11 +27,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retrieval.evaluation.datasets import _medquad_pairs, eval_data_dir, medquad_dataset  # noqa: E402
-from retrieval.evaluation.options import DEFAULT_SAMPLE, DEFAULT_SEED  # noqa: E402
-from retrieval.evaluation.relevance import normalise  # noqa: E402
+from app.evaluation.datasets import eval_data_dir, medquad_dataset, medquad_pairs  # noqa: E402
+from app.evaluation.relevance import normalise  # noqa: E402
+from app.evaluation.retrieval.options import DEFAULT_SAMPLE, DEFAULT_SEED  # noqa: E402
 
 
 def training_pairs(
@@ -49,7 +47,7 @@ def training_pairs(
             normalise(p.read_text(encoding="utf-8")) for p in held.corpus.rglob("*.md")
         } | {normalise(q.text) for q in held.questions}
     groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for pair in _medquad_pairs(root):
+    for pair in medquad_pairs(root):
         if pair.group in held_groups:
             continue
         if normalise(pair.question) in held_texts or normalise(pair.answer) in held_texts:

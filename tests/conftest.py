@@ -26,8 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from app.auth import KeyStore, Role  # noqa: E402
-from app.settings import REPO_ROOT, Settings  # noqa: E402
+from app.core.settings import REPO_ROOT, Settings  # noqa: E402
+from app.security.api_keys import KeyStore, Role  # noqa: E402
 
 CORPORA = REPO_ROOT / "corpora"
 # One file of every format the product ingests, plus a patient bundle.
@@ -136,11 +136,11 @@ def first_ingest(settings: Settings, qdrant, embedder, small_corpus: Path):  # t
 
 @pytest.fixture(scope="session")
 def services(settings: Settings, qdrant, embedder, first_ingest):  # type: ignore[no-untyped-def]
-    from app.services import build_services
+    from app.core.container import build_services
 
     built = build_services(settings, client=qdrant, embedder=embedder)
     yield built
-    from app import local_llm
+    from app.llm import local_server as local_llm
 
     local_llm.stop_server(built.llm_process)
 
@@ -168,7 +168,7 @@ def keys(settings: Settings) -> Keys:
 def api(settings: Settings, services):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
+    from app.api.main import create_app
 
     with TestClient(create_app(settings, services)) as client:
         yield client
@@ -184,7 +184,7 @@ class LiveAPI:
 def live_api(settings: Settings, services, keys: Keys) -> Iterator[LiveAPI]:  # type: ignore[no-untyped-def]
     """A real uvicorn server on 127.0.0.1, sharing the session's services (the embedded
     Qdrant folder can be opened by one client only)."""
-    from app.main import create_app
+    from app.api.main import create_app
 
     with serve(create_app(settings, services), log_level="warning") as url:
         yield LiveAPI(url=url, api_key=keys.clinician)
@@ -215,7 +215,7 @@ def make_services(settings: Settings, qdrant, embedder, first_ingest, tmp_path: 
     """Services of their own on the shared store and embedder, with a fresh audit database
     and no local generator: LLM_BASE_URL points at a closed port unless a test overrides
     it. For API tests that never reach generation (or want it to fail)."""
-    from app.services import Services, build_services
+    from app.core.container import Services, build_services
 
     built: list[Services] = []
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from app.settings import REPO_ROOT
+from app.core.settings import REPO_ROOT
 
 # Listens, accepts every connection and holds it open without a byte of reply: a model
 # server that is up but stuck (or far too slow).

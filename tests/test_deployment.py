@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.settings import REPO_ROOT, Settings
+from app.core.settings import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?([-?])([^}]*))?\}")

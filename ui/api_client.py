@@ -16,9 +16,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.audit_models import AuditPage
-from app.auth import Principal
-from app.schemas import AskRequest, AskResponse, HealthResponse
+from app.answering.models import AskRequest, AskResponse, HealthResponse
+from app.audit.models import AuditPage
+from app.security.api_keys import Principal
 from ui.models import DocumentDiff, DocumentInfo, IngestJob, VersionInfo
 
 # Answering runs retrieval, a CPU LLM and verification: 20-60 s is normal, so the

@@ -14,7 +14,7 @@ from datetime import date
 
 import streamlit as st
 
-from app.schemas import AskRequest, AskResponse
+from app.answering.models import AskRequest, AskResponse
 from retrieval.models import SearchFilters
 from ui import render, session
 from ui.api_client import ApiError, MedciteClient

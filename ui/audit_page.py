@@ -9,7 +9,7 @@ from datetime import date
 
 import streamlit as st
 
-from app.audit_models import AskDetails, AuditAction, AuditRecord
+from app.audit.models import AskDetails, AuditAction, AuditRecord
 from ui import render, render_audit, session
 from ui.api_client import ApiError, MedciteClient
 

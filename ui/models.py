@@ -1,7 +1,7 @@
 """The document-management API's bodies as the UI reads them (the API's contract).
 
 Kept on the UI side, tolerant of fields it does not know, so a newer API does not break
-an older page; `app.schemas` and `app.audit_models` cover /ask, /me and /audit.
+an older page; `app.answering.models` and `app.audit.models` cover /ask, /me and /audit.
 """
 
 from __future__ import annotations

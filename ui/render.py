@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from app.schemas import (
+from app.answering.models import (
     AnswerSentence,
     AnswerStatus,
     AskResponse,

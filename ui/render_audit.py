@@ -6,8 +6,8 @@ Questions and answers in the log are user and model text: every such string goes
 
 from __future__ import annotations
 
-from app.audit_models import AskDetails, AuditedSentence, AuditRecord
-from app.schemas import CitationStatus
+from app.answering.models import CitationStatus
+from app.audit.models import AskDetails, AuditedSentence, AuditRecord
 from ui.render import BADGE_COLOURS, escape_text
 
 SNIPPET_CHARS = 80

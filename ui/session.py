@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app.auth import Principal, Role
-from app.settings import Settings
+from app.security.api_keys import Principal, Role
 from ui.api_client import ApiError, MedciteClient
+from ui.settings import UiSettings
 
 CONNECTION_KEY = "connection"
 SIGNED_OUT_KEY = "signed_out"
@@ -40,7 +40,7 @@ class Connection:
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 
-def api_url(settings: Settings) -> str:
+def api_url(settings: UiSettings) -> str:
     return settings.api_url.strip() or DEFAULT_API_URL
 
 
@@ -66,7 +66,7 @@ def current() -> Connection | None:
     return connection if isinstance(connection, Connection) else None
 
 
-def connect(settings: Settings) -> tuple[Connection | None, str | None]:
+def connect(settings: UiSettings) -> tuple[Connection | None, str | None]:
     """The session's connection, signing in with MEDCITE_API_KEY on first use.
 
     Returns (connection, error): the error of an automatic sign-in that failed."""

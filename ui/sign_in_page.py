@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.settings import Settings
 from ui import render, session
 from ui.api_client import ApiError
+from ui.settings import UiSettings
 
 
 def show() -> None:
@@ -15,7 +15,7 @@ def show() -> None:
         "Use your own medcite API key or OIDC access token. The UI calls the API with it "
         "and nothing else, so you see and do exactly what your role allows."
     )
-    settings = Settings()
+    settings = UiSettings()
     key = st.text_input("API key or token", type="password", key="login_key")
     if st.button("Sign in", type="primary", key="sign_in"):
         try:

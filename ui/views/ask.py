@@ -1,4 +1,4 @@
-"""The Ask page (run by st.navigation from ui/app.py)."""
+"""The Ask page (run by st.navigation from ui/main.py)."""
 
 from ui.ask_page import show
 

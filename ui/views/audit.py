@@ -1,4 +1,4 @@
-"""The Audit page (run by st.navigation from ui/app.py)."""
+"""The Audit page (run by st.navigation from ui/main.py)."""
 
 from ui.audit_page import show
 

@@ -1,4 +1,4 @@
-"""The Documents page (run by st.navigation from ui/app.py)."""
+"""The Documents page (run by st.navigation from ui/main.py)."""
 
 from ui.documents_page import show
 

@@ -1,0 +1,351 @@
+"""Citation verification without an NLI model: quote-anchored checks.
+
+For each citation the generator gives the exact words of the passage it relies on. A
+citation is trusted only if (1) the passage was retrieved for this question, (2) the
+quote really is in the passage (bounded fuzzy alignment), (3) the quote carries the
+sentence's content words and the same polarity (negation), and (4) every number, dose,
+unit and date of the sentence appears in the cited passage(s), and (5) every drug the
+sentence names is named (brand or generic) by the cited evidence. The aligned span is
+returned so the UI can highlight it. Optional model-based verifiers
+(app/answering/model_verifiers.py)
+may lower, never raise, what these checks decide.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from app.answering.models import AnswerSentence, Citation, CitationStatus
+from retrieval.drugs import find_drug_mentions, mentioned_in
+from retrieval.models import Passage
+
+MIN_ALIGN = 90.0  # rapidfuzz partial ratio for a quote to count as present
+MIN_QUOTE_CHARS = 12
+SUPPORTED_COVERAGE = 0.75
+PARTIAL_COVERAGE = 0.5
+
+STOPWORDS = frozenset(
+    """a an and are as at be been being but by can could did do does for from had has have
+    how if in into is it its may might more most must of on or our per should such than that
+    the their them then there these they this those to was were what when where which while
+    who whom why will with would you your also any each other only same so very about after
+    before between during over under up down out off again further once here both few some
+    own just now patient patients recommended recommend""".split()
+)
+NEGATIONS = frozenset(
+    {"not", "no", "never", "without", "none", "neither", "nor", "cannot", "avoid",
+     "contraindicated"}
+)
+# Frequency words change a dose as much as its number does.
+FREQUENCIES = frozenset(
+    {"once", "twice", "thrice", "daily", "weekly", "monthly", "hourly", "nightly", "bid",
+     "tid", "qid", "qd", "qhs", "prn", "biweekly", "annually", "yearly"}
+)
+_WORD = re.compile(r"[a-z][a-z\-]+")
+# A number with an optional unit; "10 or 20 mg" and "10 to 80 mg" give the unit to each.
+_UNIT = (
+    r"(?:mg/kg/day|mg/kg|mg/day|mg/dl|mcg/day|mcg|µg|ug|mg|g|kg|ml|l|meq|mmol|units?|iu|"
+    r"mmhg|%|percent|days?|weeks?|months?|years?|hours?|hrs?|minutes?|min|tablets?|capsules?|"
+    r"doses?|times)"
+)
+_NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
+_QUANTITY_RUN = re.compile(
+    rf"(?<![\w.])({_NUMBER}(?:\s*(?:,|or|and|to|-|–|/)\s*{_NUMBER})*)\s*({_UNIT})?(?![a-z])",
+    re.IGNORECASE,
+)
+_MONTHS = {m: i for i, m in enumerate(
+    "january february march april may june july august september october november december".split(),
+    start=1)}
+_DATE_WORDS = re.compile(
+    r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2}),?\s+(\d{4})\b", re.IGNORECASE
+)
+_DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_DATE_US = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: str
+    unit: str | None
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"')
+    text = text.replace("\u201d", '"').replace("\u2013", "-").replace("\u2014", "-")
+    return text.casefold()
+
+
+def _normalise_with_map(text: str) -> tuple[str, list[int]]:
+    """Normalised, whitespace-collapsed text plus, for each of its characters, the
+    offset of the original character it came from."""
+    out: list[str] = []
+    index: list[int] = []
+    previous_space = True
+    for i, ch in enumerate(text):
+        for n in normalise(ch):
+            if n.isspace():
+                if previous_space:
+                    continue
+                n, previous_space = " ", True
+            else:
+                previous_space = False
+            out.append(n)
+            index.append(i)
+    return "".join(out), index
+
+
+def align_quote(quote: str, passage: str) -> tuple[float, int, int] | None:
+    """Where `quote` sits in `passage`: (score 0..100, start, end) in passage offsets."""
+    q, _ = _normalise_with_map(quote)
+    q = q.strip(" .\"'")
+    if len(q) < MIN_QUOTE_CHARS:
+        return None
+    p, index = _normalise_with_map(passage)
+    at = p.find(q)
+    if at >= 0:
+        return 100.0, index[at], index[at + len(q) - 1] + 1
+    result = fuzz.partial_ratio_alignment(q, p, score_cutoff=MIN_ALIGN)
+    if result is None or result.dest_end <= result.dest_start:
+        return None
+    return float(result.score), index[result.dest_start], index[result.dest_end - 1] + 1
+
+
+def _without_dates(text: str) -> str:
+    for pattern in (_DATE_WORDS, _DATE_ISO, _DATE_US):
+        text = pattern.sub(" ", text)
+    return text
+
+
+def _canonical_number(value: str) -> str:
+    value = value.replace(",", "")
+    if "." in value:
+        whole, frac = value.split(".", 1)
+        frac = frac.rstrip("0")
+        return f"{int(whole)}.{frac}" if frac else str(int(whole))
+    return str(int(value))
+
+
+def quantities(text: str) -> list[Quantity]:
+    """Numbers with their units; dates are compared separately, so they are taken out."""
+    found: list[Quantity] = []
+    for m in _QUANTITY_RUN.finditer(normalise(_without_dates(text))):
+        unit = m.group(2)
+        unit = unit.rstrip("s") if unit and unit not in ("%",) else unit
+        unit = {"ug": "mcg", "µg": "mcg", "percent": "%", "hr": "hour"}.get(unit or "", unit)
+        for value in re.findall(_NUMBER, m.group(1)):
+            found.append(Quantity(_canonical_number(value), unit))
+    return found
+
+
+def dates(text: str) -> set[str]:
+    out = set()
+    for month, day, year in _DATE_WORDS.findall(text):
+        out.add(f"{year}-{_MONTHS[month.lower()]:02d}-{int(day):02d}")
+    for year, month, day in _DATE_ISO.findall(text):
+        out.add(f"{year}-{month}-{day}")
+    for month, day, year in _DATE_US.findall(text):
+        out.add(f"{year}-{int(month):02d}-{int(day):02d}")
+    return out
+
+
+def missing_quantities(sentence: str, source: str) -> list[str]:
+    """Numbers (with units) and dates of `sentence` that `source` does not state."""
+    have = quantities(source)
+    missing = []
+    for q in quantities(sentence):
+        ok = any(
+            h.value == q.value and (q.unit is None or h.unit is None or h.unit == q.unit)
+            for h in have
+        )
+        if not ok:
+            missing.append(f"{q.value} {q.unit}".strip() if q.unit else q.value)
+    source_dates = dates(source)
+    missing.extend(d for d in dates(sentence) if d not in source_dates)
+    source_words = set(_WORD.findall(normalise(source)))
+    missing.extend(w for w in _WORD.findall(normalise(sentence))
+                   if w in FREQUENCIES and w not in source_words)
+    return missing
+
+
+def missing_drugs(sentence: str, source: str) -> list[str]:
+    """Drugs the sentence names that `source` does not mention under any of their names
+    (brand or generic): a dose quoted from the atorvastatin label does not support a
+    sentence about rosuvastatin, however many other words the two share."""
+    # Classes ("a preferred statin") are left to the content-word coverage: the
+    # dictionary does not list a class's members.
+    return [d.name for d in find_drug_mentions(sentence)
+            if not d.is_class and not mentioned_in(d, source)]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ations", "ation", "ing", "ies", "es", "ed", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(normalise(text)) if w not in STOPWORDS and len(w) > 2}
+
+
+def has_negation(text: str) -> bool:
+    return bool(NEGATIONS & set(_WORD.findall(normalise(text))))
+
+
+def coverage(sentence: str, evidence: str, context: str) -> tuple[float, list[str]]:
+    """Share of the sentence's content words found in the quote, counting the passage's
+    title/section words and drug synonyms (a quote says "LIPITOR", the sentence says
+    "atorvastatin")."""
+    words = content_words(sentence)
+    if not words:
+        return 1.0, []
+    have = content_words(evidence) | content_words(context)
+    uncovered = sorted(words - have)
+    if uncovered:
+        for drug in find_drug_mentions(" ".join(uncovered)):
+            if mentioned_in(drug, evidence + " " + context):
+                uncovered = [w for w in uncovered if w not in {_stem(s) for s in drug.synonyms}]
+    return 1.0 - len(uncovered) / len(words), uncovered
+
+
+def _context(passage: Passage) -> str:
+    return passage.provenance.title + " " + " ".join(passage.provenance.section_path)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.;!?])\s+|\n+")
+
+
+def best_sentence(claim: str, passage: Passage) -> tuple[float, int, int] | None:
+    """The passage sentence that covers the claim best: (coverage, start, end)."""
+    best: tuple[float, int, int] | None = None
+    start = 0
+    context = _context(passage)
+    for m in [*_SENTENCE_END.finditer(passage.text), None]:
+        end = m.start() if m else len(passage.text)
+        piece = passage.text[start:end]
+        if piece.strip():
+            cover, _ = coverage(claim, piece, context)
+            if best is None or cover > best[0]:
+                lead = len(piece) - len(piece.lstrip())
+                best = (cover, start + lead, start + len(piece.rstrip()))
+        start = m.end() if m else start
+    return best
+
+
+def locate_evidence(
+    sentence: str, label: str, quote: str, passages: dict[str, Passage]
+) -> tuple[str, tuple[float, int, int], list[str], bool] | None:
+    """Find what the citation rests on: (passage label, (score, start, end), notes,
+    exact). Tries the quote in the cited passage, then in the other retrieved passages
+    (small models mislabel), then the sentence itself, then the closest sentence of the
+    cited passage (never better than partial)."""
+    cited = passages[label]
+    if quote.strip():
+        hit = align_quote(quote, cited.text)
+        if hit:
+            return label, hit, [], True
+        for other, passage in passages.items():
+            hit = align_quote(quote, passage.text) if other != label else None
+            if hit:
+                return other, hit, [f"quote is in {other}, not in the cited {label}"], True
+    hit = align_quote(sentence, cited.text)
+    if hit:
+        return label, hit, ["no usable quote; the sentence itself is in the passage"], True
+    close = best_sentence(sentence, cited)
+    if close and close[0] >= SUPPORTED_COVERAGE:
+        note = "quote not found in the passage; its closest sentence was checked instead"
+        return label, (close[0] * 100, close[1], close[2]), [note], False
+    return None
+
+
+def verify_citation(
+    sentence: str, passage_id: str, quote: str, passages: dict[str, Passage]
+) -> Citation:
+    def invalid(reason: str) -> Citation:
+        return Citation(passage_id=passage_id, quote=quote, status=CitationStatus.invalid,
+                        score=0.0, reasons=[reason])
+
+    if passage_id not in passages:
+        return invalid("cited passage was not retrieved for this question")
+    found = locate_evidence(sentence, passage_id, quote, passages)
+    if found is None:
+        return invalid("quote not found in the cited passage")
+    label, (align_score, start, end), reasons, exact = found
+    passage = passages[label]
+    evidence = passage.text[start:end]
+    context = _context(passage)
+    cover, uncovered = coverage(sentence, evidence, context)
+    if uncovered:
+        reasons.append("words not in the quote: " + ", ".join(uncovered[:8]))
+    negation_mismatch = has_negation(sentence) != has_negation(evidence)
+    if negation_mismatch:
+        reasons.append("negation differs between the sentence and the quote")
+    score = round((align_score / 100.0) * cover, 3)
+    if negation_mismatch or cover < PARTIAL_COVERAGE:
+        status = CitationStatus.unsupported
+    elif cover < SUPPORTED_COVERAGE or not exact:
+        status = CitationStatus.partial
+    else:
+        status = CitationStatus.supported
+    return Citation(
+        passage_id=label, quote=quote, status=status, score=score, reasons=reasons,
+        span_start=start, span_end=end,
+    )
+
+
+_RANK = {
+    CitationStatus.supported: 3,
+    CitationStatus.partial: 2,
+    CitationStatus.unsupported: 1,
+    CitationStatus.invalid: 0,
+}
+
+
+def verify_sentence(
+    text: str, citations: list[tuple[str, str]], passages: dict[str, Passage]
+) -> AnswerSentence:
+    checked = [verify_citation(text, pid, quote, passages) for pid, quote in citations]
+    # Two citations that land on the same span say nothing more than one.
+    seen: set[tuple[str, int, int]] = set()
+    kept = []
+    for c in sorted(checked, key=lambda c: -_RANK[c.status]):
+        if c.span_start is not None and c.span_end is not None:
+            key = (c.passage_id, c.span_start, c.span_end)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(c)
+    checked = kept
+    if not checked:
+        return AnswerSentence(text=text, citations=[], status=CitationStatus.unsupported)
+    # Every number, dose, unit, frequency and date must be in the quoted evidence, not
+    # merely somewhere in the passage: "40 mg" is in the Lipitor dosing passage, but not
+    # as a starting dose.
+    evidence = " ".join(
+        passages[c.passage_id].text[c.span_start : c.span_end]
+        for c in checked
+        if c.span_start is not None and c.passage_id in passages
+    )
+    missing = missing_quantities(text, evidence)
+    # A drug may be named by the passage's title or section ("LIPITOR" label, "Statins"
+    # formulary table) rather than inside the quote itself.
+    contexts = " ".join(
+        _context(passages[c.passage_id]) for c in checked if c.passage_id in passages
+    )
+    drugs = missing_drugs(text, evidence + " " + contexts)
+    for c in checked:
+        if c.status not in (CitationStatus.supported, CitationStatus.partial):
+            continue
+        if missing:
+            c.status = CitationStatus.unsupported
+            c.reasons.append("not in the quoted text: " + ", ".join(missing))
+        if drugs:
+            c.status = CitationStatus.unsupported
+            c.reasons.append("drug not named by the cited evidence: " + ", ".join(drugs))
+    best = max(checked, key=lambda c: (_RANK[c.status], c.score))
+    return AnswerSentence(text=text, citations=checked, status=best.status)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from app.answering.fhir_context import InvalidBundle
+from app.answering.models import AskRequest, AskResponse
+from app.answering.pipeline import StreamEvent
+from app.api.admission import Overloaded
+from app.api.deps import get_services, require_role
+from app.api.routes.ask import append_ask_record, at_capacity, check_limits, record_ask
+from app.audit.models import AuditUnavailable
+from app.core.container import Services
+from app.llm.client import GeneratorUnavailable
+from app.security.api_keys import Principal, Role
+
+router = APIRouter(tags=["answers"])
+
+
+def sse(event: StreamEvent) -> str:
+    return f"event: {event.event}\ndata: {json.dumps(event.data, default=str)}\n\n"
+
+
+@router.post(
+    "/ask/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "Server-sent events: `passages`, then `token` "
+                     "(raw model output as generated), then `answer` (the verified "
+                     "AskResponse; only this one is to be shown as the answer), or "
+                     "`error`."}},
+)
+async def ask_stream(
+    body: AskRequest,
+    principal: Principal = Depends(require_role(Role.clinician, Role.integration)),
+    services: Services = Depends(get_services),
+) -> StreamingResponse:
+    started = time.perf_counter()
+    try:
+        check_limits(body, principal, services)
+    except HTTPException as exc:
+        await record_ask(services, principal, body, started, exc.status_code,
+                         error=f"HTTP {exc.status_code}: {exc.detail}")
+        raise
+    events = services.answers.stream(body, principal)
+    try:
+        # Run the first step now, so a bad bundle is a 422 rather than a broken stream.
+        first = await run_in_threadpool(next, events)
+    except InvalidBundle as exc:
+        await record_ask(services, principal, body, started, 422, error=str(exc))
+        raise HTTPException(422, str(exc)) from exc
+    # The rest (the abstention check and generation) runs while the response streams, so
+    # the admission slot is held until the stream ends.
+    try:
+        await services.admission.acquire()
+    except Overloaded as exc:
+        refused = at_capacity(exc)
+        await record_ask(services, principal, body, started, 503,
+                         error=f"HTTP 503: {refused.detail}")
+        raise refused from None
+    release = _release_once(services, time.perf_counter())
+
+    def record(status: int, response: AskResponse | None, error: str | None) -> None:
+        append_ask_record(services, principal, body, started, status, response, error)
+
+    def body_iter() -> Iterator[str]:
+        try:
+            yield from stream_events()
+        finally:
+            release()
+
+    def stream_events() -> Iterator[str]:
+        yield sse(first)
+        try:
+            for event in events:
+                if event.event != "answer":
+                    yield sse(event)
+                    continue
+                # As with /ask: an answer that could not be audited is not given.
+                try:
+                    record(200, AskResponse.model_validate(event.data), None)
+                except AuditUnavailable:
+                    yield sse(StreamEvent("error", {"detail": "The audit log could not be "
+                                                    "written, so no answer is given."}))
+                    return
+                yield sse(event)
+        except GeneratorUnavailable:
+            try:
+                record(503, None, "generator unavailable")
+            except AuditUnavailable:
+                pass
+            yield sse(StreamEvent("error", {
+                "detail": "The answer generator is unavailable; try again shortly."}))
+
+    chunks = body_iter()
+    # A stream the client dropped before its first chunk never runs body_iter's finally.
+    weakref.finalize(chunks, release)
+    return StreamingResponse(chunks, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store"})
+
+
+def _release_once(services: Services, since: float) -> Callable[[], None]:
+    """Gives the admission slot back exactly once, from whichever path ends the stream."""
+    lock = threading.Lock()
+    done = [False]
+
+    def release() -> None:
+        with lock:
+            if done[0]:
+                return
+            done[0] = True
+        services.admission.release(time.perf_counter() - since)
+
+    return release

@@ -1,0 +1,312 @@
+"""Answer-quality evaluation: the real answering pipeline against a plain LlamaIndex
+`CitationQueryEngine` with the same generator, corpus and embedding model, in one run.
+
+    medcite eval-answers [--limit 12] [--pubmedqa 10] [--consistency 5] [--json out.json]
+    medcite eval --answers ...           (the same)
+
+Datasets: our question set over the shipped corpora (eval/corpora_questions.jsonl, gold
+passages, unanswerable questions), a PubMedQA PQA-L sample (yes/no/maybe with the
+question's own abstract as context: retrieval is restricted to that abstract for both
+systems) and eval/rephrasings.jsonl (one question asked three ways: do the answers cite
+the same documents?). Metrics: app/evaluation/answers/metrics.py. Systems:
+
+* medcite: `AnswerService.ask`, as /ask answers (unverified sentences flagged, kept);
+* medcite strict: the same answers with unverified sentences removed (strict=true);
+* llamaindex-citation: LlamaIndex's `CitationQueryEngine`
+  (app/evaluation/answers/citation_baseline.py).
+
+Everything runs in the evaluation's own data folder (a temporary one unless --data-dir):
+its own embedded Qdrant, audit database and generator process, never the product's.
+On this 2-core CPU an answer takes 10-100 s, so the defaults are small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import openai
+
+from app.answering.models import AskRequest, AskResponse, CitationStatus
+from app.core.container import Services, build_services
+from app.core.settings import REPO_ROOT, Settings
+from app.evaluation.answers.citation_baseline import CitationBaseline
+from app.evaluation.answers.metrics import (
+    Scored,
+    consistency,
+    decision_of,
+    looks_like_declining,
+    summarise,
+)
+from app.evaluation.datasets import (
+    EvalDataset,
+    eval_data_dir,
+    load_corpora_questions,
+    pubmedqa_dataset,
+)
+from app.evaluation.relevance import EvalQuestion
+from app.llm.client import GeneratorUnavailable
+from app.security.api_keys import Principal, Role
+from ingest.parsers.builder import relpath_stem
+from retrieval.embedder import Embedder
+from retrieval.models import Passage, SearchFilters
+
+REPHRASINGS = REPO_ROOT / "eval" / "rephrasings.jsonl"
+SYSTEMS = ("medcite", "medcite strict", "llamaindex-citation")
+YES_NO_MAYBE = " Answer yes, no or maybe first, then give the reason."
+WHO = Principal(key_id="eval", name="eval", role=Role.clinician, groups=["public"])
+_OK = (CitationStatus.supported, CitationStatus.partial)
+
+
+@dataclass
+class Run:
+    services: Services
+    baseline: CitationBaseline
+
+
+def pick(questions: list[EvalQuestion], limit: int) -> list[EvalQuestion]:
+    """A spread over the set in file order (it is grouped by source), a quarter of them
+    unanswerable."""
+    unanswerable = [q for q in questions if not q.answerable]
+    answerable = [q for q in questions if q.answerable]
+    n_un = max(1, limit // 4)
+    step = max(1, len(answerable) // max(1, limit - n_un))
+    return answerable[::step][: limit - n_un] + unanswerable[:n_un]
+
+
+def _cited(response: AskResponse, verified_only: bool) -> list[tuple[str, list[Passage]]]:
+    by_id = {p.id: p for p in response.passages}
+    out = []
+    for s in response.sentences:
+        if verified_only and s.status not in _OK:
+            continue
+        cited: list[Passage] = []
+        for c in s.citations:
+            p = by_id.get(c.passage_id)
+            if p is not None and p not in cited:
+                cited.append(p)
+        out.append((s.text, cited))
+    return out
+
+
+def ask_medcite(
+    run: Run, q: EvalQuestion, text: str, doc_id: str | None, label: str | None
+) -> tuple[Scored, Scored, AskResponse]:
+    filters = SearchFilters(doc_ids=[doc_id]) if doc_id else None
+    started = time.perf_counter()
+    response = run.services.answers.ask(AskRequest(question=text, filters=filters), WHO)
+    latency = time.perf_counter() - started
+    both = []
+    for strict in (False, True):
+        sentences = [] if response.abstained else _cited(response, strict)
+        # The verdict may open the answer as a bare "Yes." (no claim, so no citation).
+        decision = decision_of(" ".join(t for t, _ in sentences)) if sentences and label \
+            else None
+        both.append(Scored(q.qid, q.answerable, response.abstained or not sentences, latency,
+                           sentences, decision, label, q.gold, response.abstain_reason))
+    return both[0], both[1], response
+
+
+def ask_baseline(
+    run: Run, q: EvalQuestion, text: str, doc_id: str | None, label: str | None
+) -> Scored:
+    started = time.perf_counter()
+    answer = run.baseline.ask(text, doc_id)
+    latency = time.perf_counter() - started
+    declined = looks_like_declining(answer.text)
+    return Scored(q.qid, q.answerable, declined, latency, [] if declined else answer.sentences,
+                  decision_of(answer.text) if label else None, label, q.gold)
+
+
+def run_questions(
+    run: Run, questions: list[EvalQuestion], labels: dict[str, str] | None = None,
+    doc_ids: dict[str, str] | None = None,
+) -> dict[str, list[Scored]]:
+    results: dict[str, list[Scored]] = {name: [] for name in SYSTEMS}
+    for q in questions:
+        label = (labels or {}).get(q.qid)
+        doc_id = (doc_ids or {}).get(q.qid)
+        text = q.text + YES_NO_MAYBE if label else q.text
+        try:
+            plain, strict, response = ask_medcite(run, q, text, doc_id, label)
+            status = response.status.value
+        except (GeneratorUnavailable, openai.OpenAIError) as exc:
+            # A generator timeout on a busy CPU counts as no answer, not as a crash.
+            plain = strict = Scored(q.qid, q.answerable, True, run.services.settings
+                                    .llm_timeout_s, [], None, label, q.gold)
+            status = f"error {type(exc).__name__}"
+        try:
+            base = ask_baseline(run, q, text, doc_id, label)
+        except openai.OpenAIError as exc:
+            base = Scored(q.qid, q.answerable, True, run.services.settings.llm_timeout_s, [],
+                          None, label, q.gold)
+            print(f"  baseline error {type(exc).__name__}", file=sys.stderr)
+        for name, r in zip(SYSTEMS, (plain, strict, base), strict=True):
+            results[name].append(r)
+        extra = f" decision={plain.decision}/{base.decision} gold={label}" if label else ""
+        print(f"  {q.qid:<28} medcite {status:<18} {plain.latency_s:5.1f}s | "
+              f"baseline {'declined' if base.abstained else 'answered'} {base.latency_s:5.1f}s"
+              f"{extra}", file=sys.stderr, flush=True)
+    return results
+
+
+def run_consistency(run: Run, groups: list[dict[str, object]]) -> dict[str, object]:
+    cited: dict[str, list[set[str]]] = {}
+    latencies: list[float] = []
+    for group in groups:
+        docs = []
+        for text in group["questions"]:  # type: ignore[attr-defined]
+            started = time.perf_counter()
+            try:
+                response = run.services.answers.ask(AskRequest(question=str(text)), WHO)
+            except (GeneratorUnavailable, openai.OpenAIError) as exc:
+                print(f"  error {type(exc).__name__}", file=sys.stderr)
+                docs.append(set())
+                continue
+            latencies.append(time.perf_counter() - started)
+            docs.append({p.provenance.source_file for _, c in _cited(response, True) for p in c})
+        cited[str(group["id"])] = docs
+        print(f"  {group['id']:<28} {[sorted(d) for d in docs]}", file=sys.stderr, flush=True)
+    return {**consistency(cited), "groups": len(cited),
+            "cited documents": {k: [sorted(d) for d in v] for k, v in cited.items()}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ingest(dataset_root: Path, settings: Settings, services_client, embedder: Embedder) -> None:  # type: ignore[no-untyped-def]
+    from ingest.pipeline import ingest_path
+
+    started = time.perf_counter()
+    report = ingest_path(dataset_root, settings, client=services_client, embedder=embedder,
+                         progress=False)
+    for failed in report.failed:
+        print(f"  ingest FAILED {failed.relpath}: {failed.reason}", file=sys.stderr)
+    print(f"  {report.summary()} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+
+
+def _table(columns: dict[str, dict[str, object]]) -> str:
+    names = list(columns)
+    keys: list[str] = []
+    for summary in columns.values():
+        keys += [k for k in summary if k not in keys]
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for k in keys:
+        cells = [columns[n].get(k) for n in names]
+        lines.append(f"| {k} | " + " | ".join("–" if c is None else str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    from retrieval.store import open_client
+
+    with tempfile.TemporaryDirectory(prefix="medcite-answers-") as tmp:
+        data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
+        # Our own embedded Qdrant, audit database and generator port; the generator
+        # weights already assembled for the product are shared (read only).
+        base = settings.isolated(
+            data_dir, collection="eval_corpora",
+            local_llm_port=settings.local_llm_port if settings.llm_base_url else _free_port(),
+        )
+        embedder = Embedder(base.embedding_model, base.embedding_device, base.embedding_batch_size)
+        client = open_client(base)
+        try:
+            return _evaluate(args, base, client, embedder, data_dir)
+        finally:
+            client.close()
+
+
+def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) -> int:  # type: ignore[no-untyped-def]
+    tables: dict[str, dict[str, dict[str, object]]] = {}
+    per_question: dict[str, dict[str, list[dict[str, object]]]] = {}
+    print(f"corpora: ingesting {base.corpora_dir}", file=sys.stderr)
+    _ingest(base.corpora_dir, base, client, embedder)
+    services = build_services(base, client=client, embedder=embedder)
+    primary = services.generator.endpoints[0].generator
+    try:
+        def make_run(svc: Services, collection: str) -> Run:
+            return Run(svc, CitationBaseline(
+                client, collection, base.embedding_model, base_url=primary.base_url,
+                model=primary.model, api_key=base.llm_api_key, timeout_s=base.llm_timeout_s,
+                max_tokens=base.llm_max_tokens, top_k=base.top_k,
+            ))
+
+        run = make_run(services, "eval_corpora")
+        questions = pick(load_corpora_questions(), args.limit)
+        print(f"corpora: {len(questions)} questions", file=sys.stderr)
+        results = run_questions(run, questions)
+        tables["corpora"] = {n: summarise(r) for n, r in results.items()}
+        _print_table("corpora", tables["corpora"])
+        per_question["corpora"] = {n: [asdict(x) | {"sentences": _plain(x)} for x in r]
+                                   for n, r in results.items()}
+        if args.pubmedqa:
+            dataset = pubmedqa_dataset(eval_data_dir(args.eval_data), data_dir / "corpus",
+                                       limit=args.pubmedqa_corpus, seed=args.seed)
+            pub = base.model_copy(update={
+                "collection": "eval_pubmedqa", "llm_base_url": primary.base_url,
+                "llm_structured_output": primary.structured_mode,
+            })
+            print(f"pubmedqa: ingesting {dataset.corpus}", file=sys.stderr)
+            _ingest(dataset.corpus, pub, client, embedder)
+            pub_services = build_services(pub, client=client, embedder=embedder)
+            try:
+                results = _pubmedqa(make_run(pub_services, "eval_pubmedqa"), dataset, args)
+            finally:
+                pub_services.audit.close()
+            tables["pubmedqa"] = {n: summarise(r) for n, r in results.items()}
+            _print_table("pubmedqa", tables["pubmedqa"])
+            per_question["pubmedqa"] = {n: [asdict(x) | {"sentences": _plain(x)} for x in r]
+                                        for n, r in results.items()}
+        if args.consistency:
+            groups = [json.loads(line) for line in REPHRASINGS.read_text().splitlines()
+                      if line.strip()][: args.consistency]
+            print(f"consistency: {len(groups)} questions x 3 phrasings", file=sys.stderr)
+            tables["consistency (medcite)"] = {"medcite": run_consistency(run, groups)}
+            _print_table("consistency (medcite)", tables["consistency (medcite)"])
+    finally:
+        _stop(services)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv), "model": primary.model,
+            "tables": tables, "results": per_question,
+        }, indent=1, default=str))
+    return 0
+
+
+def _print_table(name: str, columns: dict[str, dict[str, object]]) -> None:
+    print(f"### {name}\n\n{_table(columns)}\n", flush=True)
+
+
+def _pubmedqa(run: Run, dataset: EvalDataset, args: argparse.Namespace) -> dict[str, list[Scored]]:
+    records = json.loads((eval_data_dir(args.eval_data) / "pubmedqa" / "data" / "ori_pqal.json")
+                         .read_text(encoding="utf-8"))
+    chosen = random.Random(args.seed).sample(dataset.questions, min(args.pubmedqa,
+                                                                    len(dataset.questions)))
+    labels = {q.qid: str(records[q.qid]["final_decision"]) for q in chosen}
+    doc_ids = {q.qid: f"md:{relpath_stem(q.gold[0].source_file)}" for q in chosen}
+    print(f"pubmedqa: {len(chosen)} questions", file=sys.stderr)
+    return run_questions(run, chosen, labels, doc_ids)
+
+
+def _plain(r: Scored) -> list[dict[str, object]]:
+    return [{"text": s, "cited": [p.provenance.source_file for p in c]} for s, c in r.sentences]
+
+
+def _stop(services: Services) -> None:
+    # Not services.close(): the Qdrant client is the evaluation's and closes after.
+    from app.llm import local_server as local_llm
+
+    local_llm.stop_server(services.llm_process)
+    services.audit.close()

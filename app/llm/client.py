@@ -1,0 +1,136 @@
+"""Structured generation through any OpenAI-compatible chat endpoint (vLLM, llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from pydantic import ValidationError
+
+from app.answering.prompting import ANSWER_SCHEMA, GenAnswer
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The endpoint could not be reached or timed out: the API answers 503."""
+
+
+class MalformedOutput(ValueError):
+    """The model's output is not the JSON we asked for, even after a retry."""
+
+
+def generation_timed_out(exc: BaseException) -> bool:
+    """Whether an unavailable generator was in fact a slow one (the timeout is somewhere
+    in the exception's chain)."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, openai.APITimeoutError):
+            return True
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def response_format(
+    mode: str, schema: dict[str, Any] = ANSWER_SCHEMA, name: str = "cited_answer"
+) -> dict[str, Any] | None:
+    # vLLM takes OpenAI's json_schema form; llama.cpp's server takes json_object + schema.
+    if mode == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": True},
+        }
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return None
+
+
+def parse_answer(content: str) -> GenAnswer:
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.strip("`")
+        text = text[text.find("{"):]
+    try:
+        return GenAnswer.model_validate(json.loads(text))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise MalformedOutput(str(exc)[:300]) from exc
+
+
+@dataclass
+class ChatGenerator:
+    base_url: str
+    model: str
+    api_key: str
+    timeout_s: float
+    max_tokens: int
+    structured_mode: str  # json_schema | json_object | none
+
+    def __post_init__(self) -> None:
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
+        )
+
+    def _request(
+        self, messages: list[dict[str, str]], stream: bool,
+        fmt: dict[str, Any] | None | bool = True, max_tokens: int | None = None,
+    ) -> Any:
+        kwargs: dict[str, Any] = {}
+        # True: the answer schema; a dict: that response format; None: free text.
+        fmt = response_format(self.structured_mode) if fmt is True else fmt
+        if fmt:
+            kwargs["response_format"] = fmt
+        try:
+            return self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=0.0,
+                max_tokens=max_tokens or self.max_tokens,
+                stream=stream,
+                **kwargs,
+            )
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise GeneratorUnavailable(f"generator at {self.base_url} unreachable: {exc}") from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise GeneratorUnavailable(
+                    f"generator at {self.base_url} failed with HTTP {exc.status_code}"
+                ) from exc
+            raise
+
+    def raw_completion(self, messages: list[dict[str, str]]) -> str:
+        return self._request(messages, stream=False).choices[0].message.content or ""
+
+    def complete_json(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], name: str,
+        max_tokens: int,
+    ) -> str:
+        """One completion constrained to another schema than the answer's (a verdict)."""
+        fmt = response_format(self.structured_mode, schema, name)
+        out = self._request(messages, stream=False, fmt=fmt, max_tokens=max_tokens)
+        return out.choices[0].message.content or ""
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """The model's output as it is generated (raw JSON text)."""
+        try:
+            for chunk in self._request(messages, stream=True):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise GeneratorUnavailable(f"generator at {self.base_url} unreachable: {exc}") from exc
+
+    def generate(self, messages: list[dict[str, str]]) -> GenAnswer:
+        """One retry on malformed output, then MalformedOutput."""
+        try:
+            return parse_answer(self.raw_completion(messages))
+        except MalformedOutput:
+            return parse_answer(self.raw_completion(messages))
+
+    def ping(self) -> bool:
+        try:
+            self._client.models.list()
+            return True
+        except openai.OpenAIError:
+            return False

@@ -1,0 +1,103 @@
+"""Routes generation over the configured OpenAI-compatible endpoints.
+
+The local endpoint (vLLM on the hospital's GPU, or the embedded llama.cpp) comes first.
+An optional second endpoint may take over when the first is down, but only for
+questions without PHI unless it is marked `phi_allowed`: a request with FHIR context or
+one the PHI detector flags never reaches an endpoint that may not see PHI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from app.answering.prompting import GenAnswer
+from app.llm.client import ChatGenerator, GeneratorUnavailable, generation_timed_out
+
+log = logging.getLogger("medcite.llm")
+
+
+@dataclass
+class Endpoint:
+    name: str
+    generator: ChatGenerator
+    phi_allowed: bool
+
+
+class NoEndpoint(GeneratorUnavailable):
+    pass
+
+
+@dataclass
+class GeneratorRouter:
+    endpoints: list[Endpoint]
+
+    @property
+    def model(self) -> str:
+        return self.endpoints[0].generator.model
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoints[0].generator.base_url
+
+    def eligible(self, phi: bool) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.phi_allowed or not phi]
+
+    def generate(self, messages: list[dict[str, str]], phi: bool = True) -> GenAnswer:
+        return self._first(phi, lambda g: g.generate(messages))
+
+    def complete_raw(self, messages: list[dict[str, str]], phi: bool = True) -> str:
+        return self._first(phi, lambda g: g.raw_completion(messages))
+
+    def complete_json(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], name: str,
+        max_tokens: int, phi: bool = True,
+    ) -> str:
+        """A schema-constrained completion (e.g. a judge's verdict), routed like answers:
+        never to an endpoint that may not see PHI when `phi`."""
+        return self._first(phi, lambda g: g.complete_json(messages, schema, name, max_tokens))
+
+    def stream(self, messages: list[dict[str, str]], phi: bool = True) -> Iterator[str]:
+        # Only the start can fail over: once tokens flowed, switching would mix answers.
+        errors = []
+        for endpoint in self.eligible(phi):
+            tokens = endpoint.generator.stream(messages)
+            try:
+                first = next(tokens)
+            except StopIteration:
+                return
+            except GeneratorUnavailable as exc:
+                errors.append(f"{endpoint.name}: {exc}")
+                continue
+            yield first
+            yield from tokens
+            return
+        raise NoEndpoint(self._why(phi, errors))
+
+    def _first(self, phi: bool, call):  # type: ignore[no-untyped-def]
+        errors = []
+        last: GeneratorUnavailable | None = None
+        for endpoint in self.eligible(phi):
+            # One retry per endpoint, but not after a timeout: a slow model would only
+            # double the wait.
+            for attempt in (1, 2):
+                try:
+                    return call(endpoint.generator)
+                except GeneratorUnavailable as exc:
+                    last = exc
+                    log.warning("endpoint unavailable",
+                                extra={"endpoint": endpoint.name, "attempt": attempt})
+                    if attempt == 2 or generation_timed_out(exc):
+                        errors.append(f"{endpoint.name}: {exc}")
+                        break
+        raise NoEndpoint(self._why(phi, errors)) from last
+
+    def _why(self, phi: bool, errors: list[str]) -> str:
+        if not errors:
+            return "no generation endpoint may receive this request (it carries PHI)"
+        return "no generation endpoint could answer: " + "; ".join(errors)
+
+    def ping(self) -> bool:
+        return any(e.generator.ping() for e in self.endpoints)

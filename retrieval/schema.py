@@ -1,0 +1,52 @@
+"""The Qdrant point payload: one typed model that ingest writes and retrieval,
+evaluation and the benchmarks read, and the one list of fields that get a payload index.
+
+Reading goes through `ChunkPayload.read`, which fills defaults for points written by an
+older pipeline, so no reader indexes a payload by string keys of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Keyword fields queries filter on (retrieval/search.py build_filter, the context
+# widening's scroll, evaluation's in-force scroll). Every backend indexes exactly these.
+KEYWORD_FIELDS: tuple[str, ...] = (
+    "doc_id", "doc_key", "version_id", "doc_type", "access_groups", "payer", "source_file",
+)
+INTEGER_FIELDS: tuple[str, ...] = ("chunk_index",)
+
+
+class ChunkPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = ""
+    doc_id: str = ""
+    doc_key: str | None = None
+    version_id: str | None = None
+    title: str = ""
+    source_file: str = ""
+    doc_type: str = ""
+    section_path: list[str] = Field(default_factory=list)
+    page: int | None = None
+    char_start: int = 0
+    char_end: int = 0
+    effective_date: str | None = None
+    version: str | None = None
+    payer: str | None = None
+    access_groups: list[str] = Field(default_factory=list)
+    doc_chunks: int = 0
+    chunk_index: int = 0
+    is_table: bool = False
+    ingested_at: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def read(cls, raw: Mapping[str, Any] | None) -> ChunkPayload:
+        return cls.model_validate(dict(raw or {}))
+
+    def write(self) -> dict[str, Any]:
+        return self.model_dump()

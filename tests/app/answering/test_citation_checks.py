@@ -1,0 +1,90 @@
+"""The citation verifier, on real passages retrieved from the real index."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.answering.citation_checks import align_quote, missing_quantities, verify_sentence
+from app.answering.models import CitationStatus
+from retrieval.models import Passage
+from retrieval.search import Retriever
+
+DOSE = "The recommended starting dose of LIPITOR is 10 or 20 mg once daily"
+
+
+@pytest.fixture(scope="module")
+def dose_passage(services) -> Passage:  # type: ignore[no-untyped-def]
+    retriever: Retriever = services.retriever
+    hits = retriever.search(
+        "recommended starting dose of atorvastatin", access_groups=["public"], limit=5
+    )
+    found = [p for p in hits if DOSE in p.text]
+    assert found, [p.text[:80] for p in hits]
+    return found[0]
+
+
+def test_exact_quote_and_dose_is_supported(dose_passage: Passage) -> None:
+    s = verify_sentence(
+        "The recommended starting dose of atorvastatin (LIPITOR) is 10 or 20 mg once daily.",
+        [("P1", DOSE)], {"P1": dose_passage},
+    )
+    assert s.status is CitationStatus.supported
+    c = s.citations[0]
+    assert dose_passage.text[c.span_start : c.span_end] == DOSE
+
+
+def test_wrong_dose_is_unsupported(dose_passage: Passage) -> None:
+    s = verify_sentence(
+        "The recommended starting dose of LIPITOR is 40 mg twice daily.",
+        [("P1", DOSE)], {"P1": dose_passage},
+    )
+    assert s.status is CitationStatus.unsupported
+    assert any("40 mg" in r for r in s.citations[0].reasons)
+
+
+def test_dose_written_without_space_still_matches(dose_passage: Passage) -> None:
+    s = verify_sentence("LIPITOR is started at 10mg or 20mg once daily.", [("P1", DOSE)],
+                        {"P1": dose_passage})
+    assert s.status in (CitationStatus.supported, CitationStatus.partial)
+
+
+def test_fabricated_quote_is_invalid(dose_passage: Passage) -> None:
+    s = verify_sentence(
+        "LIPITOR should be taken with grapefruit juice.",
+        [("P1", "LIPITOR should always be taken with a glass of grapefruit juice")],
+        {"P1": dose_passage},
+    )
+    assert s.status is CitationStatus.invalid
+
+
+def test_citation_to_unretrieved_passage_is_invalid(dose_passage: Passage) -> None:
+    s = verify_sentence("The starting dose is 10 or 20 mg.", [("P9", DOSE)], {"P1": dose_passage})
+    assert s.status is CitationStatus.invalid
+
+
+def test_negation_flip_is_unsupported() -> None:
+    passage = Passage.model_validate({
+        "id": "x", "text": "Dosage adjustment in patients with renal dysfunction is not necessary.",
+        "score": 1.0,
+        "provenance": {"doc_id": "d", "title": "LIPITOR", "source_file": "f", "doc_type": "label",
+                       "char_start": 0, "char_end": 70},
+    })
+    s = verify_sentence(
+        "Dosage adjustment in patients with renal dysfunction is necessary.",
+        [("P1", "Dosage adjustment in patients with renal dysfunction is necessary")],
+        {"P1": passage},
+    )
+    assert s.status in (CitationStatus.unsupported, CitationStatus.invalid)
+
+
+def test_quote_alignment_is_fuzzy_but_bounded() -> None:
+    text = "Patients who require a large reduction in LDL-C (more than 45%) may start at 40 mg."
+    assert align_quote("patients who require a large reduction in LDL-C (more than 45 %)", text)
+    assert align_quote("patients who need a small increase in HDL-C", text) is None
+
+
+def test_numbers_units_and_dates_are_normalised() -> None:
+    assert missing_quantities("Take 2.5 mg on 2024-01-05.", "take 2.5mg from January 5, 2024") == []
+    assert missing_quantities("Take 25 mg.", "take 2.5 mg") == ["25 mg"]
+    table_row = "| Atorvastatin | 102 | 102 |"
+    assert missing_quantities("Limit 102 tablets per 102 days.", table_row) == []
