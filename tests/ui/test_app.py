@@ -447,12 +447,20 @@ class _StubApi:
                             "abstain_reason": "nothing relevant enough",
                         }
                     )
-                # /ask/stream's events: passages, the raw model output, the answer.
+                # /ask/stream's events: passages, the raw model output, the answer; or,
+                # for the failure tests, an `error` event, or the end of the stream.
                 events = [
                     ("passages", {"passages": [p.model_dump() for p in response.passages]}),
                     ("token", {"text": '{"sentences": [{"text": "A draft'}),
                     ("answer", response.model_dump(mode="json")),
                 ]
+                if "fail mid-stream" in request["question"]:
+                    events[-1] = ("error", {"detail": "The audit log could not be written, "
+                                                      "so no answer is given."})
+                elif "cut the stream" in request["question"]:
+                    events.pop()
+                elif "garble the answer" in request["question"]:
+                    events[-1] = ("answer", {"status": "no-such-status"})
                 data = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -562,3 +570,67 @@ def test_page_against_live_api(live_api: Any, monkeypatch: pytest.MonkeyPatch) -
     assert any("medcite-badge" in md for md in markdown), markdown
     sources = [md for md in markdown if 'class="medcite-source"' in md]
     assert any("lipitor" in md.lower() for md in sources), sources
+
+
+# -- the Ask page when the stream fails ---------------------------------------------------
+
+
+def _ask(at: AppTest, question: str) -> AppTest:
+    at.text_area(key="question").input(question)
+    at.button(key="ask").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _nothing_shown_as_an_answer(at: AppTest) -> None:
+    markdown = _markdown(at)
+    assert not any("medcite-badge" in md or 'class="medcite-source"' in md for md in markdown)
+    assert not any("A draft" in md for md in markdown), "the raw draft was left on the page"
+    assert not at.success and not at.info
+
+
+def test_page_shows_an_error_event_and_no_answer(
+    stub_api: _StubApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _ask(_stub_page(stub_api, monkeypatch, stub_api.api_key), "Please fail mid-stream")
+    assert [e.value for e in at.error] == [
+        "The API stopped: The audit log could not be written, so no answer is given. (HTTP 200)"]
+    _nothing_shown_as_an_answer(at)
+    # A later answer clears the error.
+    _ask(at, QUESTION)
+    assert not any("API stopped" in e.value for e in at.error)
+    assert any("medcite-badge" in md for md in _markdown(at))
+
+
+def test_page_says_so_when_the_stream_closes_without_an_answer(
+    stub_api: _StubApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _ask(_stub_page(stub_api, monkeypatch, stub_api.api_key), "Please cut the stream")
+    assert [e.value for e in at.error] == ["The API closed the stream without an answer."]
+    _nothing_shown_as_an_answer(at)
+
+
+def test_page_refuses_an_answer_it_does_not_understand(
+    stub_api: _StubApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _ask(_stub_page(stub_api, monkeypatch, stub_api.api_key), "Please garble the answer")
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("The API sent an answer this UI does not understand")
+    _nothing_shown_as_an_answer(at)
+
+
+def test_client_stream_yields_events_then_raises_on_an_error_event() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = ('event: passages\ndata: {"passages": []}\n\n'
+                'event: token\ndata: {"text": "x"}\n\n'
+                'event: error\ndata: {"detail": "generator unavailable"}\n\n'
+                'event: answer\ndata: {"never": "read"}\n\n')
+        return httpx.Response(200, text=body, headers={"Content-Type": "text/event-stream"})
+
+    seen = []
+    with pytest.raises(ApiError) as info:
+        for event in _client(handler).ask_stream(AskRequest(question=QUESTION)):
+            seen.append(event.event)
+    assert seen == ["passages", "token"]
+    assert info.value.status == 200 and "generator unavailable" in info.value.message
