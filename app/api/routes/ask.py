@@ -21,7 +21,7 @@ router = APIRouter(tags=["answers"])
 log = logging.getLogger("medcite.ask")
 
 
-def _status_of(exc: Exception) -> int:
+def status_of(exc: Exception) -> int:
     if isinstance(exc, HTTPException):
         return exc.status_code
     if isinstance(exc, GeneratorUnavailable | StoreUnavailable | AuditUnavailable):
@@ -29,7 +29,7 @@ def _status_of(exc: Exception) -> int:
     return 500
 
 
-def _error_of(exc: Exception) -> str:
+def error_of(exc: Exception) -> str:
     if isinstance(exc, HTTPException):
         return f"HTTP {exc.status_code}: {exc.detail}"
     if isinstance(exc, GeneratorUnavailable):
@@ -37,6 +37,17 @@ def _error_of(exc: Exception) -> str:
     if isinstance(exc, StoreUnavailable):
         return "store unavailable"
     return type(exc).__name__
+
+
+def log_failure(exc: BaseException, principal: Principal) -> None:
+    """An unexpected failure, logged without its message or traceback text: either may
+    quote the question or patient data. The type and place are enough to find it."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    log.error("ask failed", extra={"key_id": principal.key_id,
+                                   "error": type(exc).__name__, "where": where})
 
 
 def append_ask_record(
@@ -142,17 +153,10 @@ async def ask(
         await record_ask(services, principal, body, started, 422, error=str(exc))
         raise HTTPException(422, str(exc)) from exc
     except Exception as exc:
-        status = _status_of(exc)
-        await record_ask(services, principal, body, started, status, error=_error_of(exc))
+        status = status_of(exc)
+        await record_ask(services, principal, body, started, status, error=error_of(exc))
         if status == 500:
-            # Logged without the message or traceback text: either may quote the question
-            # or patient data. The type and place are enough to find it.
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
-            log.error("ask failed", extra={"key_id": principal.key_id,
-                                           "error": type(exc).__name__, "where": where})
+            log_failure(exc, principal)
             raise HTTPException(500, "internal error; see the server log") from None
         raise
     await record_ask(services, principal, body, started, 200, response=response)

@@ -15,7 +15,15 @@ from app.answering.models import AskRequest, AskResponse
 from app.answering.pipeline import StreamEvent
 from app.api.admission import Overloaded
 from app.api.deps import get_services, require_role
-from app.api.routes.ask import append_ask_record, at_capacity, check_limits, record_ask
+from app.api.routes.ask import (
+    append_ask_record,
+    at_capacity,
+    check_limits,
+    error_of,
+    log_failure,
+    record_ask,
+    status_of,
+)
 from app.audit.models import AuditUnavailable
 from app.core.container import Services
 from app.llm.client import GeneratorUnavailable
@@ -56,6 +64,15 @@ async def ask_stream(
     except InvalidBundle as exc:
         await record_ask(services, principal, body, started, 422, error=str(exc))
         raise HTTPException(422, str(exc)) from exc
+    except Exception as exc:
+        # Before the first event (retrieval: the store, the embedder) the failure is still
+        # an HTTP status, as on /ask: 503 for a service that is down, else 500.
+        status = status_of(exc)
+        await record_ask(services, principal, body, started, status, error=error_of(exc))
+        if status == 500:
+            log_failure(exc, principal)
+            raise HTTPException(500, "internal error; see the server log") from None
+        raise HTTPException(503, f"{error_of(exc)}; try again shortly") from None
     # The rest (the abstention check and generation) runs while the response streams, so
     # the admission slot is held until the stream ends.
     try:
@@ -91,13 +108,27 @@ async def ask_stream(
                                                     "written, so no answer is given."}))
                     return
                 yield sse(event)
-        except GeneratorUnavailable:
+        except GeneratorUnavailable as exc:
             try:
-                record(503, None, "generator unavailable")
+                record(503, None, error_of(exc))
             except AuditUnavailable:
                 pass
             yield sse(StreamEvent("error", {
                 "detail": "The answer generator is unavailable; try again shortly."}))
+        except Exception as exc:
+            # Anything else mid-stream: the headers are sent, so the status can only be
+            # told by an `error` event; the audit log still records the failure.
+            status = status_of(exc)
+            try:
+                record(status, None, error_of(exc))
+            except AuditUnavailable:
+                pass
+            if status == 500:
+                log_failure(exc, principal)
+                detail = "Internal error while answering; see the server log."
+            else:
+                detail = f"The service is unavailable ({error_of(exc)}); try again shortly."
+            yield sse(StreamEvent("error", {"detail": detail}))
 
     chunks = body_iter()
     # A stream the client dropped before its first chunk never runs body_iter's finally.

@@ -19,6 +19,8 @@ import pytest
 
 from app.answering.citation_checks import verify_sentence
 from app.answering.model_verifiers import (
+    CEILING,
+    Judgement,
     LLMJudge,
     NLIVerifier,
     Verdict,
@@ -69,22 +71,51 @@ def _checked(sentence: str) -> AnswerSentence:
     return verify_sentence(sentence, [("P1", DOSE)], {"P1": PASSAGE})
 
 
+def _probabilities(nli_path: Path, claim: str, evidence: str) -> dict[str, float]:
+    """The folder's model run directly through transformers: the reference verdicts."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(nli_path))
+    model = AutoModelForSequenceClassification.from_pretrained(str(nli_path)).eval()
+    with torch.no_grad():
+        logits = model(**tokenizer(evidence, claim, return_tensors="pt")).logits[0]
+    probs = torch.softmax(logits, dim=-1).tolist()
+    return {model.config.id2label[i]: p for i, p in enumerate(probs)}
+
+
 def test_nli_model_loads_from_a_local_folder_and_judges(nli_path: Path) -> None:
-    verifier = NLIVerifier(nli_path, threshold=0.5)
-    j = verifier.judge(SUPPORTED, DOSE, phi=False)
-    assert j.verdict in set(Verdict) and 0.0 <= j.score <= 1.0
-    assert j.reason.startswith("entailment ")
+    """The verdict is the model's: entailment at or over the threshold is `entailed`,
+    else contradiction as the top label is `contradicted`, else `neutral`; the score is
+    the entailment probability."""
+    probs = _probabilities(nli_path, SUPPORTED, DOSE)
+    entail, contra = probs["entailment"], probs["contradiction"]
+    below = Verdict.contradicted if contra >= max(probs.values()) else Verdict.neutral
+    for threshold, expected in ((0.0, Verdict.entailed), (entail, Verdict.entailed),
+                                (min(1.0, entail + 1e-3), below), (1.0, below)):
+        j = NLIVerifier(nli_path, threshold=threshold).judge(SUPPORTED, DOSE, phi=False)
+        assert j.verdict is expected, (threshold, probs, j)
+        assert j.score == pytest.approx(entail, abs=1e-3)
+        assert j.reason == f"entailment {entail:.2f}"
 
 
 def test_a_verifier_lowers_a_supported_citation_and_says_why(nli_path: Path) -> None:
     sentence = _checked(SUPPORTED)
     assert sentence.status is CitationStatus.supported
-    # Threshold 1.0: no probability reaches it, so the verdict is never "entailed".
-    apply_verifiers(sentence, {"P1": PASSAGE}, [NLIVerifier(nli_path, threshold=1.0)], False)
     c = sentence.citations[0]
-    assert c.status in (CitationStatus.partial, CitationStatus.unsupported)
-    assert sentence.status is c.status
-    assert any(r.startswith("nli: ") for r in c.reasons)
+    assert c.span_start is not None and c.span_end is not None
+    evidence = TEXT[c.span_start:c.span_end]
+    # Threshold 1.0: no probability reaches it, so the verdict is never "entailed".
+    verifier = NLIVerifier(nli_path, threshold=1.0)
+    verdict = verifier.judge(SUPPORTED, evidence, phi=False)
+    assert verdict.verdict is not Verdict.entailed
+    expected = {Verdict.neutral: CitationStatus.partial,
+                Verdict.contradicted: CitationStatus.unsupported}[verdict.verdict]
+    score_before = c.score
+    apply_verifiers(sentence, {"P1": PASSAGE}, [verifier], False)
+    assert c.status is expected and sentence.status is expected
+    assert c.score == round(min(score_before, verdict.score), 3)
+    assert c.reasons[-1] == f"nli: {verdict.verdict.value} ({verdict.reason})"
 
 
 def test_a_verifier_never_raises_a_status(nli_path: Path) -> None:
@@ -131,15 +162,32 @@ def test_judge_never_sends_phi_to_an_endpoint_not_allowed_to_see_it(services) ->
 def test_llm_judge_on_the_local_generator(services) -> None:  # type: ignore[no-untyped-def]
     """Two real judge calls: the verdict comes back schema-valid, and applying it can
     only keep or lower the deterministic status."""
-    judge = LLMJudge(services.generator)
+    judgements: list[Judgement | None] = []
+
+    class Recorded(LLMJudge):
+        def judge(self, claim: str, evidence: str, phi: bool) -> Judgement | None:
+            judgements.append(super().judge(claim, evidence, phi))
+            return judgements[-1]
+
+    judge = Recorded(services.generator)
     sentence = _checked(SUPPORTED)
     assert sentence.status is CitationStatus.supported
     apply_verifiers(sentence, {"P1": PASSAGE}, [judge], False)
     c = sentence.citations[0]
-    assert not any(r == "llm-judge: no verdict" for r in c.reasons), c.reasons
-    assert c.status in (CitationStatus.supported, CitationStatus.partial,
-                        CitationStatus.unsupported)
-    lowered = c.status is not CitationStatus.supported
-    assert lowered == any(r.startswith("llm-judge: ") for r in c.reasons)
-    verdict = judge.judge(WRONG_DOSE, DOSE, phi=False)
+    (verdict,) = judgements
     assert verdict is not None, "the judge's structured output did not parse"
+    # Exactly the verdict's ceiling (a supported citation has nothing above it), and the
+    # reason names the verdict when, and only when, it lowered the status.
+    assert c.status is CEILING[verdict.verdict] and sentence.status is c.status
+    judge_reasons = [r for r in c.reasons if r.startswith("llm-judge")]
+    if verdict.verdict is Verdict.entailed:
+        assert judge_reasons == []
+    else:
+        assert judge_reasons == [f"llm-judge: {verdict.verdict.value}"
+                                 + (f" ({verdict.reason})" if verdict.reason else "")]
+    # An already unsupported citation is not shown to the judge: nothing can raise it.
+    wrong = _checked(WRONG_DOSE)
+    apply_verifiers(wrong, {"P1": PASSAGE}, [judge], False)
+    assert len(judgements) == 1 and wrong.status is CitationStatus.unsupported
+    second = LLMJudge(services.generator).judge(WRONG_DOSE, DOSE, phi=False)
+    assert second is not None, "the judge's structured output did not parse"
