@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -250,17 +251,65 @@ def send_chat_completion(handler: BaseHTTPRequestHandler, model: str, content: s
     handler.wfile.write(out)
 
 
+_UNIT_LINE = re.compile(r"^\[(P\d+\.\d+)\] (.*)$", re.M)
+_WORDS = re.compile(r"[a-z]{3,}")
+
+
+def _overlap(question: str, text: str) -> int:
+    return len(set(_WORDS.findall(question.lower())) & set(_WORDS.findall(text.lower())))
+
+
+def standin_unit_answer(prompt: str, mode: str) -> str:
+    """What a model would return for a unit-cited prompt, in one of these modes:
+    good (the unit sharing most words with the question, restated), wrong_dose (its first
+    number changed), swap_indication (a condition and population it does not name added),
+    off_topic (the unit sharing fewest words), vacuous (a sentence that only points
+    elsewhere), bad_ids (an id that was not in the prompt), malformed (not JSON),
+    abstain."""
+    question = prompt.rsplit("Question:", 1)[-1].strip()
+    units = _UNIT_LINE.findall(prompt)
+    if mode == "malformed":
+        return '{"abstain": false, "sentences": [{"text": "Atorvastatin'
+    if mode == "abstain" or not units:
+        return json.dumps({"abstain": True, "reason": "no passages", "sentences": []})
+    ranked = sorted(units, key=lambda u: -_overlap(question, u[1]))
+    uid, text = ranked[-1] if mode == "off_topic" else ranked[0]
+    text = " ".join(text.split()[:40]).rstrip(" .;:") + "."
+    if mode == "wrong_dose":
+        text = re.sub(r"\d+", lambda m: str(int(m.group()) * 3 + 1), text, count=1)
+    elif mode == "swap_indication":
+        text = text.rstrip(".") + " in adults with hidradenitis suppurativa."
+    elif mode == "vacuous":
+        text = "The patient must meet the conditions listed above; and"
+    elif mode == "bad_ids":
+        uid = "P99.1"
+    return json.dumps({"abstain": False, "reason": "",
+                       "sentences": [{"text": text, "units": [uid]}]})
+
+
 class _StandInLLM(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat endpoint that answers at once, citing the first passage
-    of the prompt word for word. The model is an external service; the real one takes
-    minutes on a busy CPU, which tests about what surrounds generation don't need."""
+    """An OpenAI-compatible chat endpoint that answers at once. For a unit-cited prompt
+    it answers as `standin_unit_answer` does in the handler's `mode`; for a v1 (quote)
+    prompt it cites the first passage word for word. The model is an external service;
+    the real one takes minutes on a busy CPU, which tests about what surrounds generation
+    don't need."""
 
     prompts: list[str] = []
+    bodies: list[dict[str, Any]] = []
+    mode: str = "good"
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["messages"][-1]["content"]
         self.prompts.append(prompt)
+        self.bodies.append(body)
+        if _UNIT_LINE.search(prompt):
+            content = standin_unit_answer(prompt, self.mode)
+            if body.get("stream"):
+                self._stream(body["model"], content)
+                return
+            send_chat_completion(self, body["model"], content)
+            return
         # A [P1] block is: label and title, "Section: ...", then the passage text.
         lines = prompt.split("[P1]", 1)[1].split("\n")[2:] if "[P1]" in prompt else []
         first = next((line for line in lines if line.strip()), "")
@@ -299,15 +348,20 @@ class _StandInLLM(BaseHTTPRequestHandler):
 class StandInLLM:
     url: str
     prompts: list[str]
+    handler: type[_StandInLLM]
+
+    def set_mode(self, mode: str) -> None:
+        self.handler.mode = mode
 
 
 @pytest.fixture
 def standin_llm() -> Iterator[StandInLLM]:
-    handler = type("Handler", (_StandInLLM,), {"prompts": []})
+    handler = type("Handler", (_StandInLLM,), {"prompts": [], "bodies": [], "mode": "good"})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield StandInLLM(f"http://127.0.0.1:{server.server_address[1]}/v1", handler.prompts)
+    yield StandInLLM(f"http://127.0.0.1:{server.server_address[1]}/v1", handler.prompts,
+                     handler)
     server.shutdown()
     server.server_close()

@@ -14,12 +14,14 @@ may lower, never raise, what these checks decide.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
 from app.answering.models import AnswerSentence, Citation, CitationStatus
+from app.answering.relevance import missing_entities
+from app.answering.text import normalise
+from app.answering.units import Unit
 from retrieval.drugs import find_drug_mentions, mentioned_in
 from retrieval.models import Passage
 
@@ -71,13 +73,6 @@ _DATE_US = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 class Quantity:
     value: str
     unit: str | None
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"')
-    text = text.replace("\u201d", '"').replace("\u2013", "-").replace("\u2014", "-")
-    return text.casefold()
 
 
 def _normalise_with_map(text: str) -> tuple[str, list[int]]:
@@ -349,3 +344,77 @@ def verify_sentence(
             c.reasons.append("drug not named by the cited evidence: " + ", ".join(drugs))
     best = max(checked, key=lambda c: (_RANK[c.status], c.score))
     return AnswerSentence(text=text, citations=checked, status=best.status)
+
+
+# --- citations by selection: the model names units, the server reads them -------------
+
+# A sentence that only points elsewhere ("the conditions listed above", "the following:")
+# states nothing a reader can check on its own.
+_VACUOUS = re.compile(
+    r"\b(listed|shown|described|mentioned|stated|outlined) (above|below|earlier)\b"
+    r"|\bthe following\b\s*:?\s*$|[:;,]\s*(and|or)?\s*$|\b(and|or)\s*\.?\s*$"
+)
+MIN_CONTENT_WORDS = 3
+
+
+def vacuous(sentence: str) -> bool:
+    return bool(_VACUOUS.search(normalise(sentence.strip()))) or \
+        len(content_words(sentence)) < MIN_CONTENT_WORDS
+
+
+def check_claim(
+    sentence: str, evidence: str, context: str
+) -> tuple[CitationStatus, float, list[str]]:
+    """The checks every claim passes against the text it cites: content-word coverage,
+    negation, numbers/doses/units/frequencies/dates exact, drugs named, and every
+    condition, population and route named. Returns (status, coverage, reasons)."""
+    if vacuous(sentence):
+        return (CitationStatus.unsupported, 0.0,
+                ["states nothing on its own (refers to other text)"])
+    cover, uncovered = coverage(sentence, evidence, context)
+    reasons: list[str] = []
+    if uncovered:
+        reasons.append("words not in the cited text: " + ", ".join(uncovered[:8]))
+    status = (CitationStatus.supported if cover >= SUPPORTED_COVERAGE
+              else CitationStatus.partial if cover >= PARTIAL_COVERAGE
+              else CitationStatus.unsupported)
+    if has_negation(sentence) and not has_negation(evidence):
+        status = CitationStatus.unsupported
+        reasons.append("the sentence negates what the cited text does not")
+    missing = missing_quantities(sentence, evidence)
+    if missing:
+        status = CitationStatus.unsupported
+        reasons.append("not in the cited text: " + ", ".join(missing))
+    drugs = missing_drugs(sentence, evidence + " " + context)
+    if drugs:
+        status = CitationStatus.unsupported
+        reasons.append("drug not named by the cited evidence: " + ", ".join(drugs))
+    entities = missing_entities(sentence, evidence + " " + context)
+    if entities:
+        status = CitationStatus.unsupported
+        reasons.append("condition, population or route not in the cited text: "
+                       + ", ".join(entities))
+    return status, round(cover, 3), reasons
+
+
+def verify_units(sentence: str, cited: list[tuple[Unit, Passage]]) -> AnswerSentence:
+    """A sentence against the units it cites, judged together (one claim may join two
+    units: a drug's row and the table's legend). Each citation's quote and span are the
+    unit's own text, so they are exact by construction."""
+    if not cited:
+        return AnswerSentence(text=sentence, citations=[], status=CitationStatus.unsupported)
+    evidence = " ".join(u.reading(p) for u, p in cited)
+    context = " ".join(dict.fromkeys(unit_context(p) for _, p in cited))
+    status, score, reasons = check_claim(sentence, evidence, context)
+    citations = [
+        Citation(passage_id=p.id, unit_id=u.uid, quote=u.source_text(p), status=status,
+                 score=score, reasons=list(reasons), span_start=u.start, span_end=u.end)
+        for u, p in cited
+    ]
+    return AnswerSentence(text=sentence, citations=citations, status=status)
+
+
+def unit_context(passage: Passage) -> str:
+    """Where a unit sits: its passage's title and section path (a drug or population may
+    be named there rather than in the unit), and the payer of a formulary."""
+    return " ".join(x for x in (_context(passage), passage.provenance.payer or "") if x)

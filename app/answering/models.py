@@ -18,9 +18,18 @@ class CitationStatus(StrEnum):
 
 
 class AnswerStatus(StrEnum):
-    verified = "verified"  # every sentence has a supported citation
+    # Every sentence supported by its cited units, and the cited evidence addresses the
+    # question (its drugs, the patient's medication, payer, condition and the attribute
+    # asked for).
+    verified = "verified"
     partially_verified = "partially_verified"
     unverified = "unverified"
+    # Sentences are supported by their citations, but the evidence they cite does not
+    # address the question asked: never shown as an answer.
+    off_topic = "off_topic"
+    # No generated sentence verified, but retrieved units address the question: they are
+    # returned verbatim, as quotes with their sources, not as a composed answer.
+    evidence_only = "evidence_only"
     abstained = "abstained"
 
 
@@ -38,6 +47,9 @@ class AskRequest(BaseModel):
 
 class Citation(BaseModel):
     passage_id: str
+    unit_id: str | None = Field(
+        default=None, description="The cited unit of the passage (P2.4): a sentence, a "
+        "table row or a list item; the quote is its text.")
     quote: str
     status: CitationStatus
     score: float = Field(description="0..1 support score from the verifier.")
@@ -52,6 +64,17 @@ class AnswerSentence(BaseModel):
     text: str
     citations: list[Citation]
     status: CitationStatus
+
+
+class EvidenceQuote(BaseModel):
+    """A retrieved unit returned verbatim (status evidence_only): what the sources say,
+    not what the model wrote."""
+
+    passage_id: str
+    unit_id: str
+    text: str
+    span_start: int
+    span_end: int
 
 
 class PatientContext(BaseModel):
@@ -78,6 +101,11 @@ class AskResponse(BaseModel):
     sentences: list[AnswerSentence]
     passages: list[Passage] = Field(description="Retrieved passages, cited or not.")
     removed_sentences: list[AnswerSentence] = Field(default_factory=list)
+    status_reason: str | None = Field(
+        default=None, description="Why the status is off_topic or evidence_only.")
+    evidence: list[EvidenceQuote] = Field(
+        default_factory=list,
+        description="For evidence_only: the units that address the question, verbatim.")
     patient: PatientContext | None = None
     excluded_passage_ids: list[str] = Field(
         default_factory=list,

@@ -1,9 +1,13 @@
-"""Answering, top to bottom: retrieve → decide whether the sources can answer → generate
-a structured answer → verify every citation → assemble the response.
+"""Answering, top to bottom: retrieve → decide whether the sources can answer → cut the
+passages into numbered units → generate a structured answer that cites unit ids →
+verify every sentence against its units → check that the cited evidence addresses the
+question → assemble the response.
 
-The service abstains rather than guess: when nothing relevant is retrieved, when the
-question names a drug no retrieved passage mentions, when the model says the passages
-don't answer, or when no sentence of its answer survives verification.
+Outcomes: `verified` (every sentence supported, the evidence addresses the question);
+`partially_verified` / `unverified`; `off_topic` (supported sentences whose evidence does
+not address the question: never shown as an answer); `evidence_only` (no generated
+sentence verified, but retrieved units address the question: returned verbatim); and
+`abstained` (nothing retrieved addresses it, or a drug it names is in no passage).
 """
 
 from __future__ import annotations
@@ -14,7 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.answering.citation_checks import verify_sentence
+from app.answering.citation_checks import (
+    content_words,
+    unit_context,
+    verify_sentence,
+    verify_units,
+)
 from app.answering.fhir_context import describe, parse_bundle, retrieval_query
 from app.answering.injection import looks_like_instructions
 from app.answering.model_verifiers import ExtraVerifier, apply_verifiers
@@ -24,12 +33,22 @@ from app.answering.models import (
     AskRequest,
     AskResponse,
     CitationStatus,
+    EvidenceQuote,
     PatientContext,
 )
 from app.answering.phi import phi_kinds
-from app.answering.prompting import GenAnswer, build_messages, label
+from app.answering.prompting import (
+    GenAnswer,
+    GenUnitAnswer,
+    build_messages,
+    build_unit_messages,
+    label,
+    unit_answer_schema,
+)
+from app.answering.relevance import Evidence, QuestionFocus, addresses, question_focus
+from app.answering.units import Unit, split_passage
 from app.core.settings import Settings
-from app.llm.client import MalformedOutput, parse_answer
+from app.llm.client import MalformedOutput, parse_answer, parse_unit_answer
 from app.llm.router import GeneratorRouter
 from app.security.api_keys import Principal
 from retrieval.context import ContextAssembler
@@ -59,6 +78,14 @@ class Draft:
     patient: PatientContext | None
     timings: dict[str, float]
     excluded: list[str] = field(default_factory=list)
+    # Citations by selection: each passage's units, and which of them the prompt shows.
+    units: list[list[Unit]] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
+
+    @property
+    def unit_index(self) -> dict[str, tuple[Unit, Passage]]:
+        return {u.uid: (u, self.passages[u.passage_index])
+                for own in self.units for u in own}
 
     @property
     def phi(self) -> bool:
@@ -85,7 +112,10 @@ def unsupported_reason(question: str, passages: list[Passage], min_relevance: fl
     if not passages or max(p.score for p in passages) < min_relevance:
         return ABSTAIN_NO_PASSAGES
     corpus = " ".join(p.text + " " + p.provenance.title for p in passages)
-    absent = [d.name for d in find_drug_mentions(question) if not mentioned_in(d, corpus)]
+    # A class ("lipotropic agents", "GLP-1 receptor agonists") is not a drug: its members
+    # are not listed by the dictionary, so a passage naming them would not count.
+    absent = [d.name for d in find_drug_mentions(question)
+              if not d.is_class and not mentioned_in(d, corpus)]
     if absent:
         return "The retrieved sources do not mention " + ", ".join(absent) + "."
     return None
@@ -115,8 +145,14 @@ class AnswerService:
         draft = self.retrieve(request, principal)
         return draft, self.precheck(draft)
 
+    @property
+    def by_units(self) -> bool:
+        return self.settings.citations == "units"
+
     def generate_answer(self, draft: Draft) -> AskResponse:
         """Generate, then verify every citation."""
+        if self.by_units:
+            return self._generate_by_units(draft)
         t = time.perf_counter()
         try:
             generated = self.generator.generate(self.messages(draft), phi=draft.phi)
@@ -136,6 +172,9 @@ class AnswerService:
             yield StreamEvent("answer", early.model_dump(mode="json"))
             return
         t = time.perf_counter()
+        if self.by_units:
+            yield from self._stream_by_units(draft, t)
+            return
         messages = self.messages(draft)
         chunks: list[str] = []
         for delta in self.generator.stream(messages, phi=draft.phi):
@@ -216,6 +255,102 @@ class AnswerService:
         draft.timings["verification"] = _ms(t)
         return self._finish(draft, sentences)
 
+    # --- citations by selection -------------------------------------------------------
+
+    def unit_messages(self, draft: Draft) -> tuple[list[dict[str, str]], dict[str, object]]:
+        """The prompt (only the units worth reading, within the budget) and the answer
+        schema whose enum holds exactly the ids shown."""
+        draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
+        draft.shown = select_units(draft.request.question, draft.passages, draft.units,
+                                   self.settings.prompt_unit_chars)
+        messages = build_unit_messages(
+            draft.request.question, draft.passages, draft.units, set(draft.shown),
+            describe(draft.patient) if draft.patient else None,
+        )
+        return messages, unit_answer_schema(draft.shown)
+
+    def _generate_by_units(self, draft: Draft) -> AskResponse:
+        t = time.perf_counter()
+        messages, schema = self.unit_messages(draft)
+        try:
+            generated = self.generator.generate_units(messages, schema, set(draft.shown),
+                                                      phi=draft.phi)
+        except MalformedOutput:
+            draft.timings["generation"] = _ms(t)
+            return self.fallback(draft, "The model did not return a well-formed answer.")
+        draft.timings["generation"] = _ms(t)
+        return self.complete_units(draft, generated)
+
+    def _stream_by_units(self, draft: Draft, t: float) -> Iterator[StreamEvent]:
+        messages, schema = self.unit_messages(draft)
+        chunks: list[str] = []
+        for delta in self.generator.stream(messages, phi=draft.phi, schema=schema):
+            chunks.append(delta)
+            yield StreamEvent("token", {"text": delta})
+        try:
+            generated = parse_unit_answer("".join(chunks), set(draft.shown))
+        except MalformedOutput:
+            draft.timings["generation"] = _ms(t)
+            answer = self.fallback(draft, "The model did not return a well-formed answer.")
+            yield StreamEvent("answer", answer.model_dump(mode="json"))
+            return
+        draft.timings["generation"] = _ms(t)
+        yield StreamEvent("answer", self.complete_units(draft, generated).model_dump(mode="json"))
+
+    def complete_units(self, draft: Draft, generated: GenUnitAnswer) -> AskResponse:
+        if generated.abstain or not generated.sentences:
+            return self.fallback(
+                draft, generated.reason.strip() or "The sources do not answer this question.")
+        t = time.perf_counter()
+        index = draft.unit_index
+        sentences = [
+            verify_units(s.text.strip(), [index[u] for u in dict.fromkeys(s.units)
+                                          if u in index])
+            for s in generated.sentences if s.text.strip()
+        ]
+        by_id = {p.id: p for p in draft.passages}
+        sentences = [apply_verifiers(s, by_id, self.verifiers, draft.phi) for s in sentences]
+        draft.timings["verification"] = _ms(t)
+        ok = [s for s in sentences if s.status in (CitationStatus.supported,
+                                                   CitationStatus.partial)]
+        if not ok:
+            return self.fallback(
+                draft, "No sentence of the generated answer could be verified against the "
+                "sources.", removed=sentences)
+        focus = question_focus(draft.request.question, draft.patient)
+        problems = addresses(focus, self._evidence_of(draft, ok))
+        if problems:
+            return self.fallback(
+                draft, "The generated answer does not address the question: "
+                + "; ".join(problems) + ".", removed=sentences, off_topic=True, focus=focus)
+        return self._finish(draft, sentences)
+
+    def _evidence_of(self, draft: Draft, sentences: list[AnswerSentence]) -> Evidence:
+        index = draft.unit_index
+        cited = [index[c.unit_id] for s in sentences for c in s.citations
+                 if c.unit_id in index]
+        return evidence_from(cited)
+
+    def fallback(
+        self, draft: Draft, reason: str, removed: list[AnswerSentence] | None = None,
+        off_topic: bool = False, focus: QuestionFocus | None = None,
+    ) -> AskResponse:
+        """No verified answer to the question: the units that address it, verbatim
+        (evidence_only); else off_topic when the model's supported sentences missed the
+        question; else an abstention."""
+        focus = focus or question_focus(draft.request.question, draft.patient)
+        quotes = addressing_units(draft.request.question, focus, draft)
+        base = self._abstain(draft, reason, removed=removed)
+        if quotes:
+            return base.model_copy(update={
+                "status": AnswerStatus.evidence_only, "abstained": False,
+                "status_reason": reason, "evidence": quotes,
+            })
+        if off_topic:
+            return base.model_copy(update={"status": AnswerStatus.off_topic,
+                                           "status_reason": reason})
+        return base
+
     def _finish(self, draft: Draft, sentences: list[AnswerSentence]) -> AskResponse:
         ok = {CitationStatus.supported, CitationStatus.partial}
         if not any(s.status in ok for s in sentences):
@@ -257,3 +392,79 @@ class AnswerService:
             model=self.generator.model,
             timings_ms=draft.timings,
         )
+
+
+def _overlap(question_words: set[str], text: str) -> int:
+    return len(question_words & content_words(text))
+
+
+def select_units(
+    question: str, passages: list[Passage], units: list[list[Unit]], budget_chars: int
+) -> list[str]:
+    """Ids of the units the prompt shows: first those sharing words with the question
+    (in passage rank order), then the rest, until the character budget is spent; at
+    least the first passage's first unit. Shown in document order."""
+    words = content_words(question)
+    ordered = [u for own in units for u in own]
+    scored = sorted(
+        ordered,
+        key=lambda u: (-min(_overlap(words, u.reading(passages[u.passage_index])
+                                     + " " + unit_context(passages[u.passage_index])), 3),
+                       u.passage_index),
+    )
+    keep: set[str] = set()
+    used = 0
+    for u in scored:
+        size = len(u.reading(passages[u.passage_index])) + len(u.uid) + 4
+        if used + size > budget_chars and keep:
+            continue
+        keep.add(u.uid)
+        used += size
+    return [u.uid for u in ordered if u.uid in keep]
+
+
+def _codes(passage: Passage) -> frozenset[str]:
+    code = getattr(passage.provenance, "section_code", None)
+    return frozenset({code}) if code else frozenset()
+
+
+def evidence_from(cited: list[tuple[Unit, Passage]]) -> Evidence:
+    passages = list({p.id: p for _, p in cited}.values())
+    return Evidence(
+        text=" ".join(u.reading(p) for u, p in cited),
+        context=" ".join(unit_context(p) for p in passages),
+        codes=frozenset().union(*(_codes(p) for p in passages)) if passages else frozenset(),
+        surroundings=" ".join(p.text for p in passages),
+    )
+
+
+# A unit offered as evidence must share at least this many content words with the
+# question, beyond passing the focus test: a focus of only "dose" is met by any dose.
+MIN_EVIDENCE_OVERLAP = 2
+MAX_EVIDENCE_UNITS = 3
+
+
+def addressing_units(
+    question: str, focus: QuestionFocus, draft: Draft
+) -> list[EvidenceQuote]:
+    """Retrieved units that address the question on their own (same test as a verified
+    answer's evidence), best first, at most MAX_EVIDENCE_UNITS."""
+    if focus.empty:
+        return []
+    if not draft.units:
+        draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
+    words = content_words(question)
+    found: list[tuple[int, int, Unit, Passage]] = []
+    for own in draft.units:
+        for u in own:
+            p = draft.passages[u.passage_index]
+            overlap = _overlap(words, u.reading(p) + " " + unit_context(p))
+            if overlap < MIN_EVIDENCE_OVERLAP or addresses(focus, evidence_from([(u, p)])):
+                continue
+            found.append((-overlap, u.passage_index, u, p))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [
+        EvidenceQuote(passage_id=p.id, unit_id=u.uid, text=u.source_text(p),
+                      span_start=u.start, span_end=u.end)
+        for _, _, u, p in found[:MAX_EVIDENCE_UNITS]
+    ]

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     # Below this cosine similarity the best passage is treated as "no support".
     min_relevance: float = Field(default=0.35, alias="MEDCITE_MIN_RELEVANCE")
     context_chars: int = Field(default=5000, alias="MEDCITE_CONTEXT_CHARS")
+    # How the model cites: "units" (it names numbered sentences / table rows / list items
+    # and the server reads the quote from them; ids constrained by the JSON schema) or
+    # "quotes" (v1: it copies a quote that is then aligned fuzzily; kept for comparison).
+    citations: Literal["units", "quotes"] = Field(default="units", alias="MEDCITE_CITATIONS")
+    # Of the passages' units, at most this many characters reach the prompt: the units
+    # that share words with the question first, then the rest in rank order.
+    prompt_unit_chars: int = Field(default=3500, ge=500, alias="MEDCITE_PROMPT_UNIT_CHARS")
     # Widen fragment hits with neighbouring chunks of their section, within context_chars.
     context_neighbours: int = Field(default=2, ge=0, le=5, alias="MEDCITE_CONTEXT_NEIGHBOURS")
     # Reranking (retrieval/rerank.py): auto = a cross-encoder when MEDCITE_RERANKER_PATH

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from app.answering.prompting import ANSWER_SCHEMA, GenAnswer
+from app.answering.prompting import ANSWER_SCHEMA, GenAnswer, GenUnitAnswer
+
+T = TypeVar("T", bound=BaseModel)
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -49,12 +51,28 @@ def response_format(
 
 
 def parse_answer(content: str) -> GenAnswer:
+    return _parse(content, GenAnswer)
+
+
+def parse_unit_answer(content: str, allowed: set[str] | None = None) -> GenUnitAnswer:
+    """The model's unit-cited answer. An id outside `allowed` (possible only where the
+    endpoint ignores the schema's enum) makes the output malformed, never a citation."""
+    answer = _parse(content, GenUnitAnswer)
+    if allowed is not None:
+        stray = {u for s in answer.sentences for u in s.units} - allowed
+        if stray:
+            raise MalformedOutput("cited unit ids that were not in the prompt: "
+                                  + ", ".join(sorted(stray)[:5]))
+    return answer
+
+
+def _parse(content: str, model: type[T]) -> T:
     text = content.strip()
     if text.startswith("```"):
         text = text.strip("`")
         text = text[text.find("{"):]
     try:
-        return GenAnswer.model_validate(json.loads(text))
+        return model.model_validate(json.loads(text))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise MalformedOutput(str(exc)[:300]) from exc
 
@@ -100,8 +118,30 @@ class ChatGenerator:
                 ) from exc
             raise
 
-    def raw_completion(self, messages: list[dict[str, str]]) -> str:
-        return self._request(messages, stream=False).choices[0].message.content or ""
+    def raw_completion(
+        self, messages: list[dict[str, str]], schema: dict[str, Any] | None = None
+    ) -> str:
+        fmt: dict[str, Any] | None | bool = (
+            True if schema is None else response_format(self.structured_mode, schema,
+                                                         "cited_answer"))
+        return self._request(messages, stream=False, fmt=fmt).choices[0].message.content or ""
+
+    @property
+    def constrained(self) -> bool:
+        """Whether the endpoint enforces the schema (then a repair retry cannot help)."""
+        return self.structured_mode in ("json_schema", "json_object")
+
+    def generate_units(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], allowed: set[str]
+    ) -> GenUnitAnswer:
+        """A unit-cited answer, constrained by `schema`; retried once only where the
+        endpoint does not enforce the schema."""
+        try:
+            return parse_unit_answer(self.raw_completion(messages, schema), allowed)
+        except MalformedOutput:
+            if self.constrained:
+                raise
+            return parse_unit_answer(self.raw_completion(messages, schema), allowed)
 
     def complete_json(
         self, messages: list[dict[str, str]], schema: dict[str, Any], name: str,
@@ -112,10 +152,15 @@ class ChatGenerator:
         out = self._request(messages, stream=False, fmt=fmt, max_tokens=max_tokens)
         return out.choices[0].message.content or ""
 
-    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def stream(
+        self, messages: list[dict[str, str]], schema: dict[str, Any] | None = None
+    ) -> Iterator[str]:
         """The model's output as it is generated (raw JSON text)."""
+        fmt: dict[str, Any] | None | bool = (
+            True if schema is None else response_format(self.structured_mode, schema,
+                                                         "cited_answer"))
         try:
-            for chunk in self._request(messages, stream=True):
+            for chunk in self._request(messages, stream=True, fmt=fmt):
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:

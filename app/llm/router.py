@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from app.answering.prompting import GenAnswer
+from app.answering.prompting import GenAnswer, GenUnitAnswer
 from app.llm.client import ChatGenerator, GeneratorUnavailable, generation_timed_out
 
 log = logging.getLogger("medcite.llm")
@@ -48,6 +48,12 @@ class GeneratorRouter:
     def generate(self, messages: list[dict[str, str]], phi: bool = True) -> GenAnswer:
         return self._first(phi, lambda g: g.generate(messages))
 
+    def generate_units(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], allowed: set[str],
+        phi: bool = True,
+    ) -> GenUnitAnswer:
+        return self._first(phi, lambda g: g.generate_units(messages, schema, allowed))
+
     def complete_raw(self, messages: list[dict[str, str]], phi: bool = True) -> str:
         return self._first(phi, lambda g: g.raw_completion(messages))
 
@@ -59,11 +65,14 @@ class GeneratorRouter:
         never to an endpoint that may not see PHI when `phi`."""
         return self._first(phi, lambda g: g.complete_json(messages, schema, name, max_tokens))
 
-    def stream(self, messages: list[dict[str, str]], phi: bool = True) -> Iterator[str]:
+    def stream(
+        self, messages: list[dict[str, str]], phi: bool = True,
+        schema: dict[str, Any] | None = None,
+    ) -> Iterator[str]:
         # Only the start can fail over: once tokens flowed, switching would mix answers.
         errors = []
         for endpoint in self.eligible(phi):
-            tokens = endpoint.generator.stream(messages)
+            tokens = endpoint.generator.stream(messages, schema)
             try:
                 first = next(tokens)
             except StopIteration:

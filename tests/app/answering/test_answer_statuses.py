@@ -1,0 +1,142 @@
+"""What each kind of model failure ends as, through the real API (/ask and /ask/stream)
+over the real small corpus, with a stand-in model that answers in a chosen way:
+verified only when the cited units support the sentence AND address the question."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import Keys, StandInLLM
+
+DOSE_QUESTION = "What is the recommended starting dose of atorvastatin?"
+# The label has no boxed warning: the passages name atorvastatin (so there is no early
+# abstention), but none states a boxed warning.
+NO_BOXED_WARNING = "What does the boxed warning of atorvastatin say?"
+
+
+@pytest.fixture
+def ask(make_services, standin_llm: StandInLLM, keys: Keys, settings):  # type: ignore[no-untyped-def]
+    from app.api.main import create_app
+
+    services = make_services(llm_base_url=standin_llm.url, llm_structured_output="json_object",
+                             rate_limit_per_minute=0)
+    with TestClient(create_app(settings, services)) as api:
+        def call(question: str, mode: str, stream: bool = False, **body: Any) -> dict[str, Any]:
+            standin_llm.set_mode(mode)
+            auth = {"Authorization": f"Bearer {keys.clinician}"}
+            payload = {"question": question, **body}
+            if not stream:
+                r = api.post("/ask", headers=auth, json=payload)
+                assert r.status_code == 200, r.text
+                return dict(r.json())
+            with api.stream("POST", "/ask/stream", headers=auth, json=payload) as r:
+                assert r.status_code == 200
+                events = _events(r.iter_lines())
+            answers = [data for name, data in events if name == "answer"]
+            assert len(answers) == 1, events
+            return answers[0]
+        yield call
+
+
+def _events(lines: Any) -> list[tuple[str, dict[str, Any]]]:
+    out, name = [], None
+    for line in lines:
+        if line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and name:
+            out.append((name, json.loads(line.split(":", 1)[1])))
+    return out
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_faithful_answer_citing_the_dose_unit_is_verified(ask, stream: bool) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "good", stream=stream)
+    assert body["status"] == "verified", body
+    cited = body["sentences"][0]["citations"][0]
+    passage = next(p for p in body["passages"] if p["id"] == cited["passage_id"])
+    # The quote is the unit's own text, at its span: exact by construction.
+    assert passage["text"][cited["span_start"]:cited["span_end"]] == cited["quote"]
+    assert cited["unit_id"].startswith("P")
+    assert "recommended starting dose" in cited["quote"].lower() and " mg" in cited["quote"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_changed_dose_is_never_verified(ask, stream: bool) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "wrong_dose", stream=stream)
+    assert body["status"] != "verified"
+    assert not body["sentences"], "an unsupported dose must not be shown as the answer"
+    reasons = [r for s in body["removed_sentences"] for c in s["citations"] for r in c["reasons"]]
+    assert any(r.startswith("not in the cited text: 31") for r in reasons), reasons
+    # The dose unit itself addresses the question: shown verbatim instead.
+    assert body["status"] == "evidence_only"
+    assert any("starting dose" in e["text"].lower() for e in body["evidence"])
+
+
+def test_a_swapped_indication_and_population_is_unsupported_whatever_the_coverage(ask) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "swap_indication")
+    assert body["status"] == "evidence_only"
+    removed = body["removed_sentences"][0]
+    assert removed["status"] == "unsupported"
+    reasons = " ".join(removed["citations"][0]["reasons"])
+    assert "condition, population or route not in the cited text" in reasons
+    assert "hidradenitis" in reasons
+
+
+def test_a_vacuous_sentence_does_not_verify(ask) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "vacuous")
+    assert body["status"] in ("evidence_only", "abstained")
+    assert not body["sentences"]
+    assert "states nothing on its own" in " ".join(
+        body["removed_sentences"][0]["citations"][0]["reasons"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ids_outside_the_prompt_never_become_citations(ask, stream: bool) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "bad_ids", stream=stream)
+    assert body["status"] in ("evidence_only", "abstained")
+    assert "well-formed" in (body["status_reason"] or body["abstain_reason"])
+    assert not body["sentences"]
+
+
+def test_malformed_output_ends_in_evidence_not_an_error(ask) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "malformed")
+    assert body["status"] == "evidence_only"
+    assert body["evidence"] and all(e["unit_id"] for e in body["evidence"])
+
+
+def test_supported_but_off_topic_is_never_verified(ask) -> None:  # type: ignore[no-untyped-def]
+    body = ask(NO_BOXED_WARNING, "good")
+    assert body["status"] == "off_topic", body
+    assert body["abstained"] and not body["sentences"]
+    assert "does not state a boxed warning" in body["status_reason"]
+    assert body["removed_sentences"], "the off-topic sentences stay visible as removed"
+
+
+def test_off_topic_citation_falls_back_to_the_units_that_answer(ask) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "off_topic")
+    assert body["status"] == "evidence_only", body
+    assert "does not address the question" in body["status_reason"]
+    assert any("starting dose" in e["text"].lower() for e in body["evidence"])
+
+
+def test_strict_keeps_only_supported_sentences(ask) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "good", strict=True)
+    assert body["status"] == "verified"
+    assert all(s["status"] in ("supported", "partial") for s in body["sentences"])
+
+
+def test_the_prompt_offers_only_units_and_the_schema_enumerates_them(
+    ask, standin_llm: StandInLLM  # type: ignore[no-untyped-def]
+) -> None:
+    ask(DOSE_QUESTION, "good")
+    prompt = standin_llm.prompts[-1]
+    shown = re.findall(r"^\[(P\d+\.\d+)\]", prompt, re.M)
+    assert shown and "Question: " + DOSE_QUESTION in prompt
+    schema = standin_llm.handler.bodies[-1]["response_format"]["schema"]
+    enum = schema["properties"]["sentences"]["items"]["properties"]["units"]["items"]["enum"]
+    assert enum == shown
