@@ -3,17 +3,52 @@
 Sections up to `max_chars` (tables up to twice that) stay whole; longer ones are cut
 at sentence boundaries with a small overlap. Offsets stay exact so a citation can be
 traced back into the parsed document text.
+
+Formulary tables are also read as records: every drug row becomes a unit of its own
+("row"), after the document's section chunks, whose text states its context (payer,
+category path, status from the column or heading it sits under, flags decoded, quantity
+and days, effective date) above the table's header and the row itself, so "is X
+preferred on Y, with what limit" finds one small passage that answers it. The whole
+table stays a unit for list questions. A row's offsets are the row line's in the
+document; its text is a rendering, not a span (payload `unit_kind` "row" says so).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ingest.models import ParsedDocument, Section
+from ingest.diff import split_entry, table_rows
+from ingest.models import DocType, ParsedDocument, Section
+from retrieval.drugs import drug_names
 
 # A sentence ends at . ! ? or a line break; decimals like "2.5 mg" are not ends.
 _BOUNDARY = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\[•\-])|\n+")
+
+
+# Flags formularies print after a drug's name, as the pages' legends spell them out.
+FLAG_LEGEND = {
+    "PA": "prior authorization required",
+    "QL": "quantity limit",
+    "ST": "step therapy",
+    "BVG": "brand preferred over generic",
+    "AL": "age limit",
+    "AR": "age restriction",
+    "SP": "specialty pharmacy",
+}
+# "Prefered" too: the pages misspell it, and a status column is a status column.
+_STATUS = re.compile(r"\b(non[- ]?prefer+ed|prefer+ed|not covered|covered|excluded)\b", re.I)
+_QUANTITY = re.compile(r"\bquantity\b|\bqty\b", re.I)
+_DAYS = re.compile(r"\bdays?\b", re.I)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a formulary row says, typed: the payload's `drugs`, `status` and `flags`."""
+
+    drugs: tuple[str, ...] = ()  # normalised names (retrieval/drugs.py drug_names)
+    status: str | None = None
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -23,6 +58,13 @@ class Chunk:
     section: Section
     start: int  # offsets in ParsedDocument.text
     end: int
+    # "row" for a formulary record; otherwise the section's kind.
+    unit_kind: str = ""
+    record: Record | None = field(default=None)
+
+    @property
+    def kind(self) -> str:
+        return self.unit_kind or self.section.kind
 
 
 def _split_points(text: str) -> list[int]:
@@ -52,9 +94,24 @@ def _windows(text: str, max_chars: int, overlap: int) -> list[tuple[int, int]]:
     return spans
 
 
-def chunk_document(doc: ParsedDocument, max_chars: int, overlap: int) -> list[Chunk]:
+def chunk_document(
+    doc: ParsedDocument, max_chars: int, overlap: int, *, payer: str | None = None,
+    effective_date: str | None = None,
+) -> list[Chunk]:
+    chunks = _section_chunks(doc, max_chars, overlap)
+    if doc.doc_type == DocType.formulary:
+        when = effective_date or doc.effective_date
+        for section in doc.sections:
+            for text, start, end, record in row_records(doc, section, payer, when):
+                chunks.append(Chunk(len(chunks), text, section, start, end, "row", record))
+    return chunks
+
+
+def _section_chunks(doc: ParsedDocument, max_chars: int, overlap: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     for section in doc.sections:
+        if section.kind == "row":
+            continue  # a record as parsed (a CMS QHP drug): see row_records
         limit = max_chars * 2 if section.is_table else max_chars
         if len(section.text) <= limit:
             spans = [(0, len(section.text))]
@@ -89,3 +146,127 @@ def embedding_text(doc: ParsedDocument, chunk: Chunk) -> str:
     one, so it was reverted (bench/RESULTS-retrieval.md)."""
     path = " > ".join(chunk.section.path)
     return f"{doc.title}\n{path}\n{chunk.text}"
+
+
+def status_of(text: str) -> str | None:
+    match = _STATUS.search(text)
+    if not match:
+        return None
+    words = " ".join(match.group(1).replace("-", " ").split()).title()
+    words = re.sub(r"Prefer+ed", "Preferred", words)
+    return words.replace("Non Preferred", "Non-Preferred")
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")] if line.strip() else []
+
+
+def _is_status_heading(part: str) -> bool:
+    return bool(_STATUS.fullmatch(part.strip()))
+
+
+def _flags_text(flags: frozenset[str]) -> str:
+    return "; ".join(f"{f} ({FLAG_LEGEND[f]})" for f in sorted(flags) if f in FLAG_LEGEND)
+
+
+def row_records(
+    doc: ParsedDocument, section: Section, payer: str | None, effective_date: str | None,
+) -> list[tuple[str, int, int, Record]]:
+    """(text, start, end, record) per drug row of a formulary section.
+
+    A table publishes status one of two ways: one table per status under a "Preferred"
+    / "Non-Preferred" heading or first column, or one column per status (a preferred
+    and a non-preferred drug side by side, unrelated but for their class). A CMS QHP
+    drug entry (one section per drug) is a record as it stands."""
+    if section.kind == "row":
+        return _qhp_record(doc, section, payer, effective_date)
+    if not section.is_table:
+        return []
+    header_line = next((ln for ln in section.text.splitlines()
+                        if ln.strip().startswith("|")), "")
+    header = _cells(header_line)
+    if not any(header):
+        return []  # a headerless layout table ("Length of Authorizations"): no columns
+    body = table_rows(section.text)[1]
+    category = [p for p in section.path if not _is_status_heading(p)]
+    status_cols = [i for i, h in enumerate(header) if status_of(h) and len(h) < 40]
+    by_column = len(status_cols) >= 2 and len(status_cols) == len(header)
+    heading_status = next((status_of(p) for p in reversed(section.path)
+                           if _is_status_heading(p)), None)
+    qty_col = next((i for i, h in enumerate(header) if _QUANTITY.search(h)), None)
+    days_col = next((i for i, h in enumerate(header) if _DAYS.search(h) and i != qty_col),
+                    None)
+    where = f"{payer} formulary" if payer else "Formulary"
+    head = f"{where}: {' › '.join(category)}"
+    tail = f"Effective {effective_date}." if effective_date else ""
+    out = []
+    lines = section.text.splitlines(keepends=True)
+    offset = section.start
+    rows = iter(body)
+    for line in lines:
+        start = offset + (len(line) - len(line.lstrip()))
+        offset += len(line)
+        stripped = line.strip()
+        if not stripped.startswith("|") or stripped == header_line.strip() \
+                or re.fullmatch(r"[|\s:-]+", stripped):
+            continue
+        row = next(rows, None)
+        if row is None or not any(c.strip() for c in row):
+            continue
+        facts: list[str] = []
+        drugs: set[str] = set()
+        flags: set[str] = set()
+        status: str | None = None
+        if by_column:
+            for i in status_cols:
+                if i < len(row) and row[i]:
+                    name, fl, _ = split_entry(row[i])
+                    col_status = status_of(header[i])
+                    facts.append(f"{name}: {col_status}" + (
+                        f", {_flags_text(fl)}" if fl else "") + ".")
+                    drugs.update(drug_names(name))
+                    flags.update(fl)
+        else:
+            name, fl, _ = split_entry(row[0]) if row[0] else ("", frozenset(), "")
+            status = status_of(header[0]) or heading_status
+            if not name:
+                continue
+            drugs.update(drug_names(" ".join(c for c in row[:2] if c)))
+            flags.update(fl)
+            facts.append(f"{name}: {status}." if status else f"{name}.")
+            if fl:
+                facts.append(f"Flags: {_flags_text(fl)}.")
+            qty = row[qty_col] if qty_col is not None and qty_col < len(row) else ""
+            days = row[days_col] if days_col is not None and days_col < len(row) else ""
+            if qty or days:
+                facts.append(f"Quantity limit: {qty or 'not stated'} per "
+                             f"{days or 'not stated'} days.")
+        text = "\n".join(x for x in (head, " ".join(facts), tail, header_line.strip(),
+                                     stripped) if x)
+        record = Record(tuple(sorted(drugs)), status,
+                        tuple(sorted(f for f in flags if f in FLAG_LEGEND)))
+        out.append((text, start, start + len(stripped), record))
+    return out
+
+
+_QHP_FLAGS = (("prior authorization: yes", "PA"), ("step therapy: yes", "ST"),
+              ("quantity limit: yes", "QL"))
+
+
+def _qhp_record(
+    doc: ParsedDocument, section: Section, payer: str | None, effective_date: str | None,
+) -> list[tuple[str, int, int, Record]]:
+    """A CMS QHP drug: its section already says plan, tier and flags line by line; the
+    record adds the payer and the typed fields."""
+    lowered = section.text.lower()
+    flags = tuple(sorted({code for phrase, code in _QHP_FLAGS if phrase in lowered}))
+    tiers = sorted(set(re.findall(r"tier ([A-Za-z0-9-]+(?: [A-Za-z0-9-]+)?),", section.text)))
+    status = "Covered" if "plan " in lowered else "Not Covered"
+    head = f"{payer} formulary" if payer else "Formulary"
+    facts = f"{head}: {doc.title}. {status}" + (f", tier {', '.join(tiers)}" if tiers else "")
+    flag_text = ", ".join(f"{f} ({FLAG_LEGEND[f]})" for f in flags)
+    text = "\n".join(x for x in (
+        facts + ".", f"Flags: {flag_text}." if flag_text else "",
+        f"Effective {effective_date}." if effective_date else "", section.text) if x)
+    record = Record(tuple(drug_names(" ".join(section.path))), status, flags)
+    return [(text, section.start, section.end, record)]

@@ -31,6 +31,13 @@ class Section:
     end: int
     page: int | None = None
     is_table: bool = False
+    # The source's own code for what the section is (an SPL section's LOINC code:
+    # 34066-1 boxed warning, 34068-7 dosage and administration...), when it has one.
+    code: str | None = None
+    # What kind of unit the section is: "section" (content), "table", "recommendation"
+    # (a guideline's recommendations), "admin" (administrative and bibliographic fields:
+    # release date, source, status, availability...), "methods" (how a guideline was made).
+    kind: str = "section"
 
 
 @dataclass

@@ -38,6 +38,7 @@ from ingest.identity import content_hash, version_id
 from ingest.manifest import discover
 from ingest.models import DocType, ParsedDocument, ParseError, SourceFile
 from ingest.parsers import parse_file
+from retrieval.drugs import drug_names
 from retrieval.embedder import Embedder
 from retrieval.schema import ChunkPayload
 from retrieval.sparse import encode_document
@@ -46,7 +47,7 @@ from retrieval.store import DENSE, SPARSE, ensure_collection, match, open_client
 log = logging.getLogger(__name__)
 
 # Bump when parsing or chunking changes, so unchanged files are rebuilt once.
-PIPELINE_VERSION = "5"
+PIPELINE_VERSION = "6"
 UPSERT_BATCH = 128
 # Invisible leftovers (abandoned pending versions, replaced builds) older than this are
 # removed at the start of a run; younger ones may belong to a run still going elsewhere,
@@ -146,9 +147,21 @@ def payload(
         doc_chunks=total,
         chunk_index=chunk.index,
         is_table=chunk.section.is_table,
+        unit_kind=chunk.kind,
+        section_code=chunk.section.code,
+        drugs=list(chunk.record.drugs) if chunk.record else chunk_drugs(doc, chunk),
+        status=chunk.record.status if chunk.record else None,
+        flags=list(chunk.record.flags) if chunk.record else [],
         ingested_at=now,
         metadata=doc.metadata,
     ).write()
+
+
+def chunk_drugs(doc: ParsedDocument, chunk: Chunk) -> list[str]:
+    """The drugs a chunk is about: those it names, and for a drug label the label's own
+    (its title names them; a dosing paragraph often says only "the tablets")."""
+    own = doc.title if doc.doc_type == DocType.label else ""
+    return drug_names(f"{own}\n{chunk.text}")
 
 
 def sparse_vector(text: str) -> models.SparseVector:
@@ -289,7 +302,8 @@ class Ingestor:
     def prepare(self, planned: Planned, doc: ParsedDocument) -> Prepared | FileResult:
         """Chunk a parsed version; nothing is written yet."""
         source = planned.source
-        chunks = chunk_document(doc, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        chunks = chunk_document(doc, self.settings.chunk_chars, self.settings.chunk_overlap_chars,
+                                payer=source.payer, effective_date=source.effective_date)
         if not chunks:
             return FileResult(relpath=source.relpath, status="failed", doc_id=doc.doc_id,
                               doc_key=source.doc_key, reason="no text could be extracted")

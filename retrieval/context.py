@@ -28,7 +28,10 @@ from retrieval.search import Retriever
 from retrieval.store import match, match_any
 
 _FIELDS = ["doc_id", "version_id", "section_path", "chunk_index", "doc_chunks", "char_start",
-           "char_end", "text", "access_groups"]
+           "char_end", "text", "access_groups", "unit_kind"]
+# A formulary record is whole, and its text a rendering rather than a span of the
+# document: it is never widened, nor stitched into another passage.
+_WHOLE_UNITS = {"row"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class ContextAssembler:
         if not passages or used >= self.budget_chars:
             return passages
         hits = self._payloads([p.id for p in passages])
-        split = {pid: pl for pid, pl in hits.items() if int(pl.get("doc_chunks", 1)) > 1}
+        split = {pid: pl for pid, pl in hits.items() if int(pl.get("doc_chunks", 1)) > 1
+                 and pl.get("unit_kind") not in _WHOLE_UNITS}
         if not split:
             return passages
         near = self._neighbours(list(split.values()), access_groups)
@@ -161,6 +165,8 @@ class ContextAssembler:
         out: dict[tuple[str, str, int], _Chunk] = {}
         for r in records:
             pl = ChunkPayload.read(r.payload)
+            if pl.unit_kind in _WHOLE_UNITS:
+                continue
             key = (str(pl.version_id), " > ".join(pl.section_path), pl.chunk_index)
             out[key] = _Chunk(str(r.id), key[2], pl.char_start, pl.char_end, pl.text)
         return out

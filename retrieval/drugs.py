@@ -21,12 +21,42 @@ class DrugMention:
     is_class: bool = False
 
 
+# A class's name says so: "Lipotropic Agents", "PCSK9 Inhibitors", "Calcium Channel
+# Blockers", "Glucagon-Like Peptide-1 Receptor", MeSH's inverted "Analgesics, Opioid".
+_CLASS_WORDS = frozenset(
+    "agent agents inhibitor inhibitors blocker blockers agonist agonists antagonist "
+    "antagonists receptor receptors analog analogs analogue analogues derivatives drugs "
+    "class classes sequestrants modulators activators stimulants".split()
+)
+# MeSH trees of what a drug acts on, not drugs: enzymes (D08) and proteins such as
+# receptors and pumps (D12.776): "Proton Pumps" in "proton pump inhibitors".
+_TARGET_TREES = ("D08.", "D12.776.")
+
+
 def _is_class(entry: dict) -> bool:  # type: ignore[type-arg]
     # MeSH D27 is "Chemical Actions and Uses" (pharmacologic actions): classes, whereas
     # drugs sit under the chemical trees (D02, D03, D04...) and usually have a DrugBank id.
-    trees = entry.get("mesh_tree") or []
-    return bool(trees) and all(str(t).startswith("D27.") for t in trees) \
-        and not entry.get("drugbank_id")
+    trees = [str(t) for t in entry.get("mesh_tree") or []]
+    if entry.get("drugbank_id"):
+        return False
+    if trees and all(t.startswith("D27.") for t in trees):
+        return True
+    if trees and all(t.startswith(_TARGET_TREES) for t in trees):
+        return True
+    return is_class_name(str(entry.get("name", "")))
+
+
+def is_class_name(name: str) -> bool:
+    """A name shaped like a drug class rather than a drug."""
+    words = re.findall(r"[a-z0-9]+", name.lower())
+    return bool(words) and (words[-1] in _CLASS_WORDS or "," in name)
+
+
+def _followed_by_class_word(tokens: list[str], end: int) -> bool:
+    """"Glucagon-Like Peptide-1 *Receptor* agonists", "proton pump *inhibitors*": the
+    words after a match make it a class."""
+    after = [t.lower() for t in tokens[end:end + 2] if t.isalpha()]
+    return any(w in _CLASS_WORDS for w in after[:2])
 
 
 @lru_cache(maxsize=1)
@@ -43,7 +73,7 @@ def find_drug_mentions(text: str, fuzzy: bool = False) -> list[DrugMention]:
     # The dictionary matches whole tokens, so punctuation must be split off first.
     tokens = _TOKEN.findall(text)
     found: dict[str, DrugMention] = {}
-    _collect(_finder()(tokens, is_ignore_case=True), found)
+    _collect(_finder()(tokens, is_ignore_case=True), found, tokens)
     if fuzzy and not found:
         # One word at a time, six letters or more: short words fuzzy-match unrelated
         # entries. (The library's own fuzzy mode is unreliable after an exact lookup.)
@@ -64,15 +94,30 @@ def _variants() -> list[str]:
                   if len(v) >= 6 and v.isalpha())
 
 
-def _collect(matches: list, found: dict[str, DrugMention]) -> None:  # type: ignore[type-arg]
-    for entry, *_ in matches:
+def _collect(
+    matches: list, found: dict[str, DrugMention], tokens: list[str] | None = None,  # type: ignore[type-arg]
+) -> None:
+    for entry, *where in matches:
         name = str(entry.get("name", "")).strip()
         if not name or name.lower() in found:
             continue
         synonyms = {s.lower() for s in entry.get("synonyms", ()) if len(s) <= 40}
         synonyms.add(name.lower())
+        end = where[1] if len(where) >= 2 and isinstance(where[1], int) else None
+        is_class = _is_class(entry) or (
+            tokens is not None and end is not None and _followed_by_class_word(tokens, end)
+        )
         found[name.lower()] = DrugMention(name=name, synonyms=frozenset(synonyms),
-                                          is_class=_is_class(entry))
+                                          is_class=is_class)
+
+
+def drug_names(text: str, fuzzy: bool = False) -> list[str]:
+    """The drugs (never classes) named in `text`, as normalised keys: the dictionary's
+    canonical name in lower case, so "Lipitor", "atorvastatin calcium" and "ATORVASTATIN"
+    are one key ("atorvastatin"). What ingest stores in the payload's `drugs` field and
+    what drug-aware search matches against."""
+    return sorted({m.name.lower() for m in find_drug_mentions(text, fuzzy=fuzzy)
+                   if not m.is_class})
 
 
 def mentioned_in(drug: DrugMention, text: str) -> bool:

@@ -24,6 +24,12 @@ class Provenance(BaseModel):
     version_id: str | None = None
     version_number: int | None = Field(
         default=None, description="Which published version of the document (1, 2, ...).")
+    section_code: str | None = Field(
+        default=None, description="The source's code for the section: an SPL section's "
+        "LOINC code (34066-1 boxed warning, 34068-7 dosage and administration, ...).")
+    unit_kind: str | None = Field(
+        default=None, description="section, table, row (a formulary record), "
+        "recommendation, admin (administrative/bibliographic), methods.")
 
 
 class Passage(BaseModel):

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # widening's scroll, evaluation's in-force scroll). Every backend indexes exactly these.
 KEYWORD_FIELDS: tuple[str, ...] = (
     "doc_id", "doc_key", "version_id", "doc_type", "access_groups", "payer", "source_file",
+    # The document's structure, typed (retrieval/search.py drug-aware and section-aware
+    # ranking; "status of X on payer Y as of D" as a filtered lookup).
+    "unit_kind", "section_code", "drugs", "status", "flags",
 )
 INTEGER_FIELDS: tuple[str, ...] = ("chunk_index",)
 
@@ -41,6 +44,21 @@ class ChunkPayload(BaseModel):
     doc_chunks: int = 0
     chunk_index: int = 0
     is_table: bool = False
+    # What the unit is: "section" (prose), "table" (a whole table or a piece of one),
+    # "row" (one formulary record: a drug with its payer, status, flags and limits),
+    # "recommendation" (a guideline's recommendations), "admin" (administrative and
+    # bibliographic fields), "methods".
+    unit_kind: str = "section"
+    # The source's code for the section: an SPL section's LOINC code (34066-1 boxed
+    # warning, 34068-7 dosage and administration, ...).
+    section_code: str | None = None
+    # Drugs named by the unit (never classes), normalised by retrieval/drugs.py
+    # drug_names: "Lipitor" and "atorvastatin calcium" are both "atorvastatin".
+    drugs: list[str] = Field(default_factory=list)
+    # A formulary record's status ("Preferred", "Non-Preferred", "Covered"...) and
+    # flags ("PA", "QL", "ST", "BVG"...).
+    status: str | None = None
+    flags: list[str] = Field(default_factory=list)
     ingested_at: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 

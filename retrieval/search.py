@@ -1,5 +1,9 @@
-"""Retrieval, top to bottom: versions in force → embed the question → filtered hybrid
-search in Qdrant (dense + sparse, fused by RRF) → passages.
+"""Retrieval, top to bottom: versions in force → embed the question → read what it asks
+(retrieval/intent.py) → filtered hybrid search in Qdrant (dense + sparse, plus the same
+two arms restricted to the drugs it names, fused by RRF) → structure-aware ranking
+(label sections that state the asked attribute, formulary records for formulary
+questions, a guideline's administrative fields below its recommendations unless asked
+for) → passages.
 
 Access groups and document versions are enforced inside Qdrant's filter, so a passage
 outside the caller's groups, or from a version not in force, is never returned, let
@@ -19,6 +23,7 @@ from qdrant_client import QdrantClient, models
 
 from retrieval.embedder import Embedder
 from retrieval.expansion import ExpansionMode, expand
+from retrieval.intent import QueryIntent, read_intent
 from retrieval.models import Passage, Provenance, SearchFilters
 from retrieval.rerank import Reranker
 from retrieval.schema import ChunkPayload
@@ -69,6 +74,8 @@ def to_passage(
             doc_key=p.doc_key,
             version_id=vid,
             version_number=(numbers or {}).get(vid) if vid else None,
+            section_code=p.section_code,
+            unit_kind=p.unit_kind,
         ),
     )
 
@@ -81,6 +88,18 @@ FusionMode = Literal["rrf", "dbsf"]
 # Candidates each arm contributes before fusion: enough for RRF to promote a passage
 # that only one arm ranks highly.
 PREFETCH = 30
+# Fused candidates the structure-aware ranking reorders (before de-duplication).
+STRUCTURE_CANDIDATES = 50
+# How what a question asks moves a fused candidate (its RRF score times the factor).
+# Measured on eval/corpora_questions.jsonl by kind (bench/RESULTS-retrieval.md).
+SECTION_CODE_BOOST = 1.5  # an SPL section whose LOINC code states the asked attribute
+FORMULARY_UNIT_BOOST = 1.3  # a formulary row or table, for a formulary question
+RECOMMENDATION_BOOST = 1.2  # a guideline's recommendations
+ADMIN_FACTOR = 0.3  # administrative/bibliographic fields, unless the question asks them
+METHODS_FACTOR = 0.6  # how a guideline was made, unless the question asks
+# "boost": the factors above; "filter": label passages outside the asked sections are
+# dropped from the candidates (others kept); "off": plain hybrid search.
+StructureMode = Literal["boost", "filter", "off"]
 
 
 class VersionSource(Protocol):
@@ -112,6 +131,10 @@ class Retriever:
     rrf_k: int | None = None
     # HNSW search beam for the dense arm on a Qdrant server; None: the server's default.
     hnsw_ef: int | None = None
+    # Structure-aware ranking (module docstring); "off" is plain hybrid search.
+    structure: StructureMode = "boost"
+    # The drugs a question names as their own filtered arms of the hybrid query.
+    drug_arms: bool = True
     # Embedded Qdrant is not safe for concurrent use from the API's worker threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -140,6 +163,10 @@ class Retriever:
         flt = build_filter(filters, access_groups, versions)
         keep = max(limit, self.rerank_candidates) if self.reranker else limit
         fetch = keep * 3
+        intent = read_intent(question) if mode == "hybrid" and self.structure != "off" \
+            else None
+        if intent is not None:
+            fetch = max(fetch, STRUCTURE_CANDIDATES)
         lexical, semantic = question, question
         if self.expansion != "off":
             lexical = expand(question).text
@@ -171,10 +198,23 @@ class Retriever:
                     prefetch.append(models.Prefetch(
                         query=sparse_query, using=SPARSE, limit=PREFETCH
                     ))
+                if intent is not None and intent.drugs and self.drug_arms:
+                    # The drugs the question names, as a lexical must-match on the
+                    # payload: the same two arms over only the passages about them, so a
+                    # formulary row or label section of that drug is a candidate even
+                    # when prose about its class outscores it.
+                    named = models.Filter(must=[match_any("drugs", list(intent.drugs))])
+                    prefetch.append(models.Prefetch(query=dense, using=DENSE, limit=PREFETCH,
+                                                    params=params, filter=named))
+                    if sparse.indices:
+                        prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE,
+                                                        limit=PREFETCH, filter=named))
                 hits = self.client.query_points(
                     self.collection, prefetch=prefetch, query=self._fusion(len(prefetch)),
                     query_filter=flt, limit=fetch, with_payload=True,
                 ).points
+                if intent is not None:
+                    hits = rank_by_structure(hits, intent, self.structure)
                 # Fused scores are not similarities; abstention needs the cosine.
                 hits = self._with_dense_scores(hits, dense)
         passages = dedupe([to_passage(h, float(h.score), numbers) for h in hits])[:keep]
@@ -183,10 +223,12 @@ class Retriever:
         return passages[:limit]
 
     def _fusion(self, arms: int) -> models.Query:
-        weighted = arms == 2 and self.dense_weight != 1.0
+        # Arms alternate dense, sparse (then the drug-filtered dense, sparse).
+        weighted = arms >= 2 and self.dense_weight != 1.0
         if self.fusion == "rrf" and (weighted or self.rrf_k is not None):
+            weights = [self.dense_weight if i % 2 == 0 else 1.0 for i in range(arms)]
             return models.RrfQuery(rrf=models.Rrf(
-                k=self.rrf_k, weights=[self.dense_weight, 1.0] if weighted else None))
+                k=self.rrf_k, weights=weights if weighted else None))
         return models.FusionQuery(fusion=models.Fusion(self.fusion))
 
     def count(self) -> int:
@@ -213,6 +255,47 @@ class Retriever:
         for h in hits:
             h.score = cosine.get(h.id, 0.0)
         return hits
+
+
+def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
+    """How much what the question asks favours this unit (1.0: neutral)."""
+    factor = 1.0
+    if intent.section_codes and payload.section_code in intent.section_codes:
+        factor *= SECTION_CODE_BOOST
+    if intent.formulary and payload.doc_type == "formulary":
+        # A list question wants the whole table; a question about one drug its row.
+        wanted = "table" if intent.listing else "row"
+        if payload.unit_kind == wanted:
+            factor *= FORMULARY_UNIT_BOOST
+    if payload.unit_kind == "recommendation":
+        factor *= RECOMMENDATION_BOOST
+    elif payload.unit_kind == "admin" and not intent.admin:
+        factor *= ADMIN_FACTOR
+    elif payload.unit_kind == "methods" and not intent.admin:
+        factor *= METHODS_FACTOR
+    return factor
+
+
+def rank_by_structure(
+    hits: list[models.ScoredPoint], intent: QueryIntent, mode: StructureMode = "boost"
+) -> list[models.ScoredPoint]:
+    """Fused candidates reordered by `structure_factor` (a stable sort: ties keep the
+    fused order). With "filter", label passages whose section does not state the asked
+    attribute are dropped when some label passage does."""
+    payloads = [ChunkPayload.read(h.payload) for h in hits]
+    if mode == "filter" and intent.section_codes:
+        wanted = [p.doc_type == "label" and p.section_code in intent.section_codes
+                  for p in payloads]
+        if any(wanted):
+            kept = [(h, p) for h, p, w in zip(hits, payloads, wanted, strict=True)
+                    if w or p.doc_type != "label"]
+            hits, payloads = [h for h, _ in kept], [p for _, p in kept]
+    scored = [(float(h.score) * structure_factor(p, intent), i, h)
+              for i, (h, p) in enumerate(zip(hits, payloads, strict=True))]
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    for score, _, h in scored:
+        h.score = score
+    return [h for _, _, h in scored]
 
 
 def dedupe(passages: list[Passage]) -> list[Passage]:

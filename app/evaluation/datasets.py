@@ -11,6 +11,7 @@ the repository) and sampled with a fixed seed so runs are comparable.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -119,7 +120,7 @@ def _restrict(questions: list[EvalQuestion], files: set[str]) -> list[EvalQuesti
     for q in questions:
         gold = tuple(g for g in q.gold if g.source_file in files)
         if not q.gold or gold:
-            out.append(EvalQuestion(q.qid, q.text, gold, q.tags))
+            out.append(dataclasses.replace(q, gold=gold))
     return out
 
 

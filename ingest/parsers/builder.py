@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ingest.models import DocType, ParsedDocument, ParseError, Section
 
@@ -54,6 +56,20 @@ class DocumentBuilder:
         self._parts: list[str] = []
         self._sections: list[Section] = []
         self._length = 0
+        # What the sections added now are (see `scope`).
+        self._code: str | None = None
+        self._kind = "section"
+
+    @contextmanager
+    def scope(self, *, code: str | None = None, kind: str | None = None) -> Iterator[None]:
+        """Sections added inside carry this code and kind (tables stay "table")."""
+        saved = (self._code, self._kind)
+        self._code = code
+        self._kind = kind or saved[1]
+        try:
+            yield
+        finally:
+            self._code, self._kind = saved
 
     @property
     def sections(self) -> list[Section]:
@@ -77,7 +93,9 @@ class DocumentBuilder:
         self._parts.append(clean)
         self._length += len(clean)
         clean_path = tuple(p for p in (normalise_line(x) for x in path) if p)
-        section = Section(clean_path, clean, start, self._length, page, is_table)
+        kind = "table" if is_table and self._kind == "section" else self._kind
+        section = Section(clean_path, clean, start, self._length, page, is_table,
+                          code=self._code, kind=kind)
         self._sections.append(section)
         return section
 

@@ -44,7 +44,9 @@ def parse_cms_drugs(data: Any, source: SourceFile) -> ParsedDocument:
         plan_ids.update({str(p.get("plan_id", "")): None for p in plans})
         years.update(y for p in plans for y in _years(p))
         name = normalise_line(str(drug["drug_name"]))
-        builder.add((name,), drug_text(drug, plans, plan_names))
+        # Each drug is a record (ingest/chunking.py row_records), not prose.
+        with builder.scope(kind="row"):
+            builder.add((name,), drug_text(drug, plans, plan_names))
     named = [plan_names.get(pid, pid) for pid in plan_ids if pid]
     return builder.build(
         doc_id=f"qhp:{relpath_stem(source.relpath)}",

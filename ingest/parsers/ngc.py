@@ -95,7 +95,31 @@ def _add_field(
     seen.add(key)
     blocks = _field_blocks(values)
     fields.setdefault(name.lower(), _plain(blocks))
-    add_blocks(builder, (section_name, name), blocks)
+    with builder.scope(kind=field_kind(section_name, name)):
+        add_blocks(builder, (section_name, name), blocks)
+
+
+# NGC's summary template: what each section is for. The recommendations (and what
+# qualifies them or forbids them) answer clinical questions; the administrative and
+# bibliographic fields answer "when was it released, who wrote it, where is it" only.
+_RECOMMENDATION_SECTIONS = {"recommendations", "contraindications", "regulatory alert",
+                            "qualifying statements"}
+_ADMIN_SECTIONS = {"general", "identifying information and availability", "neats assessment",
+                   "institute of medicine (iom) national healthcare quality report categories"}
+_ADMIN_FIELDS = {"guideline category", "clinical specialty", "intended users"}
+_METHODS_SECTIONS = {"methodology"}
+
+
+def field_kind(section_name: str, field_name: str) -> str:
+    """"recommendation", "admin", "methods" or "section" for an NGC field."""
+    section, field = section_name.lower(), field_name.lower()
+    if section in _RECOMMENDATION_SECTIONS:
+        return "recommendation"
+    if section in _ADMIN_SECTIONS or field in _ADMIN_FIELDS:
+        return "admin"
+    if section in _METHODS_SECTIONS:
+        return "methods"
+    return "section"
 
 
 def _field_blocks(values: list[str]) -> list[Block]:

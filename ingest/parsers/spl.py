@@ -86,18 +86,27 @@ def parse_spl(root: Element, source: SourceFile) -> ParsedDocument:
     )
 
 
-def _add_section(builder: DocumentBuilder, section: Element, parent: tuple[str, ...]) -> None:
+def _add_section(
+    builder: DocumentBuilder, section: Element, parent: tuple[str, ...],
+    parent_code: str | None = None,
+) -> None:
     if _code(section) == PRODUCT_DATA_CODE:
         return
     title = _section_title(section, top_level=not parent)
     path = (*parent, title) if title else parent
-    for highlight in section.findall("v:excerpt/v:highlight/v:text", _V):
-        add_blocks(builder, (*path, "Highlights"), render_blocks(highlight, SPL_DIALECT))
-    text = section.find("v:text", _V)
-    if text is not None:
-        add_blocks(builder, path, render_blocks(text, SPL_DIALECT))
+    # A sub-section keeps its own LOINC code ("5.1 Serious Infections" is often coded
+    # only as unclassified): the nearest classified one, so every chunk of Warnings
+    # and Precautions says 43685-7.
+    own = _code(section)
+    code = own if own and own != UNCLASSIFIED_CODE else parent_code or own or None
+    with builder.scope(code=code):
+        for highlight in section.findall("v:excerpt/v:highlight/v:text", _V):
+            add_blocks(builder, (*path, "Highlights"), render_blocks(highlight, SPL_DIALECT))
+        text = section.find("v:text", _V)
+        if text is not None:
+            add_blocks(builder, path, render_blocks(text, SPL_DIALECT))
     for child in section.findall("v:component/v:section", _V):
-        _add_section(builder, child, path)
+        _add_section(builder, child, path, code)
 
 
 def _section_title(section: Element, *, top_level: bool) -> str:

@@ -17,6 +17,10 @@ VARIANT_SYSTEMS = (
     "medcite-hybrid-expand-lexical", "medcite-hybrid-expand-both", "medcite-hybrid-rerank",
     "medcite-hybrid-dbsf", "medcite-hybrid-rrf-dense1.5", "medcite-hybrid-rrf-dense2",
     "medcite-hybrid-rrf-k10", "medcite-hybrid-rrf-k60",
+    # Structure-aware ranking (retrieval/intent.py, retrieval/search.py): off (plain
+    # hybrid search as before), label sections filtered rather than boosted, and
+    # without the drug-filtered arms.
+    "medcite-hybrid-plain", "medcite-hybrid-section-filter", "medcite-hybrid-no-drug-arms",
 )
 # What the product's /ask uses: Retriever.search's default mode.
 DEFAULT_SYSTEM = "medcite-hybrid"

@@ -24,6 +24,7 @@ class QuestionResult:
     top_score: float | None
     latency_ms: float
     top_sources: list[str]
+    kind: str = ""  # what the question asks (dose, formulary_status, ...), when known
 
 
 @dataclass
@@ -50,6 +51,12 @@ class SystemResult:
 
     def latency(self, q: float) -> float:
         return percentile([r.latency_ms for r in self.questions], q)
+
+    def by_kind(self, kind: str) -> tuple[int, float, float]:
+        """(answerable questions, recall@5, nDCG@10) of one kind of question."""
+        qs = [q for q in self.answerable if q.kind == kind]
+        return (len(qs), _mean([recall_at_k(q.gains, q.ideal, 5) for q in qs]),
+                _mean([ndcg_at_k(q.gains, q.ideal, NDCG_K) for q in qs]))
 
     def summary(self) -> dict[str, float | str | None]:
         out: dict[str, float | str | None] = {"system": self.system}
@@ -94,8 +101,31 @@ class DatasetResult:
                 f"| {s.system} | " + " | ".join(f"{s.recall(k):.3f}" for k in RECALL_KS)
                 + f" | {s.mrr:.3f} | {s.ndcg:.3f} | {s.latency(50):.1f} | {s.latency(95):.1f} |"
             )
+        lines += self._kind_table()
         lines += self._abstention_notes(min_relevance)
         return "\n".join(lines)
+
+    def _kind_table(self) -> list[str]:
+        """recall@5 / nDCG@10 per kind of question, every system side by side."""
+        shown = [s for s in self.systems if not s.unavailable]
+        kinds = sorted({q.kind for s in shown for q in s.answerable if q.kind})
+        if not shown or not kinds:
+            return []
+        lines = [
+            "",
+            "Per kind of question (answerable ones), recall@5 / nDCG@10:",
+            "",
+            "| kind | n | " + " | ".join(s.system for s in shown) + " |",
+            "|---|---:|" + "---:|" * len(shown),
+        ]
+        for kind in kinds:
+            n = shown[0].by_kind(kind)[0]
+            cells = []
+            for s in shown:
+                _, recall, ndcg = s.by_kind(kind)
+                cells.append(f"{recall:.3f} / {ndcg:.3f}")
+            lines.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
+        return lines
 
     def _abstention_notes(self, min_relevance: float) -> list[str]:
         """How the top passage's cosine would separate answerable from unanswerable

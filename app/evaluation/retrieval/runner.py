@@ -14,12 +14,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from qdrant_client import models
 
-from app.core.settings import Settings
+from app.core.settings import REPO_ROOT, Settings
 from app.evaluation.datasets import (
     EvalDataMissing,
     EvalDataset,
@@ -28,7 +28,7 @@ from app.evaluation.datasets import (
     medquad_dataset,
     pubmedqa_dataset,
 )
-from app.evaluation.relevance import judge
+from app.evaluation.relevance import EvalQuestion, judge
 from app.evaluation.retrieval.options import DATASETS, DEFAULT_SAMPLE
 from app.evaluation.retrieval.report import DatasetResult, QuestionResult, SystemResult
 from app.evaluation.retrieval.systems import (
@@ -49,19 +49,36 @@ TOP_K = 10
 ACCESS_GROUPS = ["public"]
 
 
+def search_query(question: EvalQuestion) -> str:
+    """What /ask searches for: the question, plus the patient's medications, allergies
+    and conditions when it refers to the patient of its FHIR bundle (the answering
+    pipeline's own `parse_bundle` + `retrieval_query`)."""
+    if not question.bundle:
+        return question.text
+    from app.answering.fhir_context import parse_bundle, retrieval_query
+
+    raw = json.loads((REPO_ROOT / question.bundle).read_text(encoding="utf-8"))
+    return retrieval_query(question.text, parse_bundle(raw))
+
+
+def as_of(question: EvalQuestion) -> date | None:
+    return date.fromisoformat(question.as_of) if question.as_of else None
+
+
 def evaluate(system: System, dataset: EvalDataset, k: int = TOP_K) -> SystemResult:
     result = SystemResult(system.name)
+    queries = [search_query(q) for q in dataset.questions]
     if dataset.questions:
         # One untimed query first: lazy model and index set-up is not per-query latency.
-        system.search(dataset.questions[0].text, k)
-    for q in dataset.questions:
+        system.search(queries[0], k)
+    for q, query in zip(dataset.questions, queries, strict=True):
         started = time.perf_counter()
-        hits = system.search(q.text, k)
+        hits = system.search(query, k, as_of=as_of(q))
         latency_ms = (time.perf_counter() - started) * 1000
         gains, ideal = judge(hits, q)
         result.questions.append(QuestionResult(
             q.qid, q.answerable, gains, ideal, hits[0].score if hits else None, latency_ms,
-            [h.source_file for h in hits[:3]],
+            [h.source_file for h in hits[:3]], kind=q.kind,
         ))
     return result
 

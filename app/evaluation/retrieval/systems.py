@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Protocol
 
 from qdrant_client import QdrantClient, models
@@ -22,6 +23,7 @@ from app.core.settings import Settings
 from app.evaluation.relevance import Hit
 from app.evaluation.retrieval.options import ALL_SYSTEMS, VARIANT_SYSTEMS
 from retrieval.embedder import Embedder, pick_device
+from retrieval.models import SearchFilters
 from retrieval.rerank import Reranker, RerankerUnavailable, build_reranker
 from retrieval.schema import ChunkPayload
 from retrieval.search import Retriever
@@ -31,7 +33,9 @@ from retrieval.store import match_any
 class System(Protocol):
     name: str
 
-    def search(self, question: str, k: int) -> list[Hit]: ...
+    # `as_of`: answer from the versions in force that day (the baselines index only
+    # today's, as a framework without versions would).
+    def search(self, question: str, k: int, as_of: date | None = None) -> list[Hit]: ...
 
 
 class SystemUnavailable(RuntimeError):
@@ -94,10 +98,12 @@ class MedciteSystem:
                 "(dense search only)"
             )
 
-    def search(self, question: str, k: int) -> list[Hit]:
+    def search(self, question: str, k: int, as_of: date | None = None) -> list[Hit]:
         extra = {"mode": self._mode} if self._with_mode else {}
+        filters = SearchFilters(as_of=as_of) if as_of else None
         passages = self._retriever.search(
-            question, access_groups=self._groups, limit=k, **extra  # type: ignore[arg-type]
+            question, access_groups=self._groups, limit=k, filters=filters,
+            **extra,  # type: ignore[arg-type]
         )
         return [Hit(p.provenance.source_file, p.text, p.score) for p in passages]
 
@@ -121,7 +127,7 @@ class BM25System:
             texts, stopwords="en", return_ids=False, show_progress=False
         )
 
-    def search(self, question: str, k: int) -> list[Hit]:
+    def search(self, question: str, k: int, as_of: date | None = None) -> list[Hit]:
         query = self._tokenize([question])
         if not query[0] or not self._chunks:
             return []
@@ -163,7 +169,7 @@ class LlamaIndexSystem:
         )
         self._index = index
 
-    def search(self, question: str, k: int) -> list[Hit]:
+    def search(self, question: str, k: int, as_of: date | None = None) -> list[Hit]:
         nodes = self._index.as_retriever(similarity_top_k=k).retrieve(question)
         return [
             Hit(str(n.node.metadata.get("source_file", "")), n.node.get_content(), n.score or 0.0)
@@ -197,6 +203,13 @@ def variant(name: str, retriever: Retriever, reranker: Callable[[], Reranker | N
         k = int(name.removeprefix("medcite-hybrid-rrf-k"))
         return dataclasses.replace(retriever, reranker=None, expansion="off", fusion="rrf",
                                    rrf_k=k)
+    if name == "medcite-hybrid-plain":
+        return dataclasses.replace(retriever, reranker=None, expansion="off", structure="off")
+    if name == "medcite-hybrid-section-filter":
+        return dataclasses.replace(retriever, reranker=None, expansion="off",
+                                   structure="filter")
+    if name == "medcite-hybrid-no-drug-arms":
+        return dataclasses.replace(retriever, reranker=None, expansion="off", drug_arms=False)
     if name == "medcite-hybrid-rerank":
         built = reranker()
         if built is None:

@@ -1,0 +1,126 @@
+"""What a question asks for, read from its words, in the terms the documents are
+structured by: the drugs it names (never classes), the label sections (LOINC codes) that
+hold the attribute it asks about, whether it asks for formulary records, and whether it
+asks for a document's administrative facts (release date, source, developer).
+
+Search uses this to rank (retrieval/search.py): the drugs become a filtered arm of the
+hybrid query on the payload's `drugs` field, the section codes and unit kinds a boost on
+the fused ranks. Nothing here is tuned to a question: each rule names a section kind
+that the documents' own structure defines (an SPL section code, an NGC field, a
+formulary row).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from retrieval.drugs import drug_names
+
+BOXED_WARNING = "34066-1"
+INDICATIONS = "34067-9"
+DOSAGE = "34068-7"
+CONTRAINDICATIONS = "34070-3"
+WARNINGS = "34071-1"  # older labels' and OTC "Warnings"
+PRECAUTIONS = "42232-9"
+WARNINGS_AND_PRECAUTIONS = "43685-7"
+INTERACTIONS = "34073-7"
+ADVERSE_REACTIONS = "34084-4"
+SPECIFIC_POPULATIONS = "43684-0"
+PREGNANCY = "42228-7"
+TERATOGENIC = "34077-8"
+LACTATION = "77290-5"
+NURSING = "34080-2"
+PEDIATRIC = "34081-0"
+GERIATRIC = "34082-8"
+OVERDOSAGE = "34088-5"
+MECHANISM = "43679-0"
+CLINICAL_PHARMACOLOGY = "34090-1"
+STORAGE = "44425-7"
+HOW_SUPPLIED = "34069-5"
+DOSAGE_FORMS = "43678-2"
+OTC_DO_NOT_USE = "50570-1"
+OTC_ASK_DOCTOR = "50569-3"
+OTC_ASK_DOCTOR_PHARMACIST = "50568-5"
+OTC_STOP_USE = "50566-9"
+OTC_WHEN_USING = "50567-7"
+OTC_PURPOSE = "55105-1"
+OTC_USES = "34067-9"
+
+# The attribute a question asks about -> the label sections that state it. Order does
+# not matter; a question may ask several.
+_ATTRIBUTES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (re.compile(r"\bboxed\b|black[- ]box", re.I), (BOXED_WARNING,)),
+    (re.compile(r"contraindicat|must not (?:be )?(?:use|take|give)|should not (?:be )?"
+                r"(?:use|take|give)n?|\bcannot (?:use|take)\b", re.I),
+     (CONTRAINDICATIONS, OTC_DO_NOT_USE)),
+    (re.compile(r"\bdos(?:e|es|ing|age|ed)\b|how much|how often|\bmg\b|starting|maximum|"
+                r"titrat|\bdirections\b|how (?:should|do) (?:i|you|we) (?:take|give|use)",
+                re.I),
+     (DOSAGE, DOSAGE_FORMS)),
+    (re.compile(r"interact|together with|combined with|co-?administ|concomitant|"
+                r"\bwith (?:a |an )?(?:strong |moderate )?cyp", re.I),
+     (INTERACTIONS,)),
+    (re.compile(r"warning|precaution|\brisks?\b|danger|\bsafe\b|safety|monitor|screen|"
+                r"serious|black box", re.I),
+     (BOXED_WARNING, WARNINGS_AND_PRECAUTIONS, WARNINGS, PRECAUTIONS, OTC_ASK_DOCTOR,
+      OTC_STOP_USE, OTC_WHEN_USING, OTC_ASK_DOCTOR_PHARMACIST)),
+    (re.compile(r"adverse|side[- ]effects?|reactions?\b|tolerab", re.I),
+     (ADVERSE_REACTIONS,)),
+    (re.compile(r"pregnan|lactat|breast[- ]?feed|nursing", re.I),
+     (PREGNANCY, TERATOGENIC, LACTATION, NURSING, SPECIFIC_POPULATIONS)),
+    (re.compile(r"child|pediatric|paediatric|\bkids?\b|adolescen", re.I),
+     (PEDIATRIC, SPECIFIC_POPULATIONS)),
+    (re.compile(r"elderly|geriatric|older adults?", re.I), (GERIATRIC, SPECIFIC_POPULATIONS)),
+    (re.compile(r"overdos", re.I), (OVERDOSAGE,)),
+    (re.compile(r"mechanism|how does .* work", re.I), (MECHANISM, CLINICAL_PHARMACOLOGY)),
+    (re.compile(r"\bstor(?:e|age|ed)\b|refrigerat", re.I), (STORAGE, HOW_SUPPLIED)),
+    (re.compile(r"indicat|approved for|used for|what is .* for\b", re.I),
+     (INDICATIONS, OTC_USES, OTC_PURPOSE)),
+)
+
+# A question about a formulary's records: status, limits, flags, tiers.
+_FORMULARY = re.compile(
+    r"prefer|formular|\bpdl\b|drug list|quantity limit|\bql\b|prior auth|\bpa\b|"
+    r"step therapy|\btier\b|covered|coverage of|non-preferred|per fill|fill period|"
+    r"medicaid|\bplan\b",
+    re.I,
+)
+# A question for every item of a list ("which statins are preferred"): a whole table
+# answers it better than one of its rows.
+_LISTING = re.compile(
+    r"\b(?:which|what)\b[^?.]*\bare\b|\blist\b|\ball (?:the )?(?:preferred|covered|"
+    r"non-preferred|agents|drugs|medications)\b",
+    re.I,
+)
+# A question about the document itself rather than what it recommends.
+_ADMIN = re.compile(
+    r"\breleased?\b|\bpublish|\brevis|\bupdated?\b|\bwhen was\b|\bwhat year\b|"
+    r"\bsource\b|\bcitation|\bbibliograph|\bdeveloper|\bwho (?:wrote|developed|issued|"
+    r"authored)|\bauthor|\bendors|\bfund|\bcompanion|\bavailab|\bstatus of the guideline|"
+    r"\bngc\b|\bcategory\b|\bintended users\b|\bspecialt",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class QueryIntent:
+    drugs: tuple[str, ...] = ()
+    section_codes: tuple[str, ...] = ()
+    formulary: bool = False
+    listing: bool = False
+    admin: bool = False
+
+
+def read_intent(question: str) -> QueryIntent:
+    codes: list[str] = []
+    for pattern, wanted in _ATTRIBUTES:
+        if pattern.search(question):
+            codes += [c for c in wanted if c not in codes]
+    return QueryIntent(
+        drugs=tuple(drug_names(question, fuzzy=True)),
+        section_codes=tuple(codes),
+        formulary=bool(_FORMULARY.search(question)),
+        listing=bool(_LISTING.search(question)),
+        admin=bool(_ADMIN.search(question)),
+    )

@@ -1,0 +1,127 @@
+"""Documents read the way their authors structured them: formulary rows as records,
+label sections with their LOINC codes, guideline fields by what they are for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.core.settings import REPO_ROOT
+from ingest.chunking import chunk_document
+from ingest.manifest import discover
+from ingest.models import ParsedDocument, SourceFile
+from ingest.parsers import parse_file
+
+CORPORA = REPO_ROOT / "corpora"
+
+
+@pytest.fixture(scope="module")
+def sources() -> dict[str, SourceFile]:
+    return {s.relpath: s for s in discover(CORPORA)}
+
+
+def _parse(sources: dict[str, SourceFile], rel: str) -> tuple[SourceFile, ParsedDocument]:
+    source = sources[rel]
+    return source, parse_file(source, 50_000_000)
+
+
+def test_each_drug_row_of_a_status_table_is_a_record(sources) -> None:  # type: ignore[no-untyped-def]
+    source, doc = _parse(sources, "formularies/ohio-medicaid-updl/current-2024/lipotropics.md")
+    chunks = chunk_document(doc, 1200, 150, payer=source.payer,
+                            effective_date=source.effective_date)
+    rows = [c for c in chunks if c.kind == "row"]
+    tables = [c for c in chunks if c.kind == "table"]
+    assert tables, "the whole table stays a unit for list questions"
+    simva = next(c for c in rows if c.record and c.record.drugs == ("simvastatin",))
+    line = "| Simvastatin (QL) | Simvastatin Tab (all strengths) | 102 | 102 |"
+    # Offsets point at the row line in the document; the text states its context.
+    assert doc.text[simva.start:simva.end] == line
+    assert simva.text.endswith(line)
+    assert "Ohio Medicaid formulary: Lipotropics" in simva.text
+    assert "Simvastatin: Preferred" in simva.text
+    assert "QL (quantity limit)" in simva.text
+    assert "Quantity limit: 102 per 102 days" in simva.text
+    assert "Effective 2024-01-01" in simva.text
+    assert simva.record.status == "Preferred" and simva.record.flags == ("QL",)
+    # The status comes from the table the row sits in, not from a word in the row.
+    livalo = next(c for c in rows if c.record and "pitavastatin" in c.record.drugs)
+    assert livalo.record.status == "Non-Preferred" and "BVG" in livalo.record.flags
+    repatha = next(c for c in rows if "| Repatha (PA) |" in c.text)
+    assert "PA (prior authorization required)" in repatha.text
+    # Row units come after the section chunks, indexed in order.
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert min(c.index for c in rows) > max(c.index for c in chunks if c.kind != "row")
+
+
+def test_a_table_with_one_column_per_status_gives_each_drug_its_status(sources) -> None:  # type: ignore[no-untyped-def]
+    source, doc = _parse(sources,
+                         "formularies/ohio-medicaid-updl/current-2024/preferred_drug_list.md")
+    rows = [c for c in chunk_document(doc, 1200, 150, payer=source.payer) if c.kind == "row"]
+    gout = next(c for c in rows if "| Colchicine Tab (PA QL) | Mitigare (BvG QL) |" in c.text)
+    assert "Colchicine Tab: Preferred, PA (prior authorization required); QL" in gout.text
+    assert "Mitigare: Non-Preferred, BVG (brand preferred over generic)" in gout.text
+    assert "Analgesic Agents › Gout" in gout.text
+    assert "colchicine" in gout.record.drugs
+    # A class name in the category path is never taken for a drug.
+    assert all("agent" not in d for c in rows for d in c.record.drugs)
+
+
+def test_a_headerless_layout_table_gives_no_records(sources) -> None:  # type: ignore[no-untyped-def]
+    source, doc = _parse(sources, "formularies/ohio-medicaid-updl/current-2024/lipotropics.md")
+    rows = [c for c in chunk_document(doc, 1200, 150, payer=source.payer) if c.kind == "row"]
+    assert not any("Juxtapid (Initial)" in c.text for c in rows)
+
+
+def test_a_cms_qhp_drug_is_one_record_with_typed_flags(sources) -> None:  # type: ignore[no-untyped-def]
+    source, doc = _parse(sources, "formularies/cms-qhp/drugs-1.json")
+    chunks = chunk_document(doc, 1200, 150, payer=source.payer)
+    assert all(c.kind == "row" for c in chunks)
+    azi = next(c for c in chunks if c.record and c.record.drugs == ("azithromycin",))
+    assert azi.record.flags == ("QL",) and azi.record.status == "Covered"
+    assert azi.text.startswith("CMS QHP example formulary:")
+    assert "tier GENERIC" in azi.text
+
+
+def test_label_sections_keep_their_loinc_code(sources) -> None:  # type: ignore[no-untyped-def]
+    _, doc = _parse(sources, "drug-labels/fda-spl/humira.xml")
+    by_top = {}
+    for s in doc.sections:
+        by_top.setdefault(s.path[0], set()).add(s.code)
+    assert by_top["WARNING: SERIOUS INFECTIONS AND MALIGNANCY"] == {"34066-1"}
+    assert by_top["4 CONTRAINDICATIONS"] == {"34070-3"}
+    assert by_top["2 DOSAGE AND ADMINISTRATION"] == {"34068-7"}
+    assert by_top["7 DRUG INTERACTIONS"] == {"34073-7"}
+    # A numbered sub-section coded only as "unclassified" keeps its parent's code.
+    serious = [s for s in doc.sections if s.path[:2] == ("5 WARNINGS AND PRECAUTIONS",
+                                                        "5.1 Serious Infections")]
+    assert serious and {s.code for s in serious} == {"43685-7"}
+
+
+def test_guideline_fields_are_kinds_of_unit(sources) -> None:  # type: ignore[no-untyped-def]
+    _, doc = _parse(sources, "guidelines/ngc/ngc-10403.xml")
+    kinds = {s.path[-1] if len(s.path) > 1 else s.path[0]: s.kind for s in doc.sections}
+    assert kinds["Major Recommendations"] == "recommendation"
+    for admin in ("Date Released", "Bibliographic Source(s)", "Guideline Category",
+                  "NGC Status", "Availability of Companion Documents"):
+        assert kinds[admin] == "admin", admin
+    assert kinds["Target Population"] == "section"
+
+
+def test_payload_carries_the_structure(sources, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ingest.pipeline import payload
+    from retrieval.schema import KEYWORD_FIELDS, ChunkPayload
+
+    source, doc = _parse(sources, "formularies/ohio-medicaid-updl/current-2024/lipotropics.md")
+    chunks = chunk_document(doc, 1200, 150, payer=source.payer)
+    row = next(c for c in chunks if c.kind == "row" and "Simvastatin (QL)" in c.text)
+    p = ChunkPayload.read(payload(doc, source, row, "v1", len(chunks), "now"))
+    assert (p.unit_kind, p.drugs, p.status, p.flags) == ("row", ["simvastatin"], "Preferred",
+                                                         ["QL"])
+    for name in ("unit_kind", "section_code", "drugs", "status", "flags"):
+        assert name in KEYWORD_FIELDS
+    source, doc = _parse(sources, "drug-labels/fda-spl/humira.xml")
+    chunks = chunk_document(doc, 1200, 150)
+    boxed = next(c for c in chunks if c.section.code == "34066-1")
+    p = ChunkPayload.read(payload(doc, source, boxed, "v1", len(chunks), "now"))
+    assert p.section_code == "34066-1" and "adalimumab" in p.drugs

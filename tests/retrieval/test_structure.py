@@ -1,0 +1,82 @@
+"""Structure-aware retrieval over the real index: formulary records, label sections by
+LOINC code, recommendations above a guideline's administrative fields, drug-aware
+search reached by a patient's medications."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from app.core.settings import REPO_ROOT
+from retrieval.intent import BOXED_WARNING, read_intent
+
+GROUPS = ["public"]
+PATIENT = REPO_ROOT / "corpora/fhir/synthea/Tom_Goodwin_e20de9eb-6f2d-4871-a43f-bbede53293ed.json"
+
+
+def test_a_formulary_row_question_retrieves_its_row_first(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    hits = structured_retriever.search(
+        "Does Repatha need prior authorization under Ohio Medicaid?", access_groups=GROUPS)
+    top = hits[0]
+    assert top.provenance.unit_kind == "row"
+    assert "| Repatha (PA) |" in top.text and "prior authorization" in top.text
+    assert top.provenance.payer == "Ohio Medicaid"
+    hits = structured_retriever.search(
+        "What quantity limit applies to simvastatin on Ohio Medicaid?", access_groups=GROUPS)
+    assert hits[0].provenance.unit_kind == "row"
+    assert "| Simvastatin (QL) | Simvastatin Tab (all strengths) | 102 | 102 |" in hits[0].text
+
+
+def test_the_whole_table_stays_for_list_questions(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    hits = structured_retriever.search(
+        "Which lipotropics are preferred on Ohio Medicaid?", access_groups=GROUPS, limit=10)
+    assert any(h.provenance.unit_kind == "table" and "| Preferred | Generic Name |" in h.text
+               for h in hits)
+
+
+def test_a_boxed_warning_question_retrieves_the_34066_1_section(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    question = "What is the boxed warning for Humira?"
+    assert BOXED_WARNING in read_intent(question).section_codes
+    hits = structured_retriever.search(question, access_groups=GROUPS)
+    assert hits[0].provenance.section_code == BOXED_WARNING
+    assert "humira" in hits[0].provenance.source_file
+
+
+def test_administrative_sections_do_not_outrank_recommendations(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    hits = structured_retriever.search(
+        "Which drug regimen is recommended for HIV preexposure prophylaxis?",
+        access_groups=GROUPS, limit=10)
+    kinds = [h.provenance.unit_kind for h in hits if "ngc-10403" in h.provenance.source_file]
+    assert "recommendation" in kinds
+    first = kinds.index("recommendation")
+    assert "admin" not in kinds[:first], kinds
+    # Asked for, the administrative fields come back.
+    hits = structured_retriever.search(
+        "When was the CDC PrEP guideline released and what is its bibliographic source?",
+        access_groups=GROUPS)
+    assert any(h.provenance.unit_kind == "admin" for h in hits[:3])
+
+
+def test_plain_hybrid_search_is_still_there(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    plain = dataclasses.replace(structured_retriever, structure="off")
+    hits = plain.search("Does Repatha need prior authorization under Ohio Medicaid?",
+                        access_groups=GROUPS)
+    assert hits and all(h.provenance.section_path for h in hits)
+
+
+def test_a_patients_medication_reaches_the_drug_filter(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    from app.answering.fhir_context import parse_bundle, retrieval_query
+
+    question = ("Is my patient's statin preferred on the Ohio Medicaid list, and is there "
+                "a quantity limit?")
+    query = retrieval_query(question, parse_bundle(json.loads(PATIENT.read_text())))
+    # Synthea's "Simvistatin 10 MG" reaches search as the dictionary's drug.
+    assert read_intent(query).drugs == ("simvastatin",)
+    assert read_intent(question).drugs == ()  # "statin" is a class, not a drug
+    hits = structured_retriever.search(query, access_groups=GROUPS)
+    assert hits[0].provenance.unit_kind == "row"
+    assert "Simvastatin (QL)" in hits[0].text
+    # Without the drug's filtered arms, the same query is not answered by its row first.
+    without = dataclasses.replace(structured_retriever, drug_arms=False, structure="off")
+    assert not any("Simvastatin (QL)" in h.text for h in without.search(
+        query, access_groups=GROUPS)[:1])
