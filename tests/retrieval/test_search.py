@@ -30,11 +30,17 @@ def test_doc_type_filter_and_groups(services) -> None:  # type: ignore[no-untype
 
 
 def test_llama_index_adapter_returns_nodes_with_provenance(services) -> None:  # type: ignore[no-untyped-def]
-    nodes = MedciteRetriever(services.retriever, ["public"], top_k=3).retrieve(
-        "atorvastatin starting dose"
-    )
-    assert len(nodes) == 3
-    assert nodes[0].node.metadata["doc_type"] and nodes[0].score is not None
+    query = "atorvastatin starting dose"
+    nodes = MedciteRetriever(services.retriever, ["public"], top_k=3).retrieve(query)
+    hits = services.retriever.search(query, access_groups=["public"], limit=3)
+    assert len(nodes) == len(hits) == 3
+    # Each node is its passage: same id, text, score and provenance, in the same order.
+    for node, hit in zip(nodes, hits, strict=True):
+        assert node.node.node_id == hit.id and node.node.get_content() == hit.text
+        assert node.score == hit.score
+        assert node.node.metadata == hit.provenance.model_dump(exclude_none=True)
+    assert nodes[0].node.metadata["doc_type"] == "label"
+    assert "LIPITOR" in nodes[0].node.metadata["title"].upper()
 
 
 

@@ -79,7 +79,7 @@ def test_sign_in_offers_only_the_roles_pages(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _page(monkeypatch, stack.url, None)
-    assert at.text_input(key="login_key") is not None
+    assert _keys(at.text_input) == ["login_key"]
     assert not at.text_area  # no question box before signing in
 
     at.text_input(key="login_key").input("mc_not-a-key")
@@ -101,16 +101,63 @@ def test_sign_in_offers_only_the_roles_pages(
 
     at.button(key="sign_out").click()
     at.run()
-    assert at.text_input(key="login_key") is not None
+    assert _keys(at.text_input) == ["login_key"]
     assert not any("Signed in as" in md for md in _markdown(at))
+
+
+def _keys(elements) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.key for e in elements]
 
 
 def test_admin_gets_every_page(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _page(monkeypatch, stack.url, stack.admin)
-    assert at.text_area(key="question") is not None  # Ask is the first page
+    # Ask is the first page: its question box, and nothing of the other pages.
+    assert [(t.key, t.label) for t in at.text_area] == [("question", "Question")]
+    assert "audit_user" not in _keys(at.text_input)
+    assert "login_key" not in _keys(at.text_input)
+    at.switch_page("views/documents.py").run()
+    assert not at.exception, at.exception
+    assert any(h.value == "Documents" for h in at.subheader)
+    assert "include_retired" in _keys(at.checkbox) and not at.text_area
     at.switch_page("views/audit.py").run()
-    assert not at.exception
-    assert at.button(key="FormSubmitter:audit_search-Search") is not None
+    assert not at.exception, at.exception
+    assert "audit_user" in _keys(at.text_input)
+    assert at.button(key="FormSubmitter:audit_search-Search").label == "Search"
+    assert not at.text_area
+
+
+def test_a_revoked_key_is_refused_at_sign_in_and_mid_session(
+    stack: Stack, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = KeyStore(settings.keys_file)
+    raw, key = store.create("revoked-ui", Role.clinician, ["public"])
+    at = _page(monkeypatch, stack.url, None)
+    at.text_input(key="login_key").input(raw)
+    at.button(key="sign_in").click()
+    at.run()
+    assert any("Signed in as revoked-ui" in md for md in _markdown(at))  # the control
+
+    store.revoke(key.key_id)
+    # The open session's next call is refused by the API, and nothing is answered.
+    at.text_area(key="question").input(QUESTION)
+    at.button(key="ask").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("rejected the API key or token" in e.value for e in at.error)
+    assert not any("medcite-badge" in md for md in _markdown(at))
+
+    at.button(key="sign_out").click()
+    at.run()
+    at.text_input(key="login_key").input(raw)
+    at.button(key="sign_in").click()
+    at.run()
+    assert any("rejected the API key or token" in e.value for e in at.error)
+    assert not any("Signed in as" in md for md in _markdown(at)) and not at.text_area
+
+    # Nor does the UI sign in with it from MEDCITE_API_KEY.
+    auto = _page(monkeypatch, stack.url, raw)
+    assert any("Signing in with MEDCITE_API_KEY failed" in e.value for e in auto.error)
+    assert "login_key" in _keys(auto.text_input) and not auto.text_area
 
 
 def test_ask_page_streams_and_shows_a_verified_answer(

@@ -8,8 +8,7 @@ import json
 from fastapi.testclient import TestClient
 
 from app.core.settings import REPO_ROOT
-from retrieval.models import SearchFilters
-from tests.conftest import Keys
+from tests.conftest import Keys, StandInLLM
 
 BUNDLE = REPO_ROOT / "corpora/fhir/synthea/Reuben_Lind_1d03714f-4851-44d9-a6b6-8a2752bbe178.json"
 
@@ -18,10 +17,12 @@ def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_health_needs_no_key(api: TestClient) -> None:
+def test_health_needs_no_key(api: TestClient, qdrant, settings) -> None:  # type: ignore[no-untyped-def]
     r = api.get("/health")
     assert r.status_code == 200
-    assert r.json()["passages"] > 0
+    # The collection's real size (other tests may add to it, so counted now, not fixed).
+    assert r.json()["passages"] == qdrant.count(settings.collection, exact=True).count
+    assert r.json()["passages"] > 50  # the small corpus: a label, guidelines, formularies
 
 
 def test_openapi_docs_are_served(api: TestClient) -> None:
@@ -79,12 +80,27 @@ def test_groups_outside_the_caller_are_never_retrieved(api: TestClient, keys: Ke
     assert r.json()["passages"] == [] and r.json()["abstained"]
 
 
-def test_filters_restrict_document_types(api: TestClient, keys: Keys, services) -> None:  # type: ignore[no-untyped-def]
-    hits = services.retriever.search(
-        "atorvastatin quantity limit", access_groups=["public"],
-        filters=SearchFilters(doc_types=["formulary"]),
-    )
-    assert hits and all(h.provenance.doc_type == "formulary" for h in hits)
+def test_filters_restrict_document_types(
+    make_services, standin_llm: StandInLLM, keys: Keys, settings  # type: ignore[no-untyped-def]
+) -> None:
+    """Through POST /ask: the filter reaches retrieval, so every passage (and so every
+    citation) is of the asked type; without it the same question also finds others."""
+    from app.api.main import create_app
+
+    services = make_services(llm_base_url=standin_llm.url, rate_limit_per_minute=0)
+    question = "What is the quantity limit for atorvastatin?"
+    with TestClient(create_app(settings, services)) as client:
+        filtered = client.post("/ask", headers=_auth(keys.clinician), json={
+            "question": question, "filters": {"doc_types": ["formulary"]}})
+        unfiltered = client.post("/ask", headers=_auth(keys.clinician),
+                                 json={"question": question})
+    assert filtered.status_code == 200 and unfiltered.status_code == 200
+    passages = filtered.json()["passages"]
+    assert passages and {p["provenance"]["doc_type"] for p in passages} == {"formulary"}
+    cited = {c["passage_id"] for s in filtered.json()["sentences"] for c in s["citations"]}
+    assert cited <= {p["id"] for p in passages}
+    others = {p["provenance"]["doc_type"] for p in unfiltered.json()["passages"]}
+    assert others - {"formulary"}, "the control: unfiltered, other types are found too"
 
 
 def test_invalid_fhir_bundle_is_422_with_reason(api: TestClient, keys: Keys) -> None:

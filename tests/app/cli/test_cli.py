@@ -28,10 +28,72 @@ def test_ask_prints_a_verified_answer_citing_the_label(live_api: LiveAPI) -> Non
     assert "LIPITOR" in out.stdout.upper() and "mg" in out.stdout
 
 
-def test_ask_without_key_or_api_is_a_clear_error(tmp_path: Path) -> None:
+def test_ask_without_a_key_is_a_clear_error(tmp_path: Path) -> None:
+    """No MEDCITE_API_KEY and no local key file in the data folder: refused before any
+    request (the API URL is a closed port, which would say "unreachable" instead)."""
+    out = _run(["ask", "anything"], {"MEDCITE_API_URL": "http://127.0.0.1:9",
+                                     "MEDCITE_API_KEY": "", "MEDCITE_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "No API key" in out.stderr and "unreachable" not in out.stderr
+
+
+def test_ask_with_the_api_down_is_a_clear_error(tmp_path: Path) -> None:
     out = _run(["ask", "anything"], {"MEDCITE_API_URL": "http://127.0.0.1:9",
                                      "MEDCITE_API_KEY": "k", "MEDCITE_DATA_DIR": str(tmp_path)})
     assert out.returncode == 2 and "unreachable" in out.stderr
+    assert "http://127.0.0.1:9" in out.stderr
+
+
+def test_keys_create_list_and_revoke_through_the_cli(
+    tmp_path: Path, make_services  # type: ignore[no-untyped-def]
+) -> None:
+    """`medcite keys create | list | revoke` as a user runs them, against the key file an
+    API reads: the revoked key is refused by the API at once, and the audit log records
+    both actions."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+
+    data = tmp_path / "data"
+    env = {"MEDCITE_DATA_DIR": str(data), "DATABASE_URL": ""}
+    created = _run(["keys", "create", "--name", "dr-cli", "--role", "clinician",
+                    "--groups", "public,cardiology"], env, timeout=120)
+    assert created.returncode == 0, created.stderr
+    header, raw = created.stdout.strip().splitlines()
+    key_id = header.split()[2]
+    assert header == f"key id {key_id} (clinician, groups public,cardiology):"
+    assert raw.startswith("mc_") and raw not in (data / "api_keys.json").read_text()
+
+    def listed() -> list[list[str]]:
+        out = _run(["keys", "list"], env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return [line.split() for line in out.stdout.splitlines()]
+
+    assert listed() == [[key_id, "dr-cli", "clinician", "public,cardiology", "active"]]
+
+    services = make_services(data_dir=data)
+    auth = {"Authorization": f"Bearer {raw}"}
+    with TestClient(create_app(services.settings, services)) as api:
+        me = api.get("/me", headers=auth)
+        assert me.status_code == 200 and me.json()["groups"] == ["public", "cardiology"]
+        revoked = _run(["keys", "revoke", "--key-id", key_id], env, timeout=120)
+        assert revoked.returncode == 0 and revoked.stdout.strip() == f"revoked {key_id}"
+        assert api.get("/me", headers=auth).status_code == 401
+        r = api.post("/ask", headers=auth, json={"question": "What is atorvastatin?"})
+        assert r.status_code == 401
+    assert listed() == [[key_id, "dr-cli", "clinician", "public,cardiology", "revoked"]]
+
+    again = _run(["keys", "revoke", "--key-id", key_id], env, timeout=120)
+    assert again.returncode == 1 and f"no active key {key_id}" in again.stderr
+    unknown = _run(["keys", "revoke", "--key-id", "nosuchkey"], env, timeout=120)
+    assert unknown.returncode == 1
+
+    log = _run(["audit", "list"], env, timeout=120)
+    assert log.returncode == 0, log.stderr
+    actions = [line for line in log.stdout.splitlines() if key_id in line]
+    assert any("key_create" in line for line in actions), log.stdout
+    assert any("key_revoke" in line for line in actions), log.stdout
+    assert raw not in log.stdout
 
 
 def test_ingest_reports_bad_files_and_exits_nonzero(tmp_path: Path) -> None:
