@@ -99,6 +99,14 @@ def is_abstention(response: AskResponse) -> bool:
 
 
 def status_summary(response: AskResponse) -> StatusSummary:
+    if response.status == AnswerStatus.evidence_only:
+        why = response.status_reason or "the generated answer could not be verified"
+        return StatusSummary(
+            "warning", "Evidence only, not a composed answer: the passages below address the "
+            f"question and are quoted verbatim ({why})")
+    if response.status == AnswerStatus.off_topic:
+        why = response.status_reason or "the cited sources do not address the question"
+        return StatusSummary("error", f"Not answered: {why}")
     if is_abstention(response):
         reason = response.abstain_reason or "no reason given"
         return StatusSummary("info", f"Abstained: {reason}")
@@ -176,6 +184,31 @@ def render_answer(response: AskResponse) -> list[str]:
     """One markdown string per shown sentence."""
     numbers = citation_numbers(response)
     return [render_sentence(sentence, numbers) for sentence in response.sentences]
+
+
+def removed_label(response: AskResponse, strict: bool) -> str:
+    """What the removed sentences are called: strict mode removes unverified sentences;
+    otherwise they were set aside because they failed verification or were off-topic."""
+    n = len(response.removed_sentences)
+    if strict:
+        return f"Removed by strict mode ({n})"
+    if response.status == AnswerStatus.off_topic:
+        return f"Generated sentences that do not address the question ({n})"
+    return f"Generated sentences that failed verification ({n})"
+
+
+def render_evidence(response: AskResponse) -> list[str]:
+    """Evidence-only answers: each unit verbatim, as a quote, with its source."""
+    by_id = {p.id: p for p in response.passages}
+    out = []
+    for quote in response.evidence:
+        passage = by_id.get(quote.passage_id)
+        where = (f"{escape_text(passage.provenance.title)}{SECTION_SEPARATOR}"
+                 f"{escape_text(section_label(passage))}") if passage else ""
+        body = (table_html(quote.text, [(0, len(quote.text))]) if _is_table(quote.text)
+                else escape_text(quote.text))
+        out.append(f"> {body}  \n> <small>{where}</small>")
+    return out
 
 
 def render_removed(response: AskResponse) -> list[str]:
@@ -316,8 +349,70 @@ def render_source(
 
 
 def render_full_passage(passage: Passage, citations: Iterable[Citation] = ()) -> str:
-    """The whole passage with its highlights, for the "full section" expander."""
-    return highlight_passage(passage.text, citation_spans(passage, citations))
+    """The whole passage with its highlights, for the "full section" expander; Markdown
+    tables inside it (formulary pages) are drawn as tables, cited rows highlighted."""
+    spans = citation_spans(passage, citations)
+    if not _is_table(passage.text):
+        return highlight_passage(passage.text, spans)
+    pieces, offset = [], 0
+    for block in re.split(r"(\n\s*\n)", passage.text):
+        start, end = offset, offset + len(block)
+        offset = end
+        if not block.strip():
+            continue
+        inside = [(max(s, start) - start, min(e, end) - start) for s, e in spans
+                  if s < end and e > start]
+        pieces.append(table_html(block, inside) if _is_table(block)
+                      else highlight_passage(block, inside))
+    return "".join(pieces)
+
+
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+
+
+def _is_table(text: str) -> bool:
+    return sum(bool(_TABLE_ROW.match(line)) for line in text.splitlines()) >= 1
+
+
+def table_html(block: str, spans: Sequence[tuple[int, int]]) -> str:
+    """A Markdown table block as one line of HTML (so CommonMark does not re-read it):
+    cells escaped, the header row as <th>, rows that overlap a span marked; lines that
+    are not rows are kept as escaped text."""
+    out: list[str] = []
+    rows: list[str] = []
+    header_done = False
+    pos = 0
+
+    def flush() -> None:
+        if rows:
+            out.append('<table class="medcite-table">' + "".join(rows) + "</table>")
+            rows.clear()
+
+    lines = block.split("\n")
+    for n, line in enumerate(lines):
+        start, end = pos, pos + len(line)
+        pos = end + 1
+        if not _TABLE_ROW.match(line):
+            flush()
+            header_done = False
+            if line.strip():
+                out.append(_escape_body(line) + "<br>")
+            continue
+        if _TABLE_RULE.match(line):
+            continue
+        is_header = not header_done and n + 1 < len(lines) and \
+            bool(_TABLE_RULE.match(lines[n + 1]))
+        header_done = True
+        tag = "th" if is_header else "td"
+        marked = any(s < end and e > start for s, e in spans)
+        texts = [_escape_body(re.sub(r"<[^>]+>", " ", c).strip())
+                 for c in line.strip().strip("|").split("|")]
+        cells = "".join(f"<{tag}>{f'<mark>{t}</mark>' if marked and t else t}</{tag}>"
+                        for t in texts)
+        rows.append(f"<tr>{cells}</tr>")
+    flush()
+    return "".join(out)
 
 
 def section_label(passage: Passage) -> str:

@@ -87,6 +87,9 @@ class ChatGenerator:
     structured_mode: str  # json_schema | json_object | none
 
     def __post_init__(self) -> None:
+        # Tokens the last non-streamed completion generated (the endpoint's own count),
+        # for the evaluation's figures; None when the endpoint did not say.
+        self.last_completion_tokens: int | None = None
         self._client = openai.OpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
         )
@@ -124,7 +127,10 @@ class ChatGenerator:
         fmt: dict[str, Any] | None | bool = (
             True if schema is None else response_format(self.structured_mode, schema,
                                                          "cited_answer"))
-        return self._request(messages, stream=False, fmt=fmt).choices[0].message.content or ""
+        out = self._request(messages, stream=False, fmt=fmt)
+        usage = getattr(out, "usage", None)
+        self.last_completion_tokens = getattr(usage, "completion_tokens", None)
+        return out.choices[0].message.content or ""
 
     @property
     def constrained(self) -> bool:

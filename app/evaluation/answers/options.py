@@ -7,10 +7,14 @@ import argparse
 
 from app.evaluation.retrieval.options import DEFAULT_SAMPLE, DEFAULT_SEED
 
+SYSTEMS = ("medcite", "medcite-v1", "llamaindex-citation")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=12,
-                   help="questions from eval/corpora_questions.jsonl (a quarter unanswerable)")
+    p.add_argument("--limit", type=int, default=16,
+                   help="questions from eval/corpora_questions.jsonl, round-robin over kinds")
+    p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS,
+                   help="systems to compare on our question set")
     p.add_argument("--pubmedqa", type=int, default=10, help="PubMedQA PQA-L questions (0: none)")
     p.add_argument("--pubmedqa-corpus", type=int, default=DEFAULT_SAMPLE,
                    help="abstracts indexed for PubMedQA (the questions' own among them)")
@@ -31,4 +35,5 @@ def from_eval_args(args: argparse.Namespace) -> argparse.Namespace:
     out.limit = args.limit or out.limit
     out.json = getattr(args, "json_out", None)
     out.data_dir, out.eval_data, out.seed = args.data_dir, args.eval_data, args.seed
+    out.systems = list(SYSTEMS)
     return out

@@ -5,10 +5,16 @@
     medcite eval --answers ...           (the same)
 
 Datasets: our question set over the shipped corpora (eval/corpora_questions.jsonl, gold
-passages, unanswerable questions), a PubMedQA PQA-L sample (yes/no/maybe with the
-question's own abstract as context: retrieval is restricted to that abstract for both
-systems) and eval/rephrasings.jsonl (one question asked three ways: do the answers cite
-the same documents?). Metrics: app/evaluation/answers/metrics.py. Systems:
+documents and key facts written from the documents; questions taken round-robin over
+their kinds; FHIR questions with their bundle, versioned ones with their date), graded
+by app/evaluation/answers/grading.py (correctness, completeness, wrong-but-verified,
+false abstention, evidence-only, abstention on unanswerable, latency, tokens) for each
+of `medcite` (citations by selection, the default), `medcite-v1` (the v1 pipeline:
+copied quotes, no relevance gate) and `llamaindex-citation`; a PubMedQA PQA-L sample
+(yes/no/maybe with the question's own abstract as context: retrieval is restricted to
+that abstract for both systems) and eval/rephrasings.jsonl (one question asked three
+ways: do the answers cite the same documents?). PubMedQA and consistency metrics:
+app/evaluation/answers/metrics.py, over these systems:
 
 * medcite: `AnswerService.ask`, as /ask answers (unverified sentences flagged, kept);
 * medcite strict: the same answers with unverified sentences removed (strict=true);
@@ -35,9 +41,11 @@ from pathlib import Path
 
 import openai
 
+from app.answering.fhir_context import describe, parse_bundle
 from app.answering.models import AskRequest, AskResponse, CitationStatus
 from app.core.container import Services, build_services
 from app.core.settings import REPO_ROOT, Settings
+from app.evaluation.answers import grading
 from app.evaluation.answers.citation_baseline import CitationBaseline
 from app.evaluation.answers.metrics import (
     Scored,
@@ -70,16 +78,6 @@ _OK = (CitationStatus.supported, CitationStatus.partial)
 class Run:
     services: Services
     baseline: CitationBaseline
-
-
-def pick(questions: list[EvalQuestion], limit: int) -> list[EvalQuestion]:
-    """A spread over the set in file order (it is grouped by source), a quarter of them
-    unanswerable."""
-    unanswerable = [q for q in questions if not q.answerable]
-    answerable = [q for q in questions if q.answerable]
-    n_un = max(1, limit // 4)
-    step = max(1, len(answerable) // max(1, limit - n_un))
-    return answerable[::step][: limit - n_un] + unanswerable[:n_un]
 
 
 def _cited(response: AskResponse, verified_only: bool) -> list[tuple[str, list[Passage]]]:
@@ -156,6 +154,75 @@ def run_questions(
               f"baseline {'declined' if base.abstained else 'answered'} {base.latency_s:5.1f}s"
               f"{extra}", file=sys.stderr, flush=True)
     return results
+
+
+def _request(q: EvalQuestion) -> AskRequest:
+    bundle = json.loads((REPO_ROOT / q.bundle).read_text()) if q.bundle else None
+    filters = SearchFilters(as_of=q.as_of) if q.as_of else None
+    return AskRequest(question=q.text, filters=filters, fhir_bundle=bundle)
+
+
+def graded_medcite(services: Services, q: EvalQuestion) -> grading.Graded:
+    primary = services.generator.endpoints[0].generator
+    primary.last_completion_tokens = None
+    started = time.perf_counter()
+    try:
+        response = services.answers.ask(_request(q), WHO)
+    except (GeneratorUnavailable, openai.OpenAIError) as exc:
+        # A generator timeout on a busy CPU counts as no answer, not as a crash.
+        return grading.grade(q, f"error {type(exc).__name__}", "", [],
+                             time.perf_counter() - started)
+    latency = time.perf_counter() - started
+    sources = {p.id: p.provenance.source_file for p in response.passages}
+    if response.status.value == grading.EVIDENCE_ONLY:
+        text = " ".join(e.text for e in response.evidence)
+        cited = [sources[e.passage_id] for e in response.evidence if e.passage_id in sources]
+    else:
+        text = " ".join(s.text for s in response.sentences)
+        cited = [sources[c.passage_id] for s in response.sentences for c in s.citations
+                 if c.passage_id in sources]
+    return grading.grade(q, response.status.value, text, list(dict.fromkeys(cited)), latency,
+                         primary.last_completion_tokens)
+
+
+def graded_baseline(run: Run, q: EvalQuestion) -> grading.Graded:
+    text = q.text
+    if q.bundle:
+        # The baseline knows nothing of FHIR: it gets the same patient facts as text.
+        patient = parse_bundle(json.loads((REPO_ROOT / q.bundle).read_text()))
+        text = f"{q.text}\nPatient: {describe(patient)}"
+    started = time.perf_counter()
+    try:
+        answer = run.baseline.ask(text)
+    except openai.OpenAIError as exc:
+        return grading.grade(q, f"error {type(exc).__name__}", "", [],
+                             time.perf_counter() - started)
+    latency = time.perf_counter() - started
+    status = "abstained" if looks_like_declining(answer.text) else "answered"
+    cited = [p.provenance.source_file for _, ps in answer.sentences for p in ps]
+    return grading.grade(q, status, answer.text, list(dict.fromkeys(cited)), latency)
+
+
+def run_graded(
+    run: Run, v1: Services, questions: list[EvalQuestion], systems: list[str]
+) -> dict[str, list[grading.Graded]]:
+    """Every question through each system in turn, same corpus and generator."""
+    out: dict[str, list[grading.Graded]] = {name: [] for name in systems}
+    for q in questions:
+        line = []
+        for name in systems:
+            if name == "medcite":
+                r = graded_medcite(run.services, q)
+            elif name == "medcite-v1":
+                r = graded_medcite(v1, q)
+            else:
+                r = graded_baseline(run, q)
+            out[name].append(r)
+            mark = "correct" if r.correct else ("WRONG-VERIFIED" if r.wrong_but_verified
+                                                else "-")
+            line.append(f"{name} {r.status} {mark} {r.latency_s:.0f}s")
+        print(f"  {q.qid:<34} {q.kind:<24} " + " | ".join(line), file=sys.stderr, flush=True)
+    return out
 
 
 def run_consistency(run: Run, groups: list[dict[str, object]]) -> dict[str, object]:
@@ -243,13 +310,21 @@ def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) 
             ))
 
         run = make_run(services, "eval_corpora")
-        questions = pick(load_corpora_questions(), args.limit)
+        questions = grading.stratified(load_corpora_questions(), args.limit)
         print(f"corpora: {len(questions)} questions", file=sys.stderr)
-        results = run_questions(run, questions)
-        tables["corpora"] = {n: summarise(r) for n, r in results.items()}
+        v1 = build_services(base.model_copy(update={
+            "citations": "quotes", "llm_base_url": primary.base_url,
+            "llm_structured_output": primary.structured_mode,
+        }), client=client, embedder=embedder)
+        try:
+            graded = run_graded(run, v1, questions, list(args.systems))
+        finally:
+            v1.audit.close()
+        tables["corpora"] = {n: grading.summarise(r) for n, r in graded.items()}
         _print_table("corpora", tables["corpora"])
-        per_question["corpora"] = {n: [asdict(x) | {"sentences": _plain(x)} for x in r]
-                                   for n, r in results.items()}
+        for name, rows in graded.items():
+            _print_table(f"corpora by kind ({name})", grading.by_kind(rows))
+        per_question["corpora"] = {n: [asdict(x) for x in r] for n, r in graded.items()}
         if args.pubmedqa:
             dataset = pubmedqa_dataset(eval_data_dir(args.eval_data), data_dir / "corpus",
                                        limit=args.pubmedqa_corpus, seed=args.seed)

@@ -1,0 +1,68 @@
+"""How the new answer statuses and formulary tables are shown (ui/render.py)."""
+
+from __future__ import annotations
+
+from app.answering.models import (
+    AnswerSentence,
+    AnswerStatus,
+    AskResponse,
+    Citation,
+    CitationStatus,
+    EvidenceQuote,
+)
+from retrieval.models import Passage, Provenance
+from ui import render
+
+TABLE = ("### Preferred\n\n| Preferred | Quantity |\n|:--|:--:|\n"
+         "| Atorvastatin <sup>QL</sup> | 102 |\n| Ezetimibe | |\n")
+
+
+def _passage(text: str) -> Passage:
+    return Passage(id="p1", text=text, score=0.9, provenance=Provenance(
+        doc_id="d", title="Lipotropics", source_file="f.md", doc_type="formulary",
+        section_path=["Formulary", "Preferred"], char_start=0, char_end=len(text)))
+
+
+def _response(status: AnswerStatus, **extra: object) -> AskResponse:
+    return AskResponse(question="q", status=status, abstained=status != AnswerStatus.verified
+                       and status != AnswerStatus.evidence_only, sentences=[],
+                       passages=[_passage(TABLE)], model="m", **extra)
+
+
+def test_evidence_only_is_a_warning_with_quotes_never_an_answer() -> None:
+    row = TABLE.index("| Atorvastatin")
+    quote = EvidenceQuote(passage_id="p1", unit_id="P1.1", text=TABLE[row:TABLE.index("\n", row)],
+                          span_start=row, span_end=TABLE.index("\n", row))
+    r = _response(AnswerStatus.evidence_only, evidence=[quote], status_reason="no sentence")
+    summary = render.status_summary(r)
+    assert summary.level == "warning" and summary.text.startswith("Evidence only")
+    shown = render.render_evidence(r)
+    assert len(shown) == 1 and "<table" in shown[0] and "Atorvastatin" in shown[0]
+    assert "Lipotropics" in shown[0]
+
+
+def test_off_topic_is_an_error_naming_why() -> None:
+    r = _response(AnswerStatus.off_topic, status_reason="the cited evidence does not name X")
+    summary = render.status_summary(r)
+    assert summary.level == "error" and "does not name X" in summary.text
+
+
+def test_removed_is_called_strict_only_in_strict_mode() -> None:
+    bad = AnswerSentence(text="s", status=CitationStatus.unsupported, citations=[Citation(
+        passage_id="p1", quote="q", status=CitationStatus.unsupported, score=0.0)])
+    r = _response(AnswerStatus.evidence_only, removed_sentences=[bad])
+    assert render.removed_label(r, strict=True) == "Removed by strict mode (1)"
+    assert "strict" not in render.removed_label(r, strict=False)
+    off = _response(AnswerStatus.off_topic, removed_sentences=[bad])
+    assert "do not address the question" in render.removed_label(off, strict=False)
+
+
+def test_markdown_tables_in_passages_render_as_tables_with_the_cited_row_marked() -> None:
+    row = TABLE.index("| Atorvastatin")
+    cited = Citation(passage_id="p1", quote="x", status=CitationStatus.supported, score=1.0,
+                     span_start=row, span_end=TABLE.index("\n", row))
+    html = render.render_full_passage(_passage(TABLE), [cited])
+    assert "<table" in html and "<th>Preferred</th>" in html
+    assert "<mark>Atorvastatin" in html
+    assert "<mark>Ezetimibe" not in html
+    assert "|" not in html.split("<table", 1)[1]
