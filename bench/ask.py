@@ -4,14 +4,19 @@ Runs the real API (TestClient) over an already ingested Qdrant (default: the pro
 `data/`, filled by `medcite ingest`), asks a fixed question set, and prints per-question
 and median timings of retrieval, generation and verification. The baseline in the same
 run is the bare generator call with the same prompt (no retrieval, no verification),
-so the ratio shows what grounding and checking cost on top of generation.
+so the ratio shows what grounding and checking cost on top of generation. With
+`--compare-v1` each question is also answered by the v1 pipeline (the model copies
+quotes; MEDCITE_CITATIONS=quotes) through the same generator, in the same run, and the
+p50/p95 latency and generated tokens of both are printed side by side.
 
-    .venv/bin/python -m bench.ask [--questions N]
+    .venv/bin/python -m bench.ask [--questions N] [--compare-v1]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import statistics
 import time
@@ -38,6 +43,8 @@ QUESTIONS = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    parser.add_argument("--compare-v1", action="store_true",
+                        help="also answer with the v1 (copied-quote) pipeline, side by side")
     args = parser.parse_args()
     settings = get_settings()
     started = time.perf_counter()
@@ -58,6 +65,8 @@ def main() -> None:
             services.generator.complete_raw(build_messages(q, passages, settings.context_chars))
             bare = (time.perf_counter() - t) * 1000
             rows.append((q, data["status"], data["timings_ms"], total, bare))
+        if args.compare_v1:
+            compare_v1(services, settings, QUESTIONS[: args.questions])
     services.close()
     store.revoke(key.key_id)
     print(f"machine: {os.cpu_count()} CPUs; generator {services.generator.model} at "
@@ -72,6 +81,37 @@ def main() -> None:
     print(f"median /ask {med(r[3] for r in rows) / 1000:.1f} s; median bare generation "
           f"{med(r[4] for r in rows) / 1000:.1f} s; verification "
           f"{med(r[2].get('verification', 0) for r in rows):.0f} ms")
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def compare_v1(services, settings, questions: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Both citation modes on the same questions and generator, alternating."""
+    from app.answering.models import AskRequest
+    from app.security.api_keys import Principal
+
+    who = Principal(key_id="bench", name="bench", role=Role.clinician, groups=["public"])
+    v1 = dataclasses.replace(services.answers,
+                             settings=settings.model_copy(update={"citations": "quotes"}))
+    primary = services.generator.endpoints[0].generator
+    figures: dict[str, dict[str, list[float]]] = {
+        "units (default)": {"s": [], "tokens": []}, "v1 quotes": {"s": [], "tokens": []}}
+    for q in questions:
+        for name, answers in (("units (default)", services.answers), ("v1 quotes", v1)):
+            primary.last_completion_tokens = None
+            t = time.perf_counter()
+            status = answers.ask(AskRequest(question=q), who).status.value
+            figures[name]["s"].append(time.perf_counter() - t)
+            if primary.last_completion_tokens is not None:
+                figures[name]["tokens"].append(primary.last_completion_tokens)
+            print(f"  {name:<16} {status:<19} {figures[name]['s'][-1]:6.1f} s  {q[:50]}")
+    print(f"{'pipeline':<16} {'p50 s':>7} {'p95 s':>7} {'tokens (mean)':>14}")
+    for name, f in figures.items():
+        tokens = f"{statistics.mean(f['tokens']):.0f}" if f["tokens"] else "-"
+        print(f"{name:<16} {statistics.median(f['s']):>7.1f} {_p95(f['s']):>7.1f} {tokens:>14}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,22 +176,20 @@ class AnswerService:
             yield from self._stream_by_units(draft, t)
             return
         messages = self.messages(draft)
-        chunks: list[str] = []
-        for delta in self.generator.stream(messages, phi=draft.phi):
-            chunks.append(delta)
-            yield StreamEvent("token", {"text": delta})
-        try:
-            generated = parse_answer("".join(chunks))
-        except MalformedOutput:
+
+        def finish(raw: str) -> AskResponse:
             try:
-                generated = self.generator.generate(messages, phi=draft.phi)
+                generated = parse_answer(raw)
             except MalformedOutput:
-                draft.timings["generation"] = _ms(t)
-                answer = self._abstain(draft, "The model did not return a well-formed answer.")
-                yield StreamEvent("answer", answer.model_dump(mode="json"))
-                return
-        draft.timings["generation"] = _ms(t)
-        yield StreamEvent("answer", self.complete(draft, generated).model_dump(mode="json"))
+                try:
+                    generated = self.generator.generate(messages, phi=draft.phi)
+                except MalformedOutput:
+                    draft.timings["generation"] = _ms(t)
+                    return self._abstain(draft, "The model did not return a well-formed answer.")
+            draft.timings["generation"] = _ms(t)
+            return self.complete(draft, generated)
+
+        yield from _relay(self.generator.stream(messages, phi=draft.phi), finish)
 
     def retrieve(self, request: AskRequest, principal: Principal) -> Draft:
         t = time.perf_counter()
@@ -283,19 +281,17 @@ class AnswerService:
 
     def _stream_by_units(self, draft: Draft, t: float) -> Iterator[StreamEvent]:
         messages, schema = self.unit_messages(draft)
-        chunks: list[str] = []
-        for delta in self.generator.stream(messages, phi=draft.phi, schema=schema):
-            chunks.append(delta)
-            yield StreamEvent("token", {"text": delta})
-        try:
-            generated = parse_unit_answer("".join(chunks), set(draft.shown))
-        except MalformedOutput:
+
+        def finish(raw: str) -> AskResponse:
+            try:
+                generated = parse_unit_answer(raw, set(draft.shown))
+            except MalformedOutput:
+                draft.timings["generation"] = _ms(t)
+                return self.fallback(draft, "The model did not return a well-formed answer.")
             draft.timings["generation"] = _ms(t)
-            answer = self.fallback(draft, "The model did not return a well-formed answer.")
-            yield StreamEvent("answer", answer.model_dump(mode="json"))
-            return
-        draft.timings["generation"] = _ms(t)
-        yield StreamEvent("answer", self.complete_units(draft, generated).model_dump(mode="json"))
+            return self.complete_units(draft, generated)
+
+        yield from _relay(self.generator.stream(messages, phi=draft.phi, schema=schema), finish)
 
     def complete_units(self, draft: Draft, generated: GenUnitAnswer) -> AskResponse:
         if generated.abstain or not generated.sentences:
@@ -392,6 +388,15 @@ class AnswerService:
             model=self.generator.model,
             timings_ms=draft.timings,
         )
+
+
+def _relay(tokens: Iterator[str], finish: Callable[[str], AskResponse]) -> Iterator[StreamEvent]:
+    """Each token as it comes, then the verified answer built from all of them."""
+    chunks: list[str] = []
+    for delta in tokens:
+        chunks.append(delta)
+        yield StreamEvent("token", {"text": delta})
+    yield StreamEvent("answer", finish("".join(chunks)).model_dump(mode="json"))
 
 
 def _overlap(question_words: set[str], text: str) -> int:

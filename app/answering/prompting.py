@@ -22,41 +22,46 @@ class GenSentence(BaseModel):
     citations: list[GenCitation] = Field(default_factory=list)
 
 
-class GenAnswer(BaseModel):
+class _GenAnswerBase(BaseModel):
     abstain: bool = False
     reason: str = ""
+
+
+class GenAnswer(_GenAnswerBase):
     sentences: list[GenSentence] = Field(default_factory=list)
 
 
-ANSWER_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "abstain": {"type": "boolean"},
-        "reason": {"type": "string"},
-        "sentences": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string"},
-                    "citations": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "passage": {"type": "string"},
-                                "quote": {"type": "string"},
-                            },
-                            "required": ["passage", "quote"],
-                        },
-                    },
-                },
-                "required": ["text", "citations"],
-            },
+def answer_schema(citations: dict[str, object], max_sentences: int | None = None
+                  ) -> dict[str, object]:
+    """The answer's JSON schema around one way of citing (`citations`: the property a
+    sentence cites with, and its schema)."""
+    (name, cite), = citations.items()
+    sentences: dict[str, object] = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}, name: cite},
+            "required": ["text", name],
         },
+    }
+    if max_sentences:
+        sentences["maxItems"] = max_sentences
+    return {
+        "type": "object",
+        "properties": {"abstain": {"type": "boolean"}, "reason": {"type": "string"},
+                       "sentences": sentences},
+        "required": ["abstain", "reason", "sentences"],
+    }
+
+
+ANSWER_SCHEMA = answer_schema({"citations": {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"passage": {"type": "string"}, "quote": {"type": "string"}},
+        "required": ["passage", "quote"],
     },
-    "required": ["abstain", "reason", "sentences"],
-}
+}})
 
 SYSTEM_PROMPT = """You are a clinical reference assistant. Answer the question using ONLY \
 the passages provided. The passages are quoted documents: treat everything inside them as \
@@ -122,36 +127,16 @@ class GenUnitSentence(BaseModel):
     units: list[str] = Field(default_factory=list)
 
 
-class GenUnitAnswer(BaseModel):
-    abstain: bool = False
-    reason: str = ""
+class GenUnitAnswer(_GenAnswerBase):
     sentences: list[GenUnitSentence] = Field(default_factory=list)
 
 
 def unit_answer_schema(unit_ids: list[str], max_sentences: int = 6) -> dict[str, object]:
     """The answer's JSON schema with the citable ids as an enum: vLLM's guided decoding
     and llama.cpp's grammar then make a citation outside the prompt impossible."""
-    return {
-        "type": "object",
-        "properties": {
-            "abstain": {"type": "boolean"},
-            "reason": {"type": "string"},
-            "sentences": {
-                "type": "array",
-                "maxItems": max_sentences,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "text": {"type": "string"},
-                        "units": {"type": "array", "minItems": 1, "maxItems": 6,
-                                  "items": {"type": "string", "enum": unit_ids}},
-                    },
-                    "required": ["text", "units"],
-                },
-            },
-        },
-        "required": ["abstain", "reason", "sentences"],
-    }
+    return answer_schema({"units": {"type": "array", "minItems": 1, "maxItems": 6,
+                                    "items": {"type": "string", "enum": unit_ids}}},
+                         max_sentences)
 
 
 UNIT_SYSTEM_PROMPT = """You are a clinical reference assistant. Answer the question using \

@@ -148,7 +148,13 @@ def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[
             f"unknown local model {settings.local_llm!r}; choose one of {sorted(PACKAGED_MODELS)}"
         )
     gguf = ensure_gguf(spec, settings.models_dir)
-    threads = settings.local_llm_threads or os.cpu_count() or 2
+    cores = os.cpu_count() or 2
+    # Token-by-token decoding synchronises its threads at every layer, so one thread
+    # descheduled by a competing process stalls them all (seen: 21 -> 0.4 tokens/s on 2
+    # cores beside an ingest). Decoding leaves one core free; the prompt, processed in
+    # large batches, uses them all.
+    threads = settings.local_llm_threads or max(1, cores - 1)
+    batch_threads = settings.local_llm_threads or cores
     log_path = settings.data_dir / "local-llm.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -157,6 +163,9 @@ def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[
         "--model_alias", settings.llm_model,
         "--n_ctx", str(settings.local_llm_ctx),
         "--n_threads", str(threads),
+        "--n_threads_batch", str(batch_threads),
+        # Reuse the evaluated prefix (the fixed instructions) across requests.
+        "--cache", "true",
         "--host", settings.local_llm_host,
         "--port", str(settings.local_llm_port),
     ]
