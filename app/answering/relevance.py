@@ -115,7 +115,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               re.compile(r"quantity|\bql\b|limit|" + _NUMBER)),
     # A dose answer states an amount: the word "dosage" or the dosing section alone is
     # not enough ("adjust the dosage after 2 to 4 weeks" answers no dose question).
-    Attribute("dose", re.compile(r"\bdos(e|es|age|ing)\b|how much|\bmg\b|maximum daily"),
+    Attribute("dose", re.compile(r"\bdos(e|es|age|ing)\b|how much|maximum daily"),
               re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?)\b")),
     Attribute("formulary_status", re.compile(r"preferred|formulary|\btier\b|\bpdl\b|"
                                              r"on the .{0,40}list|status"),
@@ -132,6 +132,30 @@ ATTRIBUTES: tuple[Attribute, ...] = (
                          r"consider|offer|indicated")),
 )
 
+# Capitalised names in a question (a plan, a payer, a guideline's body): "Vandelay Bronze",
+# "Medicaid". Words that open a sentence, and question words, are not names.
+_NAME = re.compile(r"\b[A-Z][a-z]{3,}\b")
+_NOT_NAMES = frozenset(
+    """what which when where does should could would will have with from that this there
+    their patient patients please list many much each every other about after before into
+    over under between january february march april june july august september october
+    november december monday tuesday wednesday thursday friday saturday sunday""".split()
+)
+
+
+def named_terms(question: str, drugs: list[DrugMention]) -> list[str]:
+    names: dict[str, None] = {}
+    for m in _NAME.finditer(question):
+        before = question[: m.start()].rstrip()
+        word = m.group().lower()
+        if not before or before[-1] in ".?!:" or word in _NOT_NAMES:
+            continue
+        if any(word in d.synonyms for d in drugs):
+            continue
+        names.setdefault(m.group(), None)
+    return list(names)
+
+
 _PATIENT = re.compile(r"\b(my|this|the) patient'?s?\b|\b(his|her|their) (current |"
                       r"home )?(medication|medicine|drug|statin|prescription)")
 _PAYERS = ("ohio", "medicaid", "medicare", "qhp")
@@ -144,17 +168,18 @@ class QuestionFocus:
     patient_drugs: list[DrugMention] = field(default_factory=list)
     payers: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
     attribute: Attribute | None = None
 
     @property
     def empty(self) -> bool:
         """Nothing to test evidence against: any text would pass."""
         return not (self.drugs or self.classes or self.patient_drugs or self.payers
-                    or self.conditions or self.attribute)
+                    or self.conditions or self.names or self.attribute)
 
     def describe(self) -> str:
         parts = [d.name for d in self.drugs + self.classes + self.patient_drugs]
-        parts += self.payers + self.conditions
+        parts += self.payers + self.conditions + self.names
         if self.attribute:
             parts.append(self.attribute.name.replace("_", " "))
         return ", ".join(parts)
@@ -169,6 +194,7 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         payers=[p for p in _PAYERS if re.search(rf"\b{p}\b", text)],
         conditions=[w for w in clinical_entities(question) if is_condition(w)],
         attribute=next((a for a in ATTRIBUTES if a.asks.search(text)), None),
+        names=named_terms(question, mentions),
     )
     if patient is not None and _PATIENT.search(text):
         found = find_drug_mentions(" ; ".join(patient.medications), fuzzy=True)
@@ -186,15 +212,29 @@ class Evidence:
     surroundings: str = ""  # the whole cited passages (a condition may be named there)
 
 
+def _class_named(drug_class: DrugMention, text: str) -> bool:
+    """A class is named by its own name or synonyms, or inside a member's name that
+    carries it ("statin" in "simvastatin"), or by the main words of its name
+    ("Lipotropic Agents" by "Lipotropics")."""
+    if mentioned_in(drug_class, text):
+        return True
+    lowered = normalise(text)
+    stems = {_stem(s) for s in drug_class.synonyms if len(s) >= 5 and " " not in s}
+    if any(stem in lowered for stem in stems if len(stem) >= 5):
+        return True
+    words = [w for w in _words(drug_class.name) if len(w) > 4 and w not in ("agents", "agent")]
+    have = set(_words(text))
+    return any(_present(w, have) for w in words)
+
+
 def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """Why the evidence does not address the question (empty: it does)."""
     where = evidence.text + " \n " + evidence.context
     problems = [f"the cited evidence does not name {d.name}" for d in focus.drugs
                 if not mentioned_in(d, where)]
+    patient_named = any(mentioned_in(d, where) for d in focus.patient_drugs)
     for c in focus.classes:
-        words = [w for w in _words(c.name) if len(w) > 4 and w not in ("agents", "agent")]
-        have = set(_words(where))
-        if not mentioned_in(c, where) and not any(_present(w, have) for w in words):
+        if not (patient_named or _class_named(c, where)):
             problems.append(f"the cited evidence is not about {c.name}")
     if focus.patient_drugs and not any(mentioned_in(d, where) for d in focus.patient_drugs):
         names = ", ".join(d.name for d in focus.patient_drugs)
@@ -202,6 +242,9 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     lowered = normalise(where)
     problems += [f"the cited evidence is not from {p.title()}" for p in focus.payers
                  if p not in lowered]
+    whole = normalise(where + " " + evidence.surroundings)
+    problems += [f"the cited evidence does not mention {n}" for n in focus.names
+                 if n.lower() not in whole]
     around = set(_words(where + " " + evidence.surroundings))
     problems += [f"the cited evidence does not mention {w}" for w in focus.conditions
                  if not _present(w, around)]

@@ -1,0 +1,75 @@
+"""What a question is about and whether evidence addresses it (app/answering/relevance.py),
+and the clinical entities a sentence may not add (conditions, populations, routes)."""
+
+from __future__ import annotations
+
+from app.answering.models import PatientContext
+from app.answering.relevance import Evidence, addresses, missing_entities, question_focus
+from app.answering.units import split_passage
+from retrieval.models import Passage, Provenance
+
+
+def test_a_swapped_indication_or_population_is_missing_whatever_else_matches() -> None:
+    evidence = ("The recommended dose of HUMIRA for adult patients with rheumatoid arthritis "
+                "is 40 mg")
+    assert missing_entities("The recommended dose of HUMIRA for adults with hidradenitis "
+                            "suppurativa is 40 mg", evidence) == ["hidradenitis", "suppurativa"]
+    assert missing_entities("HUMIRA 40 mg for pediatric patients", evidence) == ["pediatric"]
+    assert missing_entities("HUMIRA is given intravenously", evidence) == ["intravenously"]
+    assert missing_entities("Adults with rheumatoid arthritis take 40 mg", evidence) == []
+
+
+def test_drug_classes_are_classes_and_are_met_by_their_members() -> None:
+    focus = question_focus("Which statins are preferred on the Ohio Medicaid PDL?")
+    assert not focus.drugs and focus.classes
+    row = Evidence(text="Preferred: Simvastatin QL | Quantity: 102",
+                   context="Lipotropics Formulary > Preferred Ohio Medicaid")
+    assert addresses(focus, row) == []
+    other = Evidence(text="Preferred: Allopurinol",
+                     context="Gout Formulary > Preferred Ohio Medicaid")
+    assert any("not about" in p for p in addresses(focus, other))
+
+
+def test_the_attribute_asked_for_must_be_stated() -> None:
+    focus = question_focus("What is the starting dose of atorvastatin?")
+    assert focus.attribute is not None and focus.attribute.name == "dose"
+    adjust = Evidence(text="lipid levels should be analyzed within 2 to 4 weeks and dosage "
+                      "adjusted accordingly", context="LIPITOR (atorvastatin) 2 DOSAGE")
+    assert addresses(focus, adjust) == ["the cited evidence does not state a dose"]
+    dose = Evidence(text="The recommended starting dose of LIPITOR is 10 or 20 mg once daily",
+                    context="LIPITOR (atorvastatin) 2 DOSAGE")
+    assert addresses(focus, dose) == []
+    boxed = question_focus("What does the boxed warning of Humira say?")
+    assert addresses(boxed, Evidence(text="Serious infections", context="HUMIRA Warnings",
+                                     codes=frozenset({"34066-1"}))) == []
+    assert addresses(boxed, Evidence(text="Serious infections", context="HUMIRA Warnings"))
+
+
+def test_named_plans_and_the_patients_drug_must_be_in_the_evidence() -> None:
+    focus = question_focus("What tier is atorvastatin 20 mg on the Vandelay Bronze plan?")
+    ohio = Evidence(text="Preferred: Atorvastatin QL", context="Lipotropics Ohio Medicaid")
+    assert "the cited evidence does not mention Vandelay" in addresses(focus, ohio)
+    patient = PatientContext(medications=["Simvistatin 10 MG Oral Tablet"])
+    mine = question_focus("Is my patient's statin preferred on the Ohio Medicaid list?", patient)
+    assert [d.name for d in mine.patient_drugs] == ["Simvastatin"]
+    other = Evidence(text="Preferred: Carbamazepine", context="Anticonvulsants Ohio Medicaid")
+    assert any("patient's medication" in p for p in addresses(mine, other))
+    right = Evidence(text="Preferred: Simvastatin QL", context="Lipotropics Ohio Medicaid")
+    assert addresses(mine, right) == []
+
+
+def test_table_rows_are_units_read_with_their_header() -> None:
+    text = ("Preferred agents\n\n| Preferred | Quantity |\n|:--|:--:|\n"
+            "| Atorvastatin <sup>QL</sup> | 102 |\n| Ezetimibe | |\n\n"
+            "Statins are first line. Use the lowest dose.\n- item one\n")
+    p = Passage(id="x", text=text, score=1.0, provenance=Provenance(
+        doc_id="d", title="t", source_file="f", doc_type="formulary", char_start=0, char_end=0))
+    units = split_passage(p, 1)
+    assert [u.uid for u in units][:2] == ["P2.1", "P2.2"]
+    readings = [u.reading(p) for u in units]
+    assert readings[:3] == ["Preferred agents", "Preferred: Atorvastatin QL | Quantity: 102",
+                            "Preferred: Ezetimibe"]
+    assert "Statins are first line." in readings and "Use the lowest dose." in readings
+    assert readings[-1] == "- item one"
+    for u in units:  # spans point at the passage's own text
+        assert text[u.start:u.end] == u.source_text(p)
