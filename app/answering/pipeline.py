@@ -13,6 +13,7 @@ sentence verified, but retrieved units address the question: returned verbatim);
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -319,7 +320,14 @@ class AnswerService:
             return self.fallback(
                 draft, "The generated answer does not address the question: "
                 + "; ".join(problems) + ".", removed=sentences, off_topic=True, focus=focus)
-        return self._finish(draft, sentences)
+        answer = self._finish(draft, sentences)
+        untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []
+        if untold:
+            # A list question answered with some of the items its evidence lists: say so.
+            answer.status_reason = (
+                f"The answer names some of the items its cited table or list holds; not "
+                f"named: {', '.join(untold[:10])}" + (" …" if len(untold) > 10 else "") + ".")
+        return answer
 
     def _evidence_of(self, draft: Draft, sentences: list[AnswerSentence]) -> Evidence:
         index = draft.unit_index
@@ -388,6 +396,41 @@ class AnswerService:
             model=self.generator.model,
             timings_ms=draft.timings,
         )
+
+
+_ASKS_FOR_ALL = re.compile(
+    r"\b(all|every|list|which\b.{0,60}\b(are|is|need|require)|what are the)\b", re.I)
+
+
+def asks_for_all(question: str) -> bool:
+    return bool(_ASKS_FOR_ALL.search(question))
+
+
+def _item_name(unit: Unit, passage: Passage) -> str:
+    """What a table row or list item is about: its first cell or its first words."""
+    reading = unit.reading(passage)
+    first = reading.split(" | ", 1)[0]
+    if unit.kind == "row" and ": " in first:
+        first = first.split(": ", 1)[1]
+    return " ".join(first.lstrip("-*• ").split()[:4])
+
+
+def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
+    """Rows or items of the tables and lists the answer cites that it does not name."""
+    index = draft.unit_index
+    cited = [index[c.unit_id] for s in sentences for c in s.citations if c.unit_id in index]
+    text = " ".join(s.text for s in sentences).casefold()
+    groups = {(u.passage_index, u.kind, u.header) for u, _ in cited if u.kind in ("row", "item")}
+    untold: list[str] = []
+    for own in draft.units:
+        for u in own:
+            if (u.passage_index, u.kind, u.header) not in groups:
+                continue
+            name = _item_name(u, draft.passages[u.passage_index])
+            key = name.split(" ")[0].casefold() if name else ""
+            if len(key) >= 4 and key not in text and name not in untold:
+                untold.append(name)
+    return untold
 
 
 def _relay(tokens: Iterator[str], finish: Callable[[str], AskResponse]) -> Iterator[StreamEvent]:
