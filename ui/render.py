@@ -122,8 +122,10 @@ def status_summary(response: AskResponse) -> StatusSummary:
     unsupported = sum(1 for s in response.sentences if s.status in _NOT_SUPPORTED)
     partial = sum(1 for s in response.sentences if s.status == CitationStatus.partial)
     if unsupported == 0 and partial == 0:
-        level: Level = "success" if not removed else "warning"
-        return StatusSummary(level, f"All claims verified{removed_note}")
+        level: Level = "success" if not removed and not response.status_reason else "warning"
+        # e.g. a list answer that names only some of its table's items says which.
+        note = f". {response.status_reason}" if response.status_reason else ""
+        return StatusSummary(level, f"All claims verified{removed_note}{note}")
 
     parts: list[str] = []
     if unsupported:
