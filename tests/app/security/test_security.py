@@ -197,3 +197,102 @@ def test_generated_requests_never_get_a_server_error(
     reads = services.audit.search(AuditQuery(action=AuditAction.audit_query, limit=200))
     assert len(reads.records) >= 10
     assert services.audit.verify().ok
+
+
+def _bundle_identifiers() -> list[str]:
+    """Everything in the bundle that names the patient: name, birth date, address and
+    every identifier value (SSN, driver's licence, passport, medical record number)."""
+    bundle = json.loads(BUNDLE.read_text())
+    patient = next(e["resource"] for e in bundle["entry"]
+                   if e["resource"]["resourceType"] == "Patient")
+    values = [i["value"] for i in patient.get("identifier", []) if len(i.get("value", "")) >= 6]
+    return [*_patient_identifiers(), *values, patient["id"]]
+
+
+def test_no_log_the_product_writes_carries_phi_with_the_real_generator(
+    services: Services, make_services: Callable[..., Services], keys: Keys,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One real question with the Synthea bundle, answered by the embedded llama.cpp
+    generator on the CPU, through uvicorn with every logger at DEBUG. Neither the app's
+    log records, nor uvicorn's access log, nor llama.cpp's own log (local-llm.log in the
+    data folder, where the product's generator writes it) may hold the patient's name,
+    birth date, address or identifiers, the question, or any sentence of the answer."""
+    question = ("What is the recommended starting dose of atorvastatin for this patient "
+                "(Reuben, born 1974-01-25)?")
+    identifiers = _bundle_identifiers()
+    llm_log = services.settings.data_dir / "local-llm.log"
+    assert services.llm_process is not None and llm_log.exists(), "the embedded generator"
+    start = llm_log.stat().st_size
+    # The session's llama.cpp server, with room for a machine shared with other work.
+    port = services.settings.local_llm_port
+    answering = make_services(llm_base_url=f"http://127.0.0.1:{port}/v1",
+                              llm_model=services.settings.llm_model, llm_timeout_s=1200,
+                              llm_structured_output="json_object",  # as for the embedded one
+                              rate_limit_per_minute=0)
+    caplog.set_level(logging.DEBUG)
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    detached = [logging.getLogger(n) for n in LOGGERS if not logging.getLogger(n).propagate]
+    with serve(create_app(answering.settings, answering), log_level="debug") as url:
+        for logger in detached:
+            logger.addHandler(caplog.handler)
+        try:
+            r = httpx.post(f"{url}/ask", headers=_auth(keys.clinician), timeout=1500,
+                           json={"question": question,
+                                 "fhir_bundle": json.loads(BUNDLE.read_text())})
+        finally:
+            for logger in detached:
+                logger.removeHandler(caplog.handler)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["patient"]["resource_ids"], "the bundle was used"
+    assert data["timings_ms"].get("generation"), "the real generator answered"
+    answer = [s["text"] for s in data["sentences"]] + [
+        s["text"] for s in data.get("removed_sentences") or []]
+    # Phrases of the answer long enough not to be common words.
+    phrases = [" ".join(s.split()[:8]) for s in answer if len(s.split()) >= 5]
+
+    names = {rec.name for rec in caplog.records}
+    for expected in ("uvicorn.access", "httpx", "medcite.ask"):
+        assert expected in names, (expected, sorted(names))
+    plain = logging.Formatter("%(name)s %(levelname)s %(message)s %(args)s")
+    texts = [t for rec in caplog.records
+             for t in (JsonFormatter().format(rec), plain.format(rec))]
+    written = llm_log.read_bytes()[start:].decode("utf-8", "replace")
+    assert "/v1/chat/completions" in written or "llama" in written.lower(), \
+        "llama.cpp's log gained nothing from this request: is it the generator's log?"
+    texts.append(written)
+    for text in texts:
+        for secret in (*identifiers, question, *phrases):
+            assert secret not in text, f"{secret!r} leaked into a log: {text[:300]}"
+
+
+def test_generated_questions_and_bundles_never_get_a_server_error(
+    make_services: Callable[..., Services], keys: Keys, standin_llm: StandInLLM
+) -> None:
+    """/ask and /ask/stream with a valid clinician key, so generated questions, filters and
+    FHIR bundles (any JSON object) reach retrieval, the bundle parser and generation (the
+    stand-in endpoint): 30 requests each, never a 5xx, and no stream ends in an internal
+    error."""
+    services = make_services(llm_base_url=standin_llm.url, rate_limit_per_minute=0)
+    app = create_app(services.settings, services)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    answering = [op for op in operations if op.path in ("/ask", "/ask/stream")]
+    assert {op.path for op in answering} == {"/ask", "/ask/stream"}
+    statuses: list[int] = []
+    for operation in answering:
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(max_examples=30, deadline=None, database=None,
+                             suppress_health_check=list(HealthCheck))
+        def check(case: schemathesis.Case) -> None:
+            response = case.call(headers=_auth(keys.clinician))
+            case.validate_response(response, checks=[not_a_server_error])
+            statuses.append(response.status_code)
+            if case.operation.path == "/ask/stream" and response.status_code == 200:
+                assert "Internal error" not in response.text, response.text[-500:]
+
+        check()
+    assert 200 in statuses and 422 in statuses, sorted(set(statuses))
+    assert services.audit.verify().ok
