@@ -1,14 +1,14 @@
-"""Citation verification without an NLI model: quote-anchored checks.
+"""Citation verification without an NLI model.
 
-For each citation the generator gives the exact words of the passage it relies on. A
-citation is trusted only if (1) the passage was retrieved for this question, (2) the
-quote really is in the passage (bounded fuzzy alignment), (3) the quote carries the
-sentence's content words and the same polarity (negation), and (4) every number, dose,
-unit and date of the sentence appears in the cited passage(s), and (5) every drug the
-sentence names is named (brand or generic) by the cited evidence. The aligned span is
-returned so the UI can highlight it. Optional model-based verifiers
-(app/answering/model_verifiers.py)
-may lower, never raise, what these checks decide.
+`verify_units` (the default) checks a sentence against the units it cites by id
+(app/answering/units.py): the units' text is the evidence, so it is present by
+construction, and `check_claim` asks whether it carries the sentence: content-word
+coverage, the same polarity, every number, dose, unit, frequency and date exactly, every
+drug under a brand or generic name, and every condition, population and route
+(app/answering/relevance.py). `verify_sentence` is v1 (MEDCITE_CITATIONS=quotes): the
+model copies a quote, aligned in the passage by a bounded fuzzy match, then checked the
+same way. Optional model-based verifiers (app/answering/model_verifiers.py) may lower,
+never raise, what these checks decide.
 """
 
 from __future__ import annotations

@@ -54,8 +54,10 @@ from app.evaluation.answers.metrics import (
     looks_like_declining,
     summarise,
 )
+from app.evaluation.answers.options import SUBSET_FILES
 from app.evaluation.datasets import (
     EvalDataset,
+    corpora_dataset,
     eval_data_dir,
     load_corpora_questions,
     pubmedqa_dataset,
@@ -297,8 +299,12 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) -> int:  # type: ignore[no-untyped-def]
     tables: dict[str, dict[str, dict[str, object]]] = {}
     per_question: dict[str, dict[str, list[dict[str, object]]]] = {}
-    print(f"corpora: ingesting {base.corpora_dir}", file=sys.stderr)
-    _ingest(base.corpora_dir, base, client, embedder)
+    corpus, questions = base.corpora_dir, load_corpora_questions()
+    if args.subset:
+        subset = corpora_dataset(base.corpora_dir, data_dir, files=list(SUBSET_FILES))
+        corpus, questions = subset.corpus, subset.questions
+    print(f"corpora: ingesting {corpus}", file=sys.stderr)
+    _ingest(corpus, base, client, embedder)
     services = build_services(base, client=client, embedder=embedder)
     primary = services.generator.endpoints[0].generator
     try:
@@ -310,7 +316,7 @@ def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) 
             ))
 
         run = make_run(services, "eval_corpora")
-        questions = grading.stratified(load_corpora_questions(), args.limit)
+        questions = grading.stratified(questions, args.limit)
         print(f"corpora: {len(questions)} questions", file=sys.stderr)
         v1 = build_services(base.model_copy(update={
             "citations": "quotes", "llm_base_url": primary.base_url,
