@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     citations: Literal["units", "quotes"] = Field(default="units", alias="MEDCITE_CITATIONS")
     # Of the passages' units, at most this many characters reach the prompt: the units
     # that share words with the question first, then the rest in rank order.
-    prompt_unit_chars: int = Field(default=3500, ge=500, alias="MEDCITE_PROMPT_UNIT_CHARS")
+    # 1,800 characters is about 500 tokens: with the instructions cached by the server,
+    # a 2-core CPU reads it in ~10 s.
+    prompt_unit_chars: int = Field(default=1800, ge=500, alias="MEDCITE_PROMPT_UNIT_CHARS")
     # Widen fragment hits with neighbouring chunks of their section, within context_chars.
     context_neighbours: int = Field(default=2, ge=0, le=5, alias="MEDCITE_CONTEXT_NEIGHBOURS")
     # Reranking (retrieval/rerank.py): auto = a cross-encoder when MEDCITE_RERANKER_PATH
