@@ -208,11 +208,11 @@ def graded_baseline(run: Run, q: EvalQuestion) -> grading.Graded:
 def run_graded(
     run: Run, v1: Services, questions: list[EvalQuestion], systems: list[str]
 ) -> dict[str, list[grading.Graded]]:
-    """Every question through each system, same corpus and generator; one system at a
-    time, so the generator's prompt cache holds that system's instructions."""
+    """Every question through each system in turn, same corpus and generator (the
+    generator's prompt cache keeps each system's instructions)."""
     out: dict[str, list[grading.Graded]] = {name: [] for name in systems}
-    for name in systems:
-        for q in questions:
+    for q in questions:
+        for name in systems:
             if name == "medcite":
                 r = graded_medcite(run.services, q)
             elif name == "medcite-v1":
@@ -223,7 +223,8 @@ def run_graded(
             mark = "correct" if r.correct else ("WRONG-VERIFIED" if r.wrong_but_verified
                                                 else "-")
             print(f"  {name:<20} {q.qid:<34} {q.kind:<24} {r.status:<18} {mark:<14} "
-                  f"{r.latency_s:5.0f}s {r.tokens or '-'} tokens", file=sys.stderr, flush=True)
+                  f"{r.latency_s:5.0f}s {r.tokens or '-'} tokens {r.facts_stated}/"
+                  f"{r.facts_total} facts", file=sys.stderr, flush=True)
     return out
 
 
