@@ -218,8 +218,7 @@ def test_no_log_the_product_writes_carries_phi_with_the_real_generator(
     log records, nor uvicorn's access log, nor llama.cpp's own log (local-llm.log in the
     data folder, where the product's generator writes it) may hold the patient's name,
     birth date, address or identifiers, the question, or any sentence of the answer."""
-    question = ("What is the recommended starting dose of atorvastatin for this patient "
-                "(Reuben, born 1974-01-25)?")
+    question = "What is the recommended starting dose of atorvastatin for my patient?"
     identifiers = _bundle_identifiers()
     llm_log = services.settings.data_dir / "local-llm.log"
     assert services.llm_process is not None and llm_log.exists(), "the embedded generator"
@@ -230,11 +229,13 @@ def test_no_log_the_product_writes_carries_phi_with_the_real_generator(
                               llm_model=services.settings.llm_model, llm_timeout_s=1200,
                               llm_structured_output="json_object",  # as for the embedded one
                               rate_limit_per_minute=0)
-    caplog.set_level(logging.DEBUG)
-    for name in LOGGERS:
-        caplog.set_level(logging.DEBUG, logger=name)
-    detached = [logging.getLogger(n) for n in LOGGERS if not logging.getLogger(n).propagate]
     with serve(create_app(answering.settings, answering), log_level="debug") as url:
+        # Set after uvicorn configured its loggers (it detaches them from the root).
+        caplog.set_level(logging.DEBUG)
+        for name in LOGGERS:
+            caplog.set_level(logging.DEBUG, logger=name)
+        detached = [logging.getLogger(n) for n in LOGGERS
+                    if not logging.getLogger(n).propagate]
         for logger in detached:
             logger.addHandler(caplog.handler)
         try:
@@ -252,6 +253,7 @@ def test_no_log_the_product_writes_carries_phi_with_the_real_generator(
         s["text"] for s in data.get("removed_sentences") or []]
     # Phrases of the answer long enough not to be common words.
     phrases = [" ".join(s.split()[:8]) for s in answer if len(s.split()) >= 5]
+    assert phrases, ("no answer text to look for", data["status"], data["abstain_reason"])
 
     names = {rec.name for rec in caplog.records}
     for expected in ("uvicorn.access", "httpx", "medcite.ask"):
