@@ -14,7 +14,8 @@ PYTHON=${PYTHON:-python3}
 # PyTorch's CPU index and llama-cpp-python compiles (5-7 min).
 find_links=()
 torch_wheel=""
-for d in ${PIP_FIND_LINKS//:/ } ${MEDCITE_WHEELS//:/ }; do
+pip_links="${PIP_FIND_LINKS:-}"; extra_links="${MEDCITE_WHEELS:-}"
+for d in ${pip_links//:/ } ${extra_links//:/ }; do
   [ -d "$d" ] || continue
   find_links+=(--find-links "$d")
   ls "$d"/torch-2.13.0* >/dev/null 2>&1 && torch_wheel=yes

@@ -194,7 +194,9 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         payers=[p for p in _PAYERS if re.search(rf"\b{p}\b", text)],
         conditions=[w for w in clinical_entities(question) if is_condition(w)],
         attribute=next((a for a in ATTRIBUTES if a.asks.search(text)), None),
-        names=named_terms(question, mentions),
+        # With a patient's record, a capitalised name in the question may be theirs: it
+        # names no document, so it is not held against the evidence (nor repeated).
+        names=[] if patient is not None else named_terms(question, mentions),
     )
     if patient is not None and _PATIENT.search(text):
         found = find_drug_mentions(" ; ".join(patient.medications), fuzzy=True)
