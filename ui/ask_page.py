@@ -14,7 +14,7 @@ from datetime import date
 
 import streamlit as st
 
-from app.answering.models import AskRequest, AskResponse
+from app.answering.models import AnswerStatus, AskRequest, AskResponse
 from retrieval.models import SearchFilters
 from ui import render, session
 from ui.api_client import ApiError, MedciteClient
@@ -133,15 +133,22 @@ def _show_response(response: AskResponse) -> None:
 
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.subheader("Answer")
-        if render.is_abstention(response):
-            _show_abstention_answer(response)
-        else:
-            for line in render.render_answer(response):
+        if response.status == AnswerStatus.evidence_only:
+            # Quotes from the sources, never dressed as a composed answer.
+            st.subheader("Evidence from the sources (verbatim)")
+            for line in render.render_evidence(response):
                 st.markdown(line, unsafe_allow_html=True)
+        else:
+            st.subheader("Answer")
+            if render.is_abstention(response):
+                _show_abstention_answer(response)
+            else:
+                for line in render.render_answer(response):
+                    st.markdown(line, unsafe_allow_html=True)
         removed = render.render_removed(response)
         if removed:
-            with st.expander(f"Removed by strict mode ({len(removed)})"):
+            strict = bool(st.session_state.get("strict", False))
+            with st.expander(render.removed_label(response, strict)):
                 for line in removed:
                     st.markdown(line, unsafe_allow_html=True)
         patient = render.render_patient(response.patient)

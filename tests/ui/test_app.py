@@ -20,6 +20,7 @@ from app.answering.models import (
     AskResponse,
     Citation,
     CitationStatus,
+    EvidenceQuote,
     PatientContext,
 )
 from app.core.settings import REPO_ROOT
@@ -438,7 +439,18 @@ class _StubApi:
                     return
                 stub.requests.append(request)
                 response = _response()
-                if "abstain" in request["question"]:
+                if "evidence only" in request["question"]:
+                    passage = response.passages[0]
+                    response = response.model_copy(update={
+                        "sentences": [], "abstained": False,
+                        "status": AnswerStatus.evidence_only,
+                        "status_reason": "No sentence of the generated answer could be "
+                                         "verified against the sources.",
+                        "evidence": [EvidenceQuote(
+                            passage_id=passage.id, unit_id="P1.1",
+                            text=passage.text[:60], span_start=0, span_end=60)],
+                    })
+                elif "abstain" in request["question"]:
                     response = response.model_copy(
                         update={
                             "sentences": [],
@@ -550,6 +562,21 @@ def test_page_shows_abstention(stub_api: _StubApi, monkeypatch: pytest.MonkeyPat
     assert "fhir_bundle" not in stub_api.requests[-1]
     sources = [md for md in _markdown(at) if 'class="medcite-source"' in md]
     assert len(sources) == 3 and "retrieval score 0.80" in sources[0]
+
+
+def test_page_shows_evidence_only_as_quotes_not_an_answer(
+    stub_api: _StubApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _stub_page(stub_api, monkeypatch, stub_api.api_key)
+    at.text_area(key="question").input("Show evidence only")
+    at.button(key="ask").click()
+    at.run()
+    assert not at.exception
+    assert [w.value for w in at.warning][0].startswith("Evidence only, not a composed answer")
+    headers = [h.value for h in at.subheader]
+    assert "Evidence from the sources (verbatim)" in headers and "Answer" not in headers
+    quotes = [md for md in _markdown(at) if md.startswith("> ")]
+    assert len(quotes) == 1 and "LIPITOR" in quotes[0].upper()
 
 
 def test_page_against_live_api(live_api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
