@@ -75,7 +75,7 @@ _ATTRIBUTES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"overdos", re.I), (OVERDOSAGE,)),
     (re.compile(r"mechanism|how does .* work", re.I), (MECHANISM, CLINICAL_PHARMACOLOGY)),
     (re.compile(r"\bstor(?:e|age|ed)\b|refrigerat", re.I), (STORAGE, HOW_SUPPLIED)),
-    (re.compile(r"indicat|approved for|used for|what is .* for\b", re.I),
+    (re.compile(r"indicat|approved for|used for", re.I),
      (INDICATIONS, OTC_USES, OTC_PURPOSE)),
 )
 

@@ -209,6 +209,29 @@ class Retriever:
                     if sparse.indices:
                         prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE,
                                                         limit=PREFETCH, filter=named))
+                    if intent.section_codes:
+                        # "The boxed warning of drug X": that drug's sections with the
+                        # asked LOINC codes, a structured lookup as arms of their own.
+                        coded = models.Filter(must=[
+                            match_any("drugs", list(intent.drugs)),
+                            match_any("section_code", list(intent.section_codes))])
+                        prefetch.append(models.Prefetch(query=dense, using=DENSE,
+                                                        limit=PREFETCH, params=params,
+                                                        filter=coded))
+                        if sparse.indices:
+                            prefetch.append(models.Prefetch(
+                                query=sparse_query, using=SPARSE, limit=PREFETCH,
+                                filter=coded))
+                if intent is not None and intent.formulary and intent.listing:
+                    # "Which agents are preferred in class X": whole tables as arms of
+                    # their own, since a long table never outscores its own rows.
+                    tables = models.Filter(must=[match_any("unit_kind", ["table"]),
+                                                 match_any("doc_type", ["formulary"])])
+                    prefetch.append(models.Prefetch(query=dense, using=DENSE, limit=PREFETCH,
+                                                    params=params, filter=tables))
+                    if sparse.indices:
+                        prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE,
+                                                        limit=PREFETCH, filter=tables))
                 hits = self.client.query_points(
                     self.collection, prefetch=prefetch, query=self._fusion(len(prefetch)),
                     query_filter=flt, limit=fetch, with_payload=True,
