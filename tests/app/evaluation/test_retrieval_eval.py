@@ -236,16 +236,15 @@ GUARD_MEDQUAD_PAIRS = 100
 # Measured 2026-12-04 with medcite-hybrid (structure-aware, PIPELINE_VERSION 6; 2 CPU
 # cores, packaged all-MiniLM-L6-v2), questions asked as /ask asks them (bundle, as_of):
 # recall@5 0.852 (46 of 54 answerable) and nDCG@10 0.743 on our questions over
-# GUARD_FILES. MedQuAD's first 100 pairs (seed 13) measured recall@5 0.830 on
-# 2026-11-23; the structure stage leaves MedQuAD unchanged (its 300-question sample
-# scores the same with and without it, bench/RESULTS-retrieval.md). Tolerance: the
-# recall floors leave three more misses on ours and eight on MedQuAD, the nDCG floors
-# 0.05 below ours and about 0.09 below MedQuAD's 300-question 0.707, so a real
-# regression fails the build and noise from a re-chunk does not.
+# GUARD_FILES, and recall@5 0.810, nDCG@10 0.603 on MedQuAD's first 100 pairs (seed 13;
+# the structure stage leaves MedQuAD unchanged, bench/RESULTS-retrieval.md). Tolerance:
+# the recall floors leave three more misses on ours and six on MedQuAD, the nDCG floors
+# sit 0.05 below the measured values, so a real regression fails the build and noise
+# from a re-chunk does not.
 CORPORA_RECALL5_FLOOR = 0.79
 MEDQUAD_RECALL5_FLOOR = 0.75
 CORPORA_NDCG10_FLOOR = 0.69
-MEDQUAD_NDCG10_FLOOR = 0.62
+MEDQUAD_NDCG10_FLOOR = 0.55
 
 
 def _default_system() -> str:
