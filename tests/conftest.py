@@ -263,7 +263,8 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
     """What a model would return for a unit-cited prompt, in one of these modes:
     good (the unit sharing most words with the question, restated), wrong_dose (its first
     number changed), swap_indication (a condition and population it does not name added),
-    off_topic (the unit sharing fewest words), vacuous (a sentence that only points
+    off_topic (the unit sharing fewest words and no number), miscite (the good sentence citing the
+    unit sharing fewest words), vacuous (a sentence that only points
     elsewhere), bad_ids (an id that was not in the prompt), malformed (not JSON),
     abstain."""
     question = prompt.rsplit("Question:", 1)[-1].strip()
@@ -273,7 +274,10 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
     if mode == "abstain" or not units:
         return json.dumps({"abstain": True, "reason": "no passages", "sentences": []})
     ranked = sorted(units, key=lambda u: -_overlap(question, u[1]))
-    uid, text = ranked[-1] if mode == "off_topic" else ranked[0]
+    # Off topic: the unit sharing fewest words with the question, and stating no number
+    # (so it cannot be read as the dose, limit or threshold a question asks for).
+    wordy = [u for u in ranked if not re.search(r"\d", u[1])] or ranked
+    uid, text = wordy[-1] if mode == "off_topic" else ranked[0]
     text = " ".join(text.split()[:40]).rstrip(" .;:") + "."
     if mode == "wrong_dose":
         text = re.sub(r"\d+", lambda m: str(int(m.group()) * 3 + 1), text, count=1)
@@ -283,6 +287,8 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
         text = "The patient must meet the conditions listed above; and"
     elif mode == "bad_ids":
         uid = "P99.1"
+    elif mode == "miscite":
+        uid = ranked[-1][0]  # states the best unit, cites the worst
     return json.dumps({"abstain": False, "reason": "",
                        "sentences": [{"text": text, "units": [uid]}]})
 

@@ -300,9 +300,10 @@ class AnswerService:
                 draft, generated.reason.strip() or "The sources do not answer this question.")
         t = time.perf_counter()
         index = draft.unit_index
+        shown = [index[u] for u in draft.shown if u in index]
         sentences = [
-            verify_units(s.text.strip(), [index[u] for u in dict.fromkeys(s.units)
-                                          if u in index])
+            recited(verify_units(s.text.strip(), [index[u] for u in dict.fromkeys(s.units)
+                                                  if u in index]), shown)
             for s in generated.sentences if s.text.strip()
         ]
         by_id = {p.id: p for p in draft.passages}
@@ -431,6 +432,23 @@ def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
             if len(key) >= 4 and key not in text and name not in untold:
                 untold.append(name)
     return untold
+
+
+def recited(sentence: AnswerSentence, shown: list[tuple[Unit, Passage]]) -> AnswerSentence:
+    """A sentence its cited units do not support, but one other unit of the prompt does
+    on its own (small models state one unit and cite its neighbour): cited to that unit,
+    with a reason saying so. Every check applies to the new unit as to any citation; a
+    sentence no single shown unit supports stays as it was."""
+    if sentence.status is not CitationStatus.unsupported or not sentence.citations:
+        return sentence
+    was = ", ".join(c.unit_id or "?" for c in sentence.citations)
+    for unit, passage in shown:
+        candidate = verify_units(sentence.text, [(unit, passage)])
+        if candidate.status is CitationStatus.supported:
+            for c in candidate.citations:
+                c.reasons.append(f"the model cited {was}; the sentence is stated by {unit.uid}")
+            return candidate
+    return sentence
 
 
 def _relay(tokens: Iterator[str], finish: Callable[[str], AskResponse]) -> Iterator[StreamEvent]:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
@@ -50,6 +52,9 @@ def log_failure(exc: BaseException, principal: Principal) -> None:
                                    "error": type(exc).__name__, "where": where})
 
 
+P = ParamSpec("P")
+
+
 def append_ask_record(
     services: Services,
     principal: Principal,
@@ -72,18 +77,36 @@ def append_ask_record(
     services.audit.append(AuditAction.ask, actor_of(principal), details, status)
 
 
-async def record_ask(
-    services: Services,
-    principal: Principal,
-    body: AskRequest | None,
-    started: float,
-    status: int,
-    response: AskResponse | None = None,
-    error: str | None = None,
-) -> None:
-    await run_in_threadpool(
-        append_ask_record, services, principal, body, started, status, response, error
-    )
+def _off_loop(fn: Callable[P, None]) -> Callable[P, Awaitable[None]]:
+    """`fn` (blocking: the audit database) run in the thread pool, awaitable."""
+
+    async def call(*args: P.args, **kwargs: P.kwargs) -> None:
+        await run_in_threadpool(fn, *args, **kwargs)
+
+    return call
+
+
+# The same record, from async routes.
+record_ask = _off_loop(append_ask_record)
+
+
+INTERNAL = "internal error; see the server log"
+
+
+async def record_failure(
+    services: Services, principal: Principal, body: AskRequest, started: float,
+    exc: Exception,
+) -> int:
+    """Audit a failed ask and return its HTTP status: 422 for a bad bundle, else as
+    `status_of` says; a 500's place (never its message) goes to the log."""
+    if isinstance(exc, InvalidBundle):
+        await record_ask(services, principal, body, started, 422, error=str(exc))
+        return 422
+    status = status_of(exc)
+    await record_ask(services, principal, body, started, status, error=error_of(exc))
+    if status == 500:
+        log_failure(exc, principal)
+    return status
 
 
 def check_limits(body: AskRequest, principal: Principal, services: Services) -> None:
@@ -149,15 +172,11 @@ async def ask(
         draft, response = await run_in_threadpool(services.answers.prepare, body, principal)
         if response is None:
             response = await generate_admitted(services, draft)
-    except InvalidBundle as exc:
-        await record_ask(services, principal, body, started, 422, error=str(exc))
-        raise HTTPException(422, str(exc)) from exc
     except Exception as exc:
-        status = status_of(exc)
-        await record_ask(services, principal, body, started, status, error=error_of(exc))
-        if status == 500:
-            log_failure(exc, principal)
-            raise HTTPException(500, "internal error; see the server log") from None
+        if await record_failure(services, principal, body, started, exc) == 422:
+            raise HTTPException(422, str(exc)) from exc
+        if status_of(exc) == 500:
+            raise HTTPException(500, INTERNAL) from None
         raise
     await record_ask(services, principal, body, started, 200, response=response)
     log.info(

@@ -10,18 +10,19 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app.answering.fhir_context import InvalidBundle
 from app.answering.models import AskRequest, AskResponse
 from app.answering.pipeline import StreamEvent
 from app.api.admission import Overloaded
 from app.api.deps import get_services, require_role
 from app.api.routes.ask import (
+    INTERNAL,
     append_ask_record,
     at_capacity,
     check_limits,
     error_of,
     log_failure,
     record_ask,
+    record_failure,
     status_of,
 )
 from app.audit.models import AuditUnavailable
@@ -61,17 +62,14 @@ async def ask_stream(
     try:
         # Run the first step now, so a bad bundle is a 422 rather than a broken stream.
         first = await run_in_threadpool(next, events)
-    except InvalidBundle as exc:
-        await record_ask(services, principal, body, started, 422, error=str(exc))
-        raise HTTPException(422, str(exc)) from exc
     except Exception as exc:
         # Before the first event (retrieval: the store, the embedder) the failure is still
         # an HTTP status, as on /ask: 503 for a service that is down, else 500.
-        status = status_of(exc)
-        await record_ask(services, principal, body, started, status, error=error_of(exc))
+        status = await record_failure(services, principal, body, started, exc)
+        if status == 422:
+            raise HTTPException(422, str(exc)) from exc
         if status == 500:
-            log_failure(exc, principal)
-            raise HTTPException(500, "internal error; see the server log") from None
+            raise HTTPException(500, INTERNAL) from None
         raise HTTPException(503, f"{error_of(exc)}; try again shortly") from None
     # The rest (the abstention check and generation) runs while the response streams, so
     # the admission slot is held until the stream ends.

@@ -124,6 +124,15 @@ def test_off_topic_citation_falls_back_to_the_units_that_answer(ask) -> None:  #
     assert any("starting dose" in e["text"].lower() for e in body["evidence"])
 
 
+def test_a_sentence_citing_the_wrong_unit_is_cited_to_the_unit_that_states_it(ask) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "miscite")
+    assert body["status"] == "verified", body
+    (citation,) = body["sentences"][0]["citations"]
+    assert any(r.startswith("the model cited P") and "the sentence is stated by" in r
+               for r in citation["reasons"])
+    assert "recommended starting dose" in citation["quote"].lower()
+
+
 def test_strict_keeps_only_supported_sentences(ask) -> None:  # type: ignore[no-untyped-def]
     body = ask(DOSE_QUESTION, "good", strict=True)
     assert body["status"] == "verified"
