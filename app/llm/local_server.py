@@ -164,8 +164,10 @@ def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[
         "--n_ctx", str(settings.local_llm_ctx),
         "--n_threads", str(threads),
         "--n_threads_batch", str(batch_threads),
-        # Reuse the evaluated prefix (the fixed instructions) across requests.
-        "--cache", "true",
+        # No `--cache`: llama-cpp-python's RAM prompt cache grew the server past 20 GB
+        # (the kernel's OOM killer ended it) during a 12-question evaluation. Without it
+        # the server still reuses the previous prompt's matching prefix (the fixed
+        # instructions) from its context.
         "--host", settings.local_llm_host,
         "--port", str(settings.local_llm_port),
     ]
