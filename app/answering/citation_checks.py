@@ -385,6 +385,10 @@ def check_claim(
     if missing:
         status = CitationStatus.unsupported
         reasons.append("not in the cited text: " + ", ".join(missing))
+    flipped = status_flip(sentence, evidence + " " + context)
+    if flipped:
+        status = CitationStatus.unsupported
+        reasons.append(flipped)
     drugs = missing_drugs(sentence, evidence + " " + context)
     if drugs:
         status = CitationStatus.unsupported
@@ -395,6 +399,24 @@ def check_claim(
         reasons.append("condition, population or route not in the cited text: "
                        + ", ".join(entities))
     return status, round(cover, 3), reasons
+
+
+_FORMULARY_STATUS = re.compile(r"\b(?:non[-\s]?|not\s+)?preferred\b")
+
+
+def _statuses(text: str) -> set[str]:
+    return {"non-preferred" if m.group() != "preferred" else "preferred"
+            for m in _FORMULARY_STATUS.finditer(normalise(text))}
+
+
+def status_flip(sentence: str, evidence: str) -> str | None:
+    """A formulary status the evidence does not give: "preferred" against a cited
+    "Non-Preferred" row (the word is covered, the claim is reversed), or the other way."""
+    said, stated = _statuses(sentence), _statuses(evidence)
+    for status in said:
+        if stated and status not in stated:
+            return f"the cited text says {', '.join(sorted(stated))}, not {status}"
+    return None
 
 
 def verify_units(sentence: str, cited: list[tuple[Unit, Passage]]) -> AnswerSentence:

@@ -73,3 +73,16 @@ def test_table_rows_are_units_read_with_their_header() -> None:
     assert readings[-1] == "- item one"
     for u in units:  # spans point at the passage's own text
         assert text[u.start:u.end] == u.source_text(p)
+
+
+def test_a_reversed_formulary_status_is_unsupported_though_its_words_are_covered() -> None:
+    from app.answering.citation_checks import check_claim
+
+    row = "Non-Preferred: Livalo PA | Generic Name: Pitavastatin"
+    status, _, reasons = check_claim("Livalo is preferred for Ohio Medicaid.", row,
+                                     "Lipotropics Ohio Medicaid")
+    assert status.value == "unsupported"
+    assert "the cited text says non-preferred, not preferred" in reasons
+    status, _, _ = check_claim("Livalo is non-preferred for Ohio Medicaid.", row,
+                               "Lipotropics Ohio Medicaid")
+    assert status.value == "supported"
