@@ -14,31 +14,11 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel
-
-from ingest.models import SourceFile
+from ingest.models import IngestJob, SourceFile
 from ingest.pipeline import FileResult, Ingestor, ingest_sources
 
 log = logging.getLogger(__name__)
-
-JobStatus = Literal["queued", "running", "done", "failed"]
-
-
-class IngestJob(BaseModel):
-    job_id: str
-    status: JobStatus
-    filename: str
-    doc_key: str | None = None
-    version: int | None = None
-    previous_version: int | None = None
-    chunks: int = 0
-    reason: str | None = None
-    changes: str | None = None
-    progress: float = 0.0
-    submitted_by: str | None = None
-
 
 @dataclass
 class _Work:

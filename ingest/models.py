@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
 
 
 class DocType(StrEnum):
@@ -69,3 +72,22 @@ class SourceFile:
 
 class ParseError(Exception):
     """A file that cannot be parsed; the message is shown to the operator as the reason."""
+
+
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+class IngestJob(BaseModel):
+    """One upload's ingest, as the API reports it (and the UI reads it)."""
+
+    job_id: str
+    status: JobStatus
+    filename: str
+    doc_key: str | None = None
+    version: int | None = None
+    previous_version: int | None = None
+    chunks: int = 0
+    reason: str | None = None
+    changes: str | None = None
+    progress: float = 0.0
+    submitted_by: str | None = None
