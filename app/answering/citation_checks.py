@@ -409,10 +409,24 @@ def _statuses(text: str) -> set[str]:
             for m in _FORMULARY_STATUS.finditer(normalise(text))}
 
 
+def _cell_statuses(sentence: str, evidence: str) -> set[str]:
+    """Statuses of the table cells ("Header: value" pairs of a row's reading) that name
+    a drug the sentence names: in "Preferred: Atorvastatin | Non-Preferred: Livalo",
+    Livalo's status is the second header's, whatever else the row says."""
+    drugs = [d for d in find_drug_mentions(sentence) if not d.is_class]
+    found: set[str] = set()
+    for pair in evidence.split(" | "):
+        header, _, value = pair.partition(": ")
+        if value and any(mentioned_in(d, value) for d in drugs):
+            found |= _statuses(header)
+    return found
+
+
 def status_flip(sentence: str, evidence: str) -> str | None:
-    """A formulary status the evidence does not give: "preferred" against a cited
-    "Non-Preferred" row (the word is covered, the claim is reversed), or the other way."""
-    said, stated = _statuses(sentence), _statuses(evidence)
+    """A formulary status the evidence does not give the drug: "preferred" against a
+    "Non-Preferred" cell (the word is covered, the claim is reversed), or the other way."""
+    said = _statuses(sentence)
+    stated = (_cell_statuses(sentence, evidence) or _statuses(evidence)) if said else set()
     for status in said:
         if stated and status not in stated:
             return f"the cited text says {', '.join(sorted(stated))}, not {status}"

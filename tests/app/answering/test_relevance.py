@@ -86,3 +86,13 @@ def test_a_reversed_formulary_status_is_unsupported_though_its_words_are_covered
     status, _, _ = check_claim("Livalo is non-preferred for Ohio Medicaid.", row,
                                "Lipotropics Ohio Medicaid")
     assert status.value == "supported"
+
+
+def test_a_drugs_status_is_its_own_cells_header_not_the_rows() -> None:
+    from app.answering.citation_checks import status_flip
+
+    row = "Preferred: Atorvastatin | Non-Preferred: Livalo PA"
+    assert status_flip("Livalo is preferred on the Ohio Medicaid list.", row) == \
+        "the cited text says non-preferred, not preferred"
+    assert status_flip("Atorvastatin is preferred.", row) is None
+    assert status_flip("Livalo is non-preferred.", row) is None
