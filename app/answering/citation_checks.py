@@ -378,26 +378,24 @@ def check_claim(
     status = (CitationStatus.supported if cover >= SUPPORTED_COVERAGE
               else CitationStatus.partial if cover >= PARTIAL_COVERAGE
               else CitationStatus.unsupported)
-    if has_negation(sentence) and not has_negation(evidence):
-        status = CitationStatus.unsupported
-        reasons.append("the sentence negates what the cited text does not")
+    where = evidence + " " + context
     missing = missing_quantities(sentence, evidence)
-    if missing:
-        status = CitationStatus.unsupported
-        reasons.append("not in the cited text: " + ", ".join(missing))
-    flipped = status_flip(sentence, evidence + " " + context)
-    if flipped:
-        status = CitationStatus.unsupported
-        reasons.append(flipped)
-    drugs = missing_drugs(sentence, evidence + " " + context)
-    if drugs:
-        status = CitationStatus.unsupported
-        reasons.append("drug not named by the cited evidence: " + ", ".join(drugs))
-    entities = missing_entities(sentence, evidence + " " + context)
-    if entities:
-        status = CitationStatus.unsupported
-        reasons.append("condition, population or route not in the cited text: "
-                       + ", ".join(entities))
+    drugs = missing_drugs(sentence, where)
+    entities = missing_entities(sentence, where)
+    # Each of these makes the claim unsupported, whatever the coverage.
+    failures = [
+        "the sentence negates what the cited text does not"
+        if has_negation(sentence) and not has_negation(evidence) else None,
+        "not in the cited text: " + ", ".join(missing) if missing else None,
+        status_flip(sentence, where),
+        "drug not named by the cited evidence: " + ", ".join(drugs) if drugs else None,
+        "condition, population or route not in the cited text: " + ", ".join(entities)
+        if entities else None,
+    ]
+    for failure in failures:
+        if failure:
+            status = CitationStatus.unsupported
+            reasons.append(failure)
     return status, round(cover, 3), reasons
 
 
