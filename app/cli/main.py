@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from app.cli import ask, audit, documents, evaluate, ingest, keys, local_llm, serve
+from app.cli import ask, audit, backup, documents, evaluate, ingest, keys, local_llm, serve
 from app.core.settings import get_settings
 
 # Set before any library that may try to reach a hub or phone home is imported.
@@ -16,7 +16,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-COMMANDS = (ingest, serve, ask, keys, evaluate, local_llm, audit, documents)
+COMMANDS = (ingest, serve, ask, keys, evaluate, local_llm, audit, documents, backup)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,2 @@
+"""Running medcite in a hospital: metrics, quality alarms, feedback and review
+(README, "Operations")."""
