@@ -42,7 +42,7 @@ from retrieval.drugs import drug_names
 from retrieval.embedder import Embedder
 from retrieval.schema import ChunkPayload
 from retrieval.sparse import encode_document
-from retrieval.store import DENSE, SPARSE, ensure_collection, match, open_client
+from retrieval.store import DENSE, SPARSE, ensure_collection, match, open_client, settle
 
 log = logging.getLogger(__name__)
 
@@ -588,6 +588,8 @@ def ingest_path(
                 catalog.retire(settings.collection, doc.doc_key, by=retired_by,
                                reason=f"its file is no longer under {root}")
                 report.retired.append(doc.doc_key)
+        # The edge engine indexes (HNSW) and persists what the run wrote.
+        settle(client)
         return report
     finally:
         if own_client:

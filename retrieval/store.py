@@ -1,24 +1,49 @@
-"""The Qdrant collection: opening the client (embedded or server) and its schema.
+"""The vector store: opening the client (an embedded engine or a server), its schema, and
+snapshots of it.
 
-One collection holds every passage. Vectors are named so a sparse lexical vector can
-join the dense one in the same points later (hybrid search).
+Three engines answer the same `QdrantClient` calls (one interface, qdrant-client's
+`models` types in and out; `tests/retrieval/test_store_congruence.py` compares them):
+
+- `QDRANT_URL` set: `QdrantClient(url=...)` against a Qdrant server or cluster.
+- `MEDCITE_VECTOR_ENGINE=edge` (the default): Qdrant's own engine in process
+  (`qdrant-edge-py`, `retrieval/engines/edge.py`) in `<data>/qdrant/edge/`.
+- `MEDCITE_VECTOR_ENGINE=local`: qdrant-client's local mode (`QdrantClient(path=...)`,
+  pure Python, every query scans every point) in `<data>/qdrant/`.
+
+A folder written by local mode is migrated to the edge engine when the edge engine first
+opens it (`migrate_local_mode`); the old files are kept in `<data>/qdrant/local-mode-backup`.
+
+One collection holds every passage. Vectors are named so a sparse lexical vector joins
+the dense one in the same points (hybrid search).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
+import time
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from qdrant_client import QdrantClient, models
 
+from retrieval.engines.edge import EdgeClient, StoreLocked
 from retrieval.schema import INTEGER_FIELDS, KEYWORD_FIELDS
+
+log = logging.getLogger(__name__)
 
 DENSE = "dense"
 SPARSE = "lexical"
+
+VectorEngine = Literal["edge", "local"]
+DEFAULT_ENGINE: VectorEngine = "edge"
+# Where the edge engine keeps a local-mode folder it migrated (and one being migrated).
+LOCAL_BACKUP = "local-mode-backup"
+LOCAL_MIGRATING = "local-mode.migrating"
 
 
 class StoreUnavailable(RuntimeError):
@@ -37,21 +62,62 @@ class StoreSettings(Protocol):
     @property
     def resolved_qdrant_path(self) -> Path: ...
 
+    @property
+    def vector_engine(self) -> VectorEngine: ...
 
-def open_client(settings: StoreSettings) -> QdrantClient:
+
+def engine_name(settings: StoreSettings) -> str:
+    """"server", "edge" or "local": which engine `open_client` opens for `settings`."""
     if settings.qdrant_url:
+        return "server"
+    return getattr(settings, "vector_engine", DEFAULT_ENGINE) or DEFAULT_ENGINE
+
+
+def _in_use(path: Path, exc: Exception) -> StoreUnavailable:
+    # Embedded engines take a file lock: only one process may open the folder.
+    return StoreUnavailable(
+        f"the embedded Qdrant storage at {path} is in use by another process "
+        "(is `medcite serve` running?). Stop it, or run Qdrant as a server and set "
+        f"QDRANT_URL. ({exc})"
+    )
+
+
+def open_client(settings: StoreSettings) -> Any:
+    """A `QdrantClient`, or an `EdgeClient` answering the same calls."""
+    engine = engine_name(settings)
+    if engine == "server":
         return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
     path: Path = settings.resolved_qdrant_path
     path.mkdir(parents=True, exist_ok=True)
+    if engine == "edge":
+        try:
+            edge = EdgeClient(path)
+        except StoreLocked as exc:
+            raise _in_use(path, exc) from exc
+        try:
+            migrate_local_mode(path, edge)
+        except Exception as exc:
+            edge.close()
+            raise StoreUnavailable(
+                f"the store at {path} was written by qdrant-client's local mode and could "
+                f"not be migrated to the edge engine ({exc}). Nothing was deleted: run "
+                "`medcite ingest --rebuild` to rebuild it with the edge engine, or set "
+                "MEDCITE_VECTOR_ENGINE=local to keep using local mode."
+            ) from exc
+        return edge
+    if engine != "local":
+        raise StoreUnavailable(f"unknown vector engine {engine!r} (edge or local)")
+    if _has_edge_data(path) and not _has_local_data(path):
+        raise StoreUnavailable(
+            f"the store at {path} was written by the edge engine "
+            f"(MEDCITE_VECTOR_ENGINE=edge); local mode cannot read it. Set "
+            "MEDCITE_VECTOR_ENGINE=edge, or move a local-mode folder (e.g. "
+            f"{path / LOCAL_BACKUP}) back in place."
+        )
     try:
         client = QdrantClient(path=str(path))
     except RuntimeError as exc:
-        # Embedded Qdrant takes a file lock: only one process may open the folder.
-        raise StoreUnavailable(
-            f"the embedded Qdrant storage at {path} is in use by another process "
-            "(is `medcite serve` running?). Stop it, or run Qdrant as a server and set "
-            f"QDRANT_URL. ({exc})"
-        ) from exc
+        raise _in_use(path, exc) from exc
     # The embedded engine is not thread-safe, and the API's request threads and an
     # upload's ingest job share one client: serialise every call into it.
     client._client = _Serialised(client._client)  # type: ignore[attr-defined]
@@ -77,7 +143,95 @@ class _Serialised:
         return call
 
 
-def ensure_collection(client: QdrantClient, name: str, dim: int) -> None:
+def settle(client: Any) -> None:
+    """After a batch of writes (an ingest run): let the engine index and persist them.
+    The edge engine builds its HNSW graphs here; the others need nothing."""
+    if isinstance(client, EdgeClient):
+        client.settle()
+
+
+# --- migration: local mode -> edge ---------------------------------------------------------
+
+
+def _has_local_data(path: Path) -> bool:
+    return (path / "meta.json").exists() or (path / "collection").is_dir()
+
+
+def _has_edge_data(path: Path) -> bool:
+    return any((path / "edge").glob("*/edge_config.json"))
+
+
+def migrate_local_mode(path: Path, client: EdgeClient) -> list[str]:
+    """Copy every collection of a local-mode folder at `path` into the edge engine: the
+    points with their vectors and payloads, the collection's vector parameters, the
+    product's payload indexes. The local-mode files are first moved aside (to
+    `local-mode.migrating`, so a crash mid-way redoes the migration at the next start)
+    and kept, once every count matched, as `local-mode-backup`. Returns the collections
+    migrated."""
+    migrating = path / LOCAL_MIGRATING
+    if _has_local_data(path):
+        migrating.mkdir(exist_ok=True)
+        for name in ("meta.json", "collection"):
+            if (path / name).exists():
+                (path / name).rename(migrating / name)
+    if not migrating.exists():
+        return []
+    started = time.perf_counter()
+    old = QdrantClient(path=str(migrating))
+    names: list[str] = []
+    try:
+        for desc in old.get_collections().collections:
+            name = desc.name
+            if client.collection_exists(name):  # a partial copy from an interrupted run
+                client.delete_collection(name)
+            params = old.get_collection(name).config.params
+            client.create_collection(name, vectors_config=params.vectors,
+                                     sparse_vectors_config=params.sparse_vectors)
+            _create_indexes(client, name)
+            offset = None
+            while True:
+                records, offset = old.scroll(name, limit=1024, offset=offset,
+                                             with_payload=True, with_vectors=True)
+                if records:
+                    client.upsert(name, points=[
+                        models.PointStruct(id=r.id, vector=r.vector or {}, payload=r.payload)
+                        for r in records])
+                if offset is None:
+                    break
+            want, got = old.count(name, exact=True).count, client.count(name).count
+            if want != got:
+                raise StoreUnavailable(f"collection {name!r}: {got} of {want} points copied")
+            names.append(name)
+    finally:
+        old.close()
+    client.settle()
+    backup = path / LOCAL_BACKUP
+    if backup.exists():
+        backup = path / f"{LOCAL_BACKUP}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    migrating.rename(backup)
+    (backup / "MIGRATED.txt").write_text(
+        f"Migrated to the edge engine ({path / 'edge'}) on "
+        f"{datetime.now(UTC).isoformat(timespec='seconds')}: {', '.join(names) or 'nothing'}.\n"
+        "This is the old qdrant-client local-mode store, kept untouched. To use it again:\n"
+        f"move meta.json and collection/ back to {path} and set MEDCITE_VECTOR_ENGINE=local.\n"
+    )
+    log.warning("migrated the local-mode store to the edge engine",
+                extra={"collections": names, "backup": str(backup),
+                       "seconds": round(time.perf_counter() - started, 1)})
+    return names
+
+
+def _create_indexes(client: Any, name: str) -> None:
+    with warnings.catch_warnings():
+        # Local mode ignores payload indexes (and says so); the others use them.
+        warnings.simplefilter("ignore", UserWarning)
+        for field in KEYWORD_FIELDS:
+            client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+        for field in INTEGER_FIELDS:
+            client.create_payload_index(name, field, models.PayloadSchemaType.INTEGER)
+
+
+def ensure_collection(client: Any, name: str, dim: int) -> None:
     if client.collection_exists(name):
         info = client.get_collection(name)
         vectors = info.config.params.vectors
@@ -99,16 +253,10 @@ def ensure_collection(client: QdrantClient, name: str, dim: int) -> None:
         # IDF is computed by Qdrant over the collection, so sparse values carry only TF.
         sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
     )
-    with warnings.catch_warnings():
-        # Embedded Qdrant ignores payload indexes (and says so); a server uses them.
-        warnings.simplefilter("ignore", UserWarning)
-        for field in KEYWORD_FIELDS:
-            client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
-        for field in INTEGER_FIELDS:
-            client.create_payload_index(name, field, models.PayloadSchemaType.INTEGER)
+    _create_indexes(client, name)
 
 
-def count(client: QdrantClient, name: str, flt: models.Filter | None = None) -> int:
+def count(client: Any, name: str, flt: models.Filter | None = None) -> int:
     if not client.collection_exists(name):
         return 0
     return client.count(name, count_filter=flt, exact=True).count
@@ -125,6 +273,7 @@ def match_any(field: str, values: list[str]) -> models.FieldCondition:
 # Snapshots (`medcite backup` / `medcite restore`) -----------------------------------------
 
 SNAPSHOT_SUFFIX = ".snapshot"
+EDGE_SUFFIX = ".edge.tar"
 
 
 def snapshot_store(client: QdrantClient, dest_dir: Path) -> list[Path]:
@@ -136,6 +285,11 @@ def snapshot_store(client: QdrantClient, dest_dir: Path) -> list[Path]:
     Qdrant snapshot per collection (`<name>.snapshot`), made by the server's snapshot API
     and downloaded."""
     dest_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(client, EdgeClient):
+        # Each collection's shard folder as `<name>.edge.tar`, after a flush, under the
+        # client's lock (qdrant-edge has no snapshot-making call of its own: its
+        # snapshot API applies snapshots a Qdrant server made).
+        return client.snapshot(dest_dir)
     inner = client._client  # type: ignore[attr-defined]
     if isinstance(inner, _Serialised):
         with inner._lock:
@@ -153,6 +307,8 @@ def snapshot_store_path(path: Path, dest_dir: Path) -> list[Path]:
     writes; `meta.json` is only ever replaced whole."""
     import sqlite3
 
+    if _has_edge_data(path):
+        return _snapshot_edge_path(path, dest_dir)
     meta = path / "meta.json"
     if not meta.is_file():
         raise StoreUnavailable(f"no embedded Qdrant store at {path} (no meta.json)")
@@ -184,6 +340,20 @@ def restore_store(src_dir: Path, settings: StoreSettings) -> None:
     holds a store, so nothing is overwritten. Server: each `<name>.snapshot` is uploaded
     to the server, which replaces that collection with it."""
     snapshots = sorted(src_dir.glob(f"*{SNAPSHOT_SUFFIX}"))
+    shards = sorted(src_dir.glob(f"*{EDGE_SUFFIX}"))
+    if shards and not settings.qdrant_url:
+        # The edge engine's snapshot: its shard folders, into a folder holding no store.
+        dest = settings.resolved_qdrant_path
+        if _has_edge_data(dest) or _has_local_data(dest):
+            raise StoreUnavailable(f"{dest} already holds a store; restore into an empty folder")
+        try:
+            EdgeClient.restore(dest, shards)
+        except StoreLocked as exc:
+            raise _in_use(dest, exc) from exc
+        return
+    if shards:
+        raise StoreUnavailable(f"{src_dir} holds an embedded (edge engine) store: restore it "
+                               "without QDRANT_URL")
     if settings.qdrant_url:
         if not snapshots:
             raise StoreUnavailable(f"{src_dir} holds no server snapshot (*{SNAPSHOT_SUFFIX})")
@@ -204,6 +374,23 @@ def restore_store(src_dir: Path, settings: StoreSettings) -> None:
             target = dest / src.relative_to(src_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
+
+
+def _snapshot_edge_path(path: Path, dest_dir: Path) -> list[Path]:
+    """The edge engine's folder, opened for the copy: its shard files are consistent
+    only with no writer, so a folder another process holds is refused."""
+    try:
+        client = EdgeClient(path)
+    except StoreLocked as exc:
+        raise StoreUnavailable(
+            f"the embedded store at {path} is open in another process (is `medcite serve` "
+            "running?): the edge engine's files can only be copied by the process that "
+            "holds them; stop it, or back up through it") from exc
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        return client.snapshot(dest_dir)
+    finally:
+        client.close()
 
 
 def _rest(client_or_settings: Any) -> tuple[str, dict[str, str]]:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, alias="QDRANT_URL")
     qdrant_api_key: str | None = Field(default=None, alias="QDRANT_API_KEY")
     qdrant_path: Path | None = Field(default=None, alias="QDRANT_PATH")
+    # The embedded store's engine (without QDRANT_URL; retrieval/store.py): "edge",
+    # Qdrant's own engine in process (qdrant-edge-py: HNSW, payload and sparse indexes),
+    # or "local", qdrant-client's pure-Python local mode (scans every point per query).
+    vector_engine: Literal["edge", "local"] = Field(default="local",
+                                                     alias="MEDCITE_VECTOR_ENGINE")
     collection: str = Field(default="medcite_passages", alias="MEDCITE_COLLECTION")
     # The audit log. Unset: a SQLite file in the data folder (filled in below).
     # PostgreSQL: postgresql+psycopg://user:password@host/db
