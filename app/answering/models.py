@@ -114,6 +114,9 @@ class AskResponse(BaseModel):
     )
     model: str
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    answer_id: int | None = Field(
+        default=None, description="The seq of this answer's audit record: what feedback "
+        "and review refer to (POST /answers/{answer_id}/feedback).")
 
 
 class HealthResponse(BaseModel):

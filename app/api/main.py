@@ -12,11 +12,22 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api.routes import ask, audit, documents, health, me, stream
+from app.api.routes import (
+    ask,
+    audit,
+    documents,
+    feedback,
+    health,
+    me,
+    operations,
+    review,
+    stream,
+)
 from app.audit.models import AuditUnavailable
 from app.core.container import Services, build_services
 from app.core.settings import Settings, get_settings
 from app.llm.client import GeneratorUnavailable, generation_timed_out
+from app.operations.metrics import MetricsMiddleware
 from retrieval.store import StoreUnavailable
 
 log = logging.getLogger("medcite.api")
@@ -103,4 +114,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(audit.router)
     app.include_router(documents.router)
     app.include_router(me.router)
+    app.include_router(feedback.router)
+    app.include_router(review.router)
+    app.include_router(operations.router)
+    # Outermost: it sees every request, the refused ones too, and a stream's whole length.
+    app.add_middleware(MetricsMiddleware)
     return app

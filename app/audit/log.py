@@ -180,6 +180,8 @@ class AuditLog:
         self.url = engine_url(url)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
+        # Appends that failed (AuditUnavailable), for the metrics endpoint.
+        self.write_failures = 0
         try:
             self.engine = make_engine(self.url)
             self.is_postgres = self.engine.dialect.name == "postgresql"
@@ -237,6 +239,7 @@ class AuditLog:
                 self._lock_chain(conn)
                 return self._append(conn, action, actor, details, http_status)
         except SQLAlchemyError as exc:
+            self.write_failures += 1
             raise AuditUnavailable(f"audit log write failed: {type(exc).__name__}") from exc
 
     def purge(self, older_than_days: int, actor: AuditActor) -> AuditRecord:

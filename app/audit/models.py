@@ -37,6 +37,9 @@ class AuditAction(StrEnum):
     key_revoke = "key_revoke"
     purge = "purge"
     retire = "retire"
+    feedback = "feedback"
+    review = "review"
+    review_export = "review_export"
 
 
 class AuditActor(BaseModel):
@@ -50,6 +53,8 @@ class AuditActor(BaseModel):
 class AuditedPassage(BaseModel):
     passage_id: str
     doc_id: str
+    # The corpus-relative file (what evaluation gold names); absent on older records.
+    source_file: str | None = None
     version: str | None = None
     score: float
 
@@ -153,6 +158,74 @@ class RetireDetails(BaseModel):
     reason: str | None = None
 
 
+class FeedbackRating(StrEnum):
+    up = "up"
+    down = "down"
+
+
+class FeedbackReason(StrEnum):
+    wrong = "wrong"
+    incomplete = "incomplete"
+    outdated_source = "outdated_source"
+    unsafe = "unsafe"
+    citation_unsupported = "citation_unsupported"
+    other = "other"
+
+
+MAX_COMMENT_CHARS = 2000
+
+
+class FeedbackDetails(BaseModel):
+    """A user's rating of one answer (`answer_id` = the seq of its ask record). The latest
+    record of a user for an answer is their feedback; earlier ones stay as history."""
+
+    kind: Literal["feedback"] = "feedback"
+    answer_id: int
+    rating: FeedbackRating
+    reason: FeedbackReason | None = None
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    supersedes: int | None = Field(
+        default=None, description="The seq of this user's previous feedback on the answer.")
+
+
+class ReviewVerdict(StrEnum):
+    correct = "correct"
+    incorrect = "incorrect"
+    unsafe = "unsafe"
+
+
+class ReviewGold(BaseModel):
+    """A document that answers the question: a file of the corpus, and optionally a
+    short text a relevant passage must contain (evaluation gold)."""
+
+    source_file: str = Field(min_length=1, max_length=500)
+    contains: str = Field(default="", max_length=500)
+    passage_id: str | None = None
+    doc_id: str | None = None
+
+
+class ReviewDetails(BaseModel):
+    """A reviewer's label of one answer; the latest label of an answer is the one used."""
+
+    kind: Literal["review"] = "review"
+    answer_id: int
+    verdict: ReviewVerdict
+    key_facts: list[list[str]] = Field(
+        default_factory=list, description="Facts a correct answer must state, each as its "
+        "acceptable surface forms (evaluation key_facts).")
+    gold: list[ReviewGold] = Field(default_factory=list)
+    question_kind: str | None = None
+    note: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    supersedes: int | None = None
+
+
+class ReviewExportDetails(BaseModel):
+    kind: Literal["review_export"] = "review_export"
+    path: str
+    exported: int
+    skipped: int
+
+
 class UnreadableDetails(BaseModel):
     """Stands in for details that no longer validate (an edited record): still listable."""
 
@@ -162,7 +235,8 @@ class UnreadableDetails(BaseModel):
 
 Details = Annotated[
     AskDetails | AccessDeniedDetails | AuditQueryDetails | IngestDetails | KeyDetails
-    | PurgeDetails | RetireDetails | UnreadableDetails,
+    | PurgeDetails | RetireDetails | FeedbackDetails | ReviewDetails | ReviewExportDetails
+    | UnreadableDetails,
     Field(discriminator="kind"),
 ]
 
@@ -220,6 +294,7 @@ def ask_details(
     if response is not None:
         details.passages = [
             AuditedPassage(passage_id=p.id, doc_id=p.provenance.doc_id,
+                           source_file=p.provenance.source_file,
                            version=p.provenance.version, score=p.score)
             for p in response.passages
         ]

@@ -16,6 +16,7 @@ from app.core.settings import Settings
 from app.llm import local_server as local_llm
 from app.llm.client import ChatGenerator
 from app.llm.router import Endpoint, GeneratorRouter
+from app.operations.service import Operations
 from app.security.api_keys import KeyStore
 from app.security.oidc import OIDCVerifier
 from ingest.catalog import Catalog
@@ -42,6 +43,8 @@ class Services:
     admission: AdmissionGate
     catalog: Catalog
     jobs: IngestJobs
+    # Metrics and quality alarms (app/operations/).
+    ops: Operations
     llm_process: subprocess.Popen[bytes] | None = None
     oidc: OIDCVerifier | None = None
 
@@ -139,7 +142,7 @@ def build_services(
         ContextAssembler(retriever, settings.context_chars, settings.context_neighbours)
         if settings.context_neighbours else None
     )
-    return Services(
+    services = Services(
         settings=settings,
         client=client,
         embedder=embedder,
@@ -159,4 +162,7 @@ def build_services(
         admission=AdmissionGate(settings.resolved_max_concurrent_answers,
                                 settings.answer_queue, settings.answer_queue_wait_s),
         llm_process=process,
+        ops=Operations(settings),
     )
+    services.ops.attach(services)
+    return services

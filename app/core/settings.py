@@ -155,6 +155,18 @@ class Settings(BaseSettings):
     answer_queue: int = Field(default=64, ge=0, alias="MEDCITE_ANSWER_QUEUE")
     answer_queue_wait_s: float = Field(default=30.0, ge=0, alias="MEDCITE_ANSWER_QUEUE_WAIT_S")
 
+    # Operations (README, "Operations"): the review queue's random share of recent answers
+    # (every answer with negative feedback is queued too) and how far back it looks.
+    review_sample_rate: float = Field(default=0.05, ge=0, le=1, alias="MEDCITE_REVIEW_SAMPLE_RATE")
+    review_window_days: int = Field(default=14, ge=1, le=3650, alias="MEDCITE_REVIEW_WINDOW_DAYS")
+    # Quality alarms (app/operations/alarms.py): rates over the last alarm_window_s seconds,
+    # judged once a signal has alarm_min_events events; thresholds per signal (JSON in the
+    # environment), e.g. {"abstention": 0.6}. Unnamed signals keep their defaults.
+    alarm_window_s: float = Field(default=3600.0, gt=0, alias="MEDCITE_ALARM_WINDOW_S")
+    alarm_min_events: int = Field(default=20, ge=1, alias="MEDCITE_ALARM_MIN_EVENTS")
+    alarm_thresholds: dict[str, float] = Field(
+        default_factory=dict, alias="MEDCITE_ALARM_THRESHOLDS")
+
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
         # Derived here rather than as a default so it follows MEDCITE_DATA_DIR.

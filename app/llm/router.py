@@ -9,9 +9,10 @@ one the PHI detector flags never reaches an endpoint that may not see PHI.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from app.answering.prompting import GenAnswer, GenUnitAnswer
 from app.llm.client import ChatGenerator, GeneratorUnavailable, generation_timed_out
@@ -30,9 +31,29 @@ class NoEndpoint(GeneratorUnavailable):
     pass
 
 
+class GeneratorObserver(Protocol):
+    """Told of every generator call (app/operations/metrics.py counts them)."""
+
+    def generator_completed(self, endpoint: str, seconds: float, tokens: int | None) -> None:
+        ...
+
+    def generator_failed(self, endpoint: str, timed_out: bool) -> None:
+        ...
+
+
 @dataclass
 class GeneratorRouter:
     endpoints: list[Endpoint]
+    observer: GeneratorObserver | None = None
+
+    def _completed(self, endpoint: Endpoint, started: float, tokens: int | None) -> None:
+        if self.observer is not None:
+            self.observer.generator_completed(endpoint.name, time.perf_counter() - started,
+                                              tokens)
+
+    def _failed(self, endpoint: Endpoint, exc: GeneratorUnavailable) -> None:
+        if self.observer is not None:
+            self.observer.generator_failed(endpoint.name, generation_timed_out(exc))
 
     @property
     def model(self) -> str:
@@ -72,16 +93,26 @@ class GeneratorRouter:
         # Only the start can fail over: once tokens flowed, switching would mix answers.
         errors = []
         for endpoint in self.eligible(phi):
+            started = time.perf_counter()
             tokens = endpoint.generator.stream(messages, schema)
             try:
                 first = next(tokens)
             except StopIteration:
                 return
             except GeneratorUnavailable as exc:
+                self._failed(endpoint, exc)
                 errors.append(f"{endpoint.name}: {exc}")
                 continue
             yield first
-            yield from tokens
+            count = 1  # streamed chunks: one token each from vLLM and llama.cpp
+            try:
+                for token in tokens:
+                    count += 1
+                    yield token
+            except GeneratorUnavailable as exc:
+                self._failed(endpoint, exc)
+                raise
+            self._completed(endpoint, started, count)
             return
         raise NoEndpoint(self._why(phi, errors))
 
@@ -92,9 +123,16 @@ class GeneratorRouter:
             # One retry per endpoint, but not after a timeout: a slow model would only
             # double the wait.
             for attempt in (1, 2):
+                started = time.perf_counter()
                 try:
-                    return call(endpoint.generator)
+                    out = call(endpoint.generator)
+                    # The endpoint's own count of the completion (None if not told); with
+                    # concurrent calls on one endpoint it may be a neighbour's.
+                    self._completed(endpoint, started,
+                                    getattr(endpoint.generator, "last_completion_tokens", None))
+                    return out
                 except GeneratorUnavailable as exc:
+                    self._failed(endpoint, exc)
                     last = exc
                     log.warning("endpoint unavailable",
                                 extra={"endpoint": endpoint.name, "attempt": attempt})

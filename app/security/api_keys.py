@@ -23,6 +23,10 @@ class Role(StrEnum):
     integration = "integration"
     policy_admin = "policy_admin"
     auditor = "auditor"
+    # Labels answers in the review queue (GET /review/queue, POST /review/{answer_id}).
+    reviewer = "reviewer"
+    # Scrapes GET /metrics and nothing else: the key a Prometheus server holds.
+    metrics = "metrics"
     admin = "admin"
 
 

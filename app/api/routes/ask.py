@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
@@ -53,6 +53,7 @@ def log_failure(exc: BaseException, principal: Principal) -> None:
 
 
 P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def append_ask_record(
@@ -63,9 +64,10 @@ def append_ask_record(
     status: int,
     response: AskResponse | None = None,
     error: str | None = None,
-) -> None:
+) -> int:
     """Append the audit record of one /ask or /ask/stream, or raise AuditUnavailable: an
-    answer that could not be recorded is not given."""
+    answer that could not be recorded is not given. Returns the record's seq: the
+    answer's id. Every outcome is also counted (metrics, quality alarms)."""
     # The router names its first endpoint; the response names the model that answered.
     details = ask_details(
         body, response,
@@ -74,14 +76,16 @@ def append_ask_record(
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
         max_question_chars=services.settings.max_question_chars, error=error,
     )
-    services.audit.append(AuditAction.ask, actor_of(principal), details, status)
+    seq = services.audit.append(AuditAction.ask, actor_of(principal), details, status).seq
+    services.ops.observe_ask(status, response, error, details.latency_ms)
+    return seq
 
 
-def _off_loop(fn: Callable[P, None]) -> Callable[P, Awaitable[None]]:
+def _off_loop(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`fn` (blocking: the audit database) run in the thread pool, awaitable."""
 
-    async def call(*args: P.args, **kwargs: P.kwargs) -> None:
-        await run_in_threadpool(fn, *args, **kwargs)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await run_in_threadpool(fn, *args, **kwargs)
 
     return call
 
@@ -178,7 +182,8 @@ async def ask(
         if status_of(exc) == 500:
             raise HTTPException(500, INTERNAL) from None
         raise
-    await record_ask(services, principal, body, started, 200, response=response)
+    response.answer_id = await record_ask(services, principal, body, started, 200,
+                                          response=response)
     log.info(
         "ask answered",
         extra={

@@ -82,8 +82,8 @@ async def ask_stream(
         raise refused from None
     release = _release_once(services, time.perf_counter())
 
-    def record(status: int, response: AskResponse | None, error: str | None) -> None:
-        append_ask_record(services, principal, body, started, status, response, error)
+    def record(status: int, response: AskResponse | None, error: str | None) -> int:
+        return append_ask_record(services, principal, body, started, status, response, error)
 
     def body_iter() -> Iterator[str]:
         try:
@@ -100,12 +100,12 @@ async def ask_stream(
                     continue
                 # As with /ask: an answer that could not be audited is not given.
                 try:
-                    record(200, AskResponse.model_validate(event.data), None)
+                    answer_id = record(200, AskResponse.model_validate(event.data), None)
                 except AuditUnavailable:
                     yield sse(StreamEvent("error", {"detail": "The audit log could not be "
                                                     "written, so no answer is given."}))
                     return
-                yield sse(event)
+                yield sse(StreamEvent("answer", {**event.data, "answer_id": answer_id}))
         except GeneratorUnavailable as exc:
             try:
                 record(503, None, error_of(exc))
