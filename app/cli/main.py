@@ -7,7 +7,18 @@ import argparse
 import os
 import sys
 
-from app.cli import ask, audit, backup, documents, evaluate, ingest, keys, local_llm, serve
+from app.cli import (
+    ask,
+    audit,
+    backup,
+    documents,
+    evaluate,
+    ingest,
+    keys,
+    local_llm,
+    review,
+    serve,
+)
 from app.core.settings import get_settings
 
 # Set before any library that may try to reach a hub or phone home is imported.
@@ -16,7 +27,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-COMMANDS = (ingest, serve, ask, keys, evaluate, local_llm, audit, documents, backup)
+COMMANDS = (ingest, serve, ask, keys, evaluate, local_llm, audit, documents, backup, review)
 
 
 def build_parser() -> argparse.ArgumentParser:
