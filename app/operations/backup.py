@@ -29,6 +29,7 @@ parts moved into place, what they replace kept under `.pre-restore-<time>/`.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ import sqlite3
 import tarfile
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,8 +292,20 @@ def create_backup(
 
 # Restore ----------------------------------------------------------------------------------
 
+def _check_gzip(archive: Path) -> None:
+    """Read a gzip stream to its end, so its CRC is checked (tarfile stops reading at the
+    archive's end marker, before the gzip trailer)."""
+    with archive.open("rb") as raw:
+        if raw.read(2) != b"\x1f\x8b":
+            return
+    with gzip.open(archive, "rb") as stream:
+        while stream.read(1 << 20):
+            pass
+
+
 def _unpack(archive: Path, dest: Path) -> dict[str, Any]:
     try:
+        _check_gzip(archive)
         with tarfile.open(archive, mode="r:*") as tar:
             for member in tar:
                 name = member.name
@@ -302,7 +316,7 @@ def _unpack(archive: Path, dest: Path) -> dict[str, Any]:
                 tar.extract(member, dest, filter="data")
     except RestoreRefused:
         raise
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
         raise RestoreRefused(f"the archive is damaged or not a medcite backup "
                              f"({type(exc).__name__}: {exc})") from exc
     try:
