@@ -1,7 +1,7 @@
 """The deployment files keep their promises (README, "Deploying on a hospital server"):
-every long-running service has a health check, data lives on named volumes, only the API
-and the UI publish ports (on loopback unless told otherwise), secrets come from the env
-file, there is a GPU and a CPU profile, and the image has a pinned slim base.
+every long-running service has a health check, data lives on named volumes, only the API,
+the UI and Grafana publish ports (on loopback unless told otherwise), secrets come from the
+env file, there is a GPU and a CPU profile, and the image has a pinned slim base.
 
 No Docker engine runs here, so this reads the files the way `docker compose config`
 would resolve them (YAML with merge keys, ${VAR} interpolation from .env.example)."""
@@ -85,9 +85,9 @@ def test_services_profiles_and_health_checks(compose: dict[str, Any]) -> None:
         "service_completed_successfully"
 
 
-def test_only_the_api_and_ui_publish_ports_on_loopback(compose: dict[str, Any]) -> None:
+def test_only_the_api_ui_and_grafana_publish_ports_on_loopback(compose: dict[str, Any]) -> None:
     published = {name: s["ports"] for name, s in compose["services"].items() if s.get("ports")}
-    assert set(published) == {"api", "ui"}
+    assert set(published) == {"api", "ui", "grafana"}
     for ports in published.values():
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), port
