@@ -5,11 +5,13 @@ the same vectors as the baseline in the same run.
     .venv/bin/python -m bench.retrieval --sizes 10000 100000 --queries 40
     .venv/bin/python -m bench.retrieval --sizes 1000000 --engines qdrant --no-rerank
 
-Engines: `embedded` is `QdrantClient(path=...)`, the product's default store (pure
-Python: every query scans every point); `qdrant` is Qdrant's own Rust engine (HNSW,
-payload and sparse indexes) in process through `qdrant-edge-py`, standing in for the
-Qdrant server that `QDRANT_URL` deployments use, which cannot be installed here
-(bench/qdrant_engine.py). Both are searched through `Retriever.search` itself (filters,
+Engines (`--engines`): `edge` is the product's embedded default, `EdgeClient`
+(retrieval/engines/edge.py: Qdrant's own engine in process through `qdrant-edge-py`,
+HNSW, payload and sparse indexes; the engine a Qdrant server runs); `local` is
+qdrant-client's local mode, `QdrantClient(path=...)` (MEDCITE_VECTOR_ENGINE=local: pure
+Python, every query scans every point). Both are searched through `Retriever.search`
+itself with the product's filters (access groups and the versions in force, 90% of the
+documents here), reported next to brute force over the same vectors and filter (filters,
 RRF fusion, dense re-scoring, de-duplication, reranking); only the question embedding is
 precomputed, since it costs the same at any collection size (it is timed once,
 separately, with the real model). Chunks are synthetic: random unit vectors and
@@ -37,10 +39,14 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import qdrant_edge as qe  # noqa: E402
 from qdrant_client import QdrantClient, models  # noqa: E402
-from qdrant_engine import EdgeClient, create_shard, to_edge_point  # noqa: E402
 
+from retrieval.engines.edge import (  # noqa: E402
+    DEFAULT_HNSW_EF,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
+    EdgeClient,
+)
 from retrieval.rerank import CrossEncoderReranker  # noqa: E402
 from retrieval.search import PREFETCH, Retriever  # noqa: E402
 from retrieval.sparse import (  # noqa: E402
@@ -61,6 +67,35 @@ QUERY_TERMS = 6
 LIMIT = 5
 BATCH = 1000
 FOLD = 1 << 20  # the baseline folds hashed term ids into 2^20 columns
+DOC_CHUNKS = 20  # chunks per synthetic document (one version each)
+RECALL_K = 10
+
+
+def version_of(i: int) -> str:
+    return f"v{i // DOC_CHUNKS}"
+
+
+def in_force(n: int) -> list[str]:
+    """The versions the product's filter lets through: all but every tenth document
+    (superseded or retired), as the catalog's in-force set does."""
+    return [version_of(i) for i in range(0, n, DOC_CHUNKS) if (i // DOC_CHUNKS) % 10 != 9]
+
+
+class InForce:
+    """The catalog's one call the search path makes, from the synthetic version set."""
+
+    def __init__(self, n: int) -> None:
+        self.versions = {v: {"number": 1} for v in in_force(n)}
+
+    def in_force_versions(self, collection: str, as_of: str | None = None) -> dict:
+        return self.versions
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 @dataclass
@@ -127,8 +162,9 @@ def points(corpus: Corpus, lo: int, hi: int) -> list[models.PointStruct]:
             id=i,
             vector={DENSE: corpus.vectors[i].tolist(),
                     SPARSE: models.SparseVector(indices=ids.tolist(), values=values.tolist())},
-            payload={"text": corpus.text(i)[:200], "doc_id": f"d{i // 20}",
-                     "source_file": f"f{i // 20}.md", "doc_type": "guideline",
+            payload={"text": corpus.text(i)[:200], "doc_id": f"d{i // DOC_CHUNKS}",
+                     "version_id": version_of(i),
+                     "source_file": f"f{i // DOC_CHUNKS}.md", "doc_type": "guideline",
                      "access_groups": ["public"], "chunk_index": i % 20},
         ))
     return out
@@ -141,23 +177,6 @@ def load(client: QdrantClient, collection: str, corpus: Corpus) -> float:
         client.upsert(collection, points=points(corpus, lo, min(lo + BATCH, len(corpus.words))),
                       wait=True)
     return time.perf_counter() - started
-
-
-def load_engine(path: Path, corpus: Corpus, on_disk: bool) -> tuple[float, float]:
-    """Upsert into Qdrant's engine, then build its indexes (HNSW, sparse, payload) the
-    way a server's optimizer does in the background; returns (upsert s, index s)."""
-    shard = create_shard(path, DIM, on_disk=on_disk)
-    started = time.perf_counter()
-    for lo in range(0, len(corpus.words), BATCH):
-        batch = points(corpus, lo, min(lo + BATCH, len(corpus.words)))
-        shard.update(qe.UpdateOperation.upsert_points([to_edge_point(p) for p in batch]))
-    upsert_s = time.perf_counter() - started
-    started = time.perf_counter()
-    shard.optimize()
-    index_s = time.perf_counter() - started
-    shard.flush()
-    shard.close()
-    return upsert_s, index_s
 
 
 class PrecomputedQueries:
@@ -178,8 +197,10 @@ class BruteForce:
     def __init__(self, corpus: Corpus) -> None:
         from scipy.sparse import csc_matrix
 
-        self.vectors = corpus.vectors
         n = len(corpus.sparse)
+        # The product's filter, applied exactly: chunks of versions not in force score -inf.
+        self.allowed = np.array([(i // DOC_CHUNKS) % 10 != 9 for i in range(n)])
+        self.vectors = corpus.vectors
         lengths = np.array([len(ids) for ids, _ in corpus.sparse])
         rows = np.repeat(np.arange(n, dtype=np.int32), lengths)
         cols = np.concatenate([ids for ids, _ in corpus.sparse]) % FOLD
@@ -196,13 +217,14 @@ class BruteForce:
         return idx[np.argsort(-scores[idx])]
 
     def dense(self, q: list[float], k: int = LIMIT * 3) -> np.ndarray:
-        return self._top(self.vectors @ np.asarray(q, dtype=np.float32), k)
+        scores = self.vectors @ np.asarray(q, dtype=np.float32)
+        return self._top(np.where(self.allowed, scores, -np.inf), k)
 
     def lexical(self, text: str, k: int) -> np.ndarray:
         sv = encode_query(text)
         cols = [c % FOLD for c in sv.indices]
         scores = np.asarray(self.sparse[:, cols] @ self.idf[cols]).ravel()
-        return self._top(scores, k)
+        return self._top(np.where(self.allowed, scores, -np.inf), k)
 
     def hybrid(self, text: str, q: list[float]) -> list[int]:
         fused: dict[int, float] = {}
@@ -240,18 +262,17 @@ def row(name: str, ms: list[float], base: list[float] | None) -> str:
 
 def dense_agreement(retriever: Retriever, brute: BruteForce,
                     queries: list[tuple[str, list[float]]]) -> tuple[float, float]:
-    """How the engine's dense search compares with exact search (brute force): the share
-    of queries whose top hit is the exact top hit (the chunk the query was made from),
-    and the share of the exact top 5 it returns. With random vectors, ranks 2–5 are
-    near-ties among unrelated chunks, which is where approximate (HNSW) search differs."""
+    """The engine's filtered dense search against exact search (brute force, same
+    filter): the share of queries whose top hit is the exact top hit, and recall@10, the
+    share of the exact top 10 it returns."""
     top1 = found = 0
     for text, vector in queries:
         got = [int(p.id) for p in retriever.search(text, access_groups=["public"],
-                                                   limit=LIMIT, mode="dense")]
-        exact = [int(i) for i in brute.dense(vector, LIMIT)]
+                                                   limit=RECALL_K, mode="dense")]
+        exact = [int(i) for i in brute.dense(vector, RECALL_K)]
         top1 += bool(got) and got[0] == exact[0]
         found += len(set(got) & set(exact))
-    return top1 / len(queries), found / (LIMIT * len(queries))
+    return top1 / len(queries), found / (RECALL_K * len(queries))
 
 
 def bench_engine(
@@ -260,37 +281,42 @@ def bench_engine(
     brute: BruteForce, base: dict[str, list[float]],
 ) -> tuple[list[str], list[str]]:
     path = workdir / f"{engine}-{n}"
-    # The embedded store is the product's on-disk folder unless told otherwise; Qdrant's
-    # engine keeps vectors, graph and payload in RAM, or memory-maps them from disk for
-    # the collections too large for RAM.
-    on_disk = n >= args.qdrant_disk_min if engine == "qdrant" else n <= args.disk_max
+    # Local mode is the product's on-disk folder unless told otherwise (it searches in
+    # memory either way); the edge engine is always on disk (its data folder).
+    on_disk = True if engine == "edge" else n <= args.disk_max
     client: object
-    print(f"{n:,} {engine}: loading ({'disk' if on_disk else 'memory'})", file=sys.stderr,
-          flush=True)
-    if engine == "qdrant":
-        upsert_s, index_s = load_engine(path, corpus, on_disk)
+    print(f"{n:,} {engine}: loading", file=sys.stderr, flush=True)
+    rss_before = rss_mb()
+    if engine == "edge":
+        edge = EdgeClient(path)
+        upsert_s = load(edge, "bench", corpus)
         started = time.perf_counter()
-        client = EdgeClient(qe.EdgeShard.load(str(path)))
+        edge.settle()  # HNSW and merges, as ingest does at the end of a run
+        index_s = time.perf_counter() - started
+        edge.close()
+        started = time.perf_counter()
+        client = EdgeClient(path)  # reopen: what a restarted API does
         open_s = time.perf_counter() - started
-        placement = ("vectors, graph and payload memory-mapped from disk, read on demand"
-                     if on_disk else "data on disk, held in RAM")
-        how = (f"Qdrant's engine (qdrant-edge-py {version('qdrant-edge-py')}, HNSW m=16 "
-               f"ef_construct=100, {placement}): "
-               f"upserted in {upsert_s:.0f} s ({n / upsert_s:,.0f} chunks/s), indexes built "
-               f"in {index_s:.0f} s, reopened in {open_s:.1f} s")
+        how = (f"edge engine (`EdgeClient`, qdrant-edge-py {version('qdrant-edge-py')}, HNSW "
+               f"m={HNSW_M} ef_construct={HNSW_EF_CONSTRUCT}, search ef {DEFAULT_HNSW_EF} "
+               f"unless set): store time {1000 * upsert_s / n * 1000:,.0f} ms per 1k chunks "
+               f"({n / upsert_s:,.0f} chunks/s), indexes built in {index_s:.0f} s "
+               f"({1000 * index_s / n * 1000:,.0f} ms per 1k chunks), reopened in "
+               f"{open_s:.1f} s")
     else:
-        embedded = (QdrantClient(path=str(path)) if on_disk
-                    else QdrantClient(location=":memory:"))
-        upsert_s = load(embedded, "bench", corpus)
-        how = (f"the embedded Qdrant (`QdrantClient(path=...)`, the product default; "
-               f"{'on disk' if on_disk else 'in memory'}): loaded in {upsert_s:.0f} s "
-               f"({n / upsert_s:,.0f} chunks/s)")
+        local = (QdrantClient(path=str(path)) if on_disk
+                 else QdrantClient(location=":memory:"))
+        upsert_s = load(local, "bench", corpus)
+        how = (f"local mode (`QdrantClient(path=...)`, MEDCITE_VECTOR_ENGINE=local; "
+               f"{'on disk' if on_disk else 'in memory'}): store time "
+               f"{1000 * upsert_s / n * 1000:,.0f} ms per 1k chunks ({n / upsert_s:,.0f} "
+               "chunks/s)")
         if on_disk:
-            embedded.close()
+            local.close()
             started = time.perf_counter()
-            embedded = QdrantClient(path=str(path))  # reopen: what a restarted API does
+            local = QdrantClient(path=str(path))  # reopen: what a restarted API does
             how += f", reopened in {time.perf_counter() - started:.1f} s"
-        client = embedded
+        client = local
     try:
         if on_disk:
             disk_mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
@@ -304,19 +330,21 @@ def bench_engine(
                                     mode=mode)  # type: ignore[arg-type]
 
         runs = args.queries
-        name = "qdrant engine" if engine == "qdrant" else "embedded"
+        name = engine
         lines = [f"- {name}: {how}.", ""]
         rows: list[str] = []
         # One built index, several search beams: the recall/latency trade of
         # MEDCITE_HNSW_EF without rebuilding (the embedded store searches exactly).
-        for ef in args.hnsw_ef if engine == "qdrant" else [0]:
-            beam = f"ef {ef}" if ef else "default ef"
-            label = f"{name}, {beam}" if engine == "qdrant" else name
+        for ef in args.hnsw_ef if engine == "edge" else [0]:
+            beam = f"ef {ef}" if ef else f"ef {DEFAULT_HNSW_EF} (default)"
+            label = f"{name}, {beam}" if engine == "edge" else name
             retriever = Retriever(client, "bench",  # type: ignore[arg-type]
-                                  PrecomputedQueries(table), hnsw_ef=ef or None)
+                                  PrecomputedQueries(table), catalog=InForce(n),
+                                  hnsw_ef=ef or None)
             top1, recall = dense_agreement(retriever, brute, queries)
-            lines.insert(-1, f"- {label}: dense search against exact search, {len(queries)} "
-                             f"queries: same top hit {top1:.3f}, recall@5 {recall:.3f}.")
+            lines.insert(-1, f"- {label}: filtered dense search against exact search, "
+                             f"{len(queries)} queries: same top hit {top1:.3f}, "
+                             f"recall@{RECALL_K} {recall:.3f}.")
             rows += [
                 row(f"medcite dense, {label}", timed(medcite(retriever, "dense"), runs),
                     base["dense"]),
@@ -329,6 +357,9 @@ def bench_engine(
                 rows.append(row(f"medcite hybrid + cross-encoder ({args.candidates} "
                                 f"candidates, CPU), {label}",
                                 timed(medcite(reranked, "hybrid"), runs), base["hybrid"]))
+        lines.insert(-1, f"- {name}: process resident memory {rss_mb():,.0f} MB after "
+                         f"loading and querying (+{rss_mb() - rss_before:,.0f} MB over "
+                         "before this engine was loaded).")
         return lines, rows
     finally:
         client.close()  # type: ignore[attr-defined]
@@ -352,9 +383,9 @@ def bench_size(
     rows = [row("brute-force numpy dense (baseline)", base["dense"], None),
             row("brute-force numpy+scipy hybrid, RRF (baseline)", base["hybrid"], None)]
     for engine in args.engines:
-        if engine == "embedded" and n > args.embedded_max:
-            notes.append(f"- embedded: not run above {args.embedded_max:,} chunks "
-                         "(`--embedded-max`; a Python scan of every point per query).")
+        if engine == "local" and n > args.local_max:
+            notes.append(f"- local: not run above {args.local_max:,} chunks "
+                         "(`--local-max`; a Python scan of every point per query).")
             continue
         engine_notes, engine_rows = bench_engine(engine, n, corpus, queries, args, reranker,
                                                  workdir, brute, base)
@@ -394,18 +425,15 @@ def main() -> int:
                     help="larger collections are loaded in memory (same search engine: the "
                          "embedded Qdrant searches in memory either way; only loading and "
                          "reopening differ)")
-    ap.add_argument("--engines", nargs="+", choices=["embedded", "qdrant"],
-                    default=["embedded", "qdrant"],
-                    help="embedded: QdrantClient(path=...), the product default; qdrant: "
-                         "Qdrant's Rust engine in process (qdrant-edge-py), what a server runs")
-    ap.add_argument("--embedded-max", type=int, default=20_000,
-                    help="skip the embedded engine above this many chunks")
+    ap.add_argument("--engines", nargs="+", choices=["edge", "local"],
+                    default=["edge", "local"],
+                    help="edge: the embedded default (Qdrant's engine in process, "
+                         "qdrant-edge-py); local: qdrant-client's local mode")
+    ap.add_argument("--local-max", type=int, default=20_000,
+                    help="skip local mode above this many chunks")
     ap.add_argument("--hnsw-ef", type=int, nargs="+", default=[0],
                     help="search-time HNSW ef values, as MEDCITE_HNSW_EF (0: Qdrant's "
                          "default), each timed on the same built index")
-    ap.add_argument("--qdrant-disk-min", type=int, default=1_000_000,
-                    help="Qdrant's engine memory-maps collections this large from disk "
-                         "(smaller ones are held in RAM)")
     ap.add_argument("--workdir", help="where the Qdrant folders go (default: a temp folder)")
     args = ap.parse_args()
 
@@ -423,7 +451,9 @@ def main() -> int:
                 CrossEncoder(model_path, num_labels=1, device="cpu").save(path)
             reranker = CrossEncoderReranker(path)
         emb = embedding_ms(model_path, args.queries)
-        print(f"Machine: {os.cpu_count()} CPU cores, no GPU. Query embedding (MiniLM, CPU): "
+        print(f"Machine: {os.cpu_count()} CPU cores, no GPU, load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start. "
+              "Query embedding (MiniLM, CPU): "
               f"p50 {pct(emb, 50):.1f} ms, p95 {pct(emb, 95):.1f} ms, not included below.\n")
         for n in args.sizes:
             print("\n".join(bench_size(n, args, reranker, Path(tmp))) + "\n", flush=True)

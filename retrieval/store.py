@@ -153,6 +153,11 @@ def settle(client: Any) -> None:
 # --- migration: local mode -> edge ---------------------------------------------------------
 
 
+def store_present(path: Path) -> bool:
+    """Whether an embedded store (either engine's files) is in the folder `path`."""
+    return _has_local_data(path) or _has_edge_data(path)
+
+
 def _has_local_data(path: Path) -> bool:
     return (path / "meta.json").exists() or (path / "collection").is_dir()
 

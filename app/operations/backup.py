@@ -52,7 +52,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.core.settings import Settings
 from ingest.catalog import generation_table
 from ingest.database import engine_url, make_engine
-from retrieval.store import StoreUnavailable, restore_store, snapshot_store, snapshot_store_path
+from retrieval.store import (
+    StoreUnavailable,
+    restore_store,
+    snapshot_store,
+    snapshot_store_path,
+    store_present,
+)
 
 FORMAT = "medcite-backup"
 FORMAT_VERSION = 1
@@ -168,7 +174,7 @@ def _snapshot(settings: Settings, client: Any, dest: Path) -> None:
         snapshot_store(client, dest)
         return
     if not settings.qdrant_url:
-        if not (settings.resolved_qdrant_path / "meta.json").is_file():
+        if not store_present(settings.resolved_qdrant_path):
             raise BackupError(f"no vector store at {settings.resolved_qdrant_path}: "
                               "nothing has been ingested into this data folder")
         snapshot_store_path(settings.resolved_qdrant_path, dest)
