@@ -18,6 +18,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.answering.models import AskRequest, AskResponse, HealthResponse
 from app.audit.models import AuditPage
+from app.operations.models import (
+    AlarmState,
+    FeedbackRequest,
+    FeedbackResponse,
+    ReviewQueue,
+    ReviewRequest,
+    ReviewResponse,
+)
 from app.security.api_keys import Principal
 from ui.models import DocumentDiff, DocumentInfo, IngestJob, VersionInfo
 
@@ -330,6 +338,34 @@ class MedciteClient:
         }
         response = self._request("GET", "/audit", timeout_s=self.read_timeout_s, params=params)
         return _parse(response, AuditPage)
+
+
+    # -- feedback, review (role reviewer) and alarms (auditor) ----------------------------
+
+    def feedback(self, answer_id: int, request: FeedbackRequest) -> FeedbackResponse:
+        response = self._request(
+            "POST", f"/answers/{int(answer_id)}/feedback", timeout_s=self.read_timeout_s,
+            json_body=request.model_dump(mode="json", exclude_none=True),
+        )
+        return _parse(response, FeedbackResponse)
+
+    def review_queue(self, include_labelled: bool = False) -> ReviewQueue:
+        response = self._request(
+            "GET", "/review/queue", timeout_s=self.read_timeout_s,
+            params={"include_labelled": str(include_labelled).lower()},
+        )
+        return _parse(response, ReviewQueue)
+
+    def review(self, answer_id: int, request: ReviewRequest) -> ReviewResponse:
+        response = self._request(
+            "POST", f"/review/{int(answer_id)}", timeout_s=self.read_timeout_s,
+            json_body=request.model_dump(mode="json", exclude_none=True),
+        )
+        return _parse(response, ReviewResponse)
+
+    def alarms(self) -> list[AlarmState]:
+        return _parse_list(self._request("GET", "/alarms", timeout_s=self.read_timeout_s),
+                           AlarmState)
 
 
 def _not_understood(status: int, exc: ValidationError) -> ApiError:

@@ -15,8 +15,10 @@ from datetime import date
 import streamlit as st
 
 from app.answering.models import AnswerStatus, AskRequest, AskResponse
+from app.audit.models import FeedbackRating, FeedbackReason
+from app.operations.models import FeedbackRequest
 from retrieval.models import SearchFilters
-from ui import render, session
+from ui import render, render_review, session
 from ui.api_client import ApiError, MedciteClient
 from ui.patients import list_patient_bundles, load_bundle
 
@@ -196,6 +198,35 @@ def _show_abstention_answer(response: AskResponse) -> None:
                 st.markdown(line, unsafe_allow_html=True)
 
 
+def _feedback_form(client: MedciteClient, response: AskResponse) -> None:
+    """Under every answer: a rating that goes into the audit chain with the answer's id
+    (a later one from the same user replaces it; both are kept)."""
+    if response.answer_id is None:
+        return
+    with st.form(f"feedback_{response.answer_id}", border=True):
+        st.markdown("**Was this answer right?**")
+        rating = st.radio("Rating", ["👍 Useful and correct", "👎 Something is wrong"],
+                          horizontal=True, label_visibility="collapsed")
+        reasons = [None, *FeedbackReason]
+        reason = st.selectbox(
+            "What was wrong (for 👎)", reasons,
+            format_func=lambda r: "—" if r is None else render_review.REASON_LABELS[r])
+        comment = st.text_input("Comment (optional; no patient identifiers)", max_chars=2000)
+        sent = st.form_submit_button("Send feedback")
+    if not sent:
+        return
+    down = rating.startswith("👎")
+    try:
+        request = FeedbackRequest(
+            rating=FeedbackRating.down if down else FeedbackRating.up,
+            reason=reason if down else None, comment=comment.strip() or None)
+        client.feedback(response.answer_id, request)
+    except (ApiError, ValueError) as exc:
+        st.error(render.escape_text(str(exc)))
+        return
+    st.success(f"Thank you: feedback on answer #{response.answer_id} recorded.")
+
+
 def show() -> None:
     connection = session.require("ask")
     choices = _sidebar()
@@ -215,3 +246,4 @@ def show() -> None:
     response = st.session_state.get(RESPONSE_KEY)
     if isinstance(response, AskResponse):
         _show_response(response)
+        _feedback_form(connection.client(), response)

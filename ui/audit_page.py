@@ -10,7 +10,7 @@ from datetime import date
 import streamlit as st
 
 from app.audit.models import AskDetails, AuditAction, AuditRecord
-from ui import render, render_audit, session
+from ui import render, render_audit, render_review, session
 from ui.api_client import ApiError, MedciteClient
 
 RESULTS_KEY = "audit_results"  # list[AuditRecord], newest first
@@ -99,9 +99,26 @@ def _show_record(record: AuditRecord) -> None:
             st.json(record.details.model_dump(mode="json"))
 
 
+def _show_alarms(client: MedciteClient) -> None:
+    """The quality alarms (GET /alarms): rates over the window against their thresholds."""
+    try:
+        states = client.alarms()
+    except ApiError as exc:
+        st.warning(render.escape_text(f"Quality alarms unavailable: {exc}"))
+        return
+    raised = [s for s in states if s.active]
+    st.subheader("Quality alarms")
+    if raised:
+        st.error(render.escape_text(
+            "Raised: " + ", ".join(s.signal.replace("_", " ") for s in raised)))
+    with st.expander("Quality signals", expanded=bool(raised)):
+        st.table(render_review.alarm_rows(states))
+
+
 def show() -> None:
     connection = session.require("audit")
     client = connection.client()
+    _show_alarms(client)
     st.subheader("Audit log")
     query = _search_form()
     if query is not None:

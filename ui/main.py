@@ -2,9 +2,9 @@
 
 Run with `streamlit run ui/main.py`; configure with MEDCITE_API_URL (and, for the
 single-user loopback set-up only, MEDCITE_API_KEY, which signs the browser in with that
-key). Pages: Ask (clinician, integration), Documents (policy_admin), Audit (auditor);
-admin sees all three. Each page's logic lives in ui/<page>_page.py; ui/views/ holds the
-one-line scripts st.navigation runs.
+key). Pages: Ask (clinician, integration), Documents (policy_admin), Audit (auditor),
+Review (reviewer); admin sees all four. Each page's logic lives in ui/<page>_page.py;
+ui/views/ holds the one-line scripts st.navigation runs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "ask": ("views/ask.py", "Ask", ":material/quick_reference_all:"),
     "documents": ("views/documents.py", "Documents", ":material/description:"),
     "audit": ("views/audit.py", "Audit", ":material/policy:"),
+    "review": ("views/review.py", "Review", ":material/rate_review:"),
 }
 
 

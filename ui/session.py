@@ -24,6 +24,7 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "ask": frozenset({Role.clinician, Role.integration}),
     "documents": frozenset({Role.policy_admin}),
     "audit": frozenset({Role.auditor}),
+    "review": frozenset({Role.reviewer}),
 }
 
 

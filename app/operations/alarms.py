@@ -26,10 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
-
 from app.answering.models import AnswerStatus
 from app.operations.metrics import Metrics
+from app.operations.models import AlarmState
 
 log = logging.getLogger("medcite.alarms")
 
@@ -47,18 +46,6 @@ _STREAM = {"abstention": "answers", "evidence_only": "answers", "off_topic": "an
 _STATUS_SIGNAL = {AnswerStatus.abstained: "abstention",
                   AnswerStatus.evidence_only: "evidence_only",
                   AnswerStatus.off_topic: "off_topic"}
-
-
-class AlarmState(BaseModel):
-    signal: str
-    rate: float | None = Field(description="Share over the window; null with no events.")
-    threshold: float
-    events: int = Field(description="Events in the window the rate is a share of.")
-    hits: int
-    min_events: int
-    window_s: float
-    active: bool
-    since: datetime | None = Field(default=None, description="When the alarm was raised.")
 
 
 @dataclass

@@ -22,12 +22,12 @@ from app.audit.log import AuditLog, AuditQuery
 from app.audit.models import (
     AskDetails,
     AuditAction,
-    AuditActor,
     AuditRecord,
     FeedbackDetails,
     FeedbackRating,
     ReviewDetails,
 )
+from app.operations.models import GivenFeedback, GivenLabel, QueueItem, ReviewQueue
 from app.security.api_keys import Principal, Role
 
 # Roles that may read (and give feedback on, and label) any user's answer.
@@ -87,48 +87,6 @@ def previous_label(audit: AuditLog, answer_id: int) -> int | None:
         if rec.seq < answer_id:
             return None
     return None
-
-
-class GivenFeedback(BaseModel):
-    feedback_id: int = Field(description="The seq of the feedback's audit record.")
-    ts: datetime
-    by: AuditActor
-    details: FeedbackDetails
-
-
-class GivenLabel(BaseModel):
-    label_id: int
-    ts: datetime
-    by: AuditActor
-    details: ReviewDetails
-
-
-class SourcePassage(BaseModel):
-    """A retrieved passage as stored now (its chunk's text), for the reviewer to read."""
-
-    passage_id: str
-    doc_id: str
-    source_file: str | None = None
-    title: str | None = None
-    text: str | None = Field(default=None, description="Null when no longer stored.")
-
-
-class QueueItem(BaseModel):
-    answer_id: int
-    why: list[str] = Field(description="flagged (negative feedback) and/or sampled.")
-    record: AuditRecord = Field(description="The ask record: question, answer sentences "
-                                "with their citations' verification, retrieved passages.")
-    sources: list[SourcePassage] = Field(default_factory=list)
-    feedback: list[GivenFeedback] = Field(
-        default_factory=list, description="Each user's current feedback.")
-    label: GivenLabel | None = None
-
-
-class ReviewQueue(BaseModel):
-    sample_rate: float
-    window_days: int
-    answers_in_window: int
-    items: list[QueueItem]
 
 
 def sampled(record: AuditRecord, rate: float) -> bool:

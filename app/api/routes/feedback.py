@@ -7,19 +7,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.deps import actor_of, get_services, require_role
-from app.audit.models import (
-    MAX_COMMENT_CHARS,
-    AccessDeniedDetails,
-    AuditAction,
-    FeedbackDetails,
-    FeedbackRating,
-    FeedbackReason,
-)
+from app.audit.models import AccessDeniedDetails, AuditAction, FeedbackDetails
 from app.core.container import Services
 from app.operations.answers import find_answer, may_see, previous_feedback
+from app.operations.models import FeedbackRequest, FeedbackResponse
 from app.security.api_keys import Principal, Role
 
 router = APIRouter(tags=["feedback"])
@@ -29,31 +22,6 @@ AnswerId = Annotated[int, Path(ge=1, le=2**62, description="AskResponse.answer_i
 # Who may rate: those who ask, and those who read others' answers.
 Rater = Annotated[Principal, Depends(require_role(
     Role.clinician, Role.integration, Role.reviewer, Role.auditor))]
-_NO_NUL = r"^[^\x00]*$"
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rating: FeedbackRating
-    reason: FeedbackReason | None = Field(
-        default=None, description="What was wrong (a thumbs-down only).")
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS, pattern=_NO_NUL)
-
-    @model_validator(mode="after")
-    def _reason_for_down_only(self) -> FeedbackRequest:
-        if self.reason is not None and self.rating is FeedbackRating.up:
-            raise ValueError("a reason goes with a thumbs-down only")
-        return self
-
-
-class FeedbackResponse(BaseModel):
-    feedback_id: int = Field(description="The seq of the feedback's audit record.")
-    answer_id: int
-    rating: FeedbackRating
-    reason: FeedbackReason | None = None
-    comment: str | None = None
-    supersedes: int | None = None
 
 
 @router.post(

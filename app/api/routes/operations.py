@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import get_services, require_role
 from app.core.container import Services
-from app.operations.alarms import AlarmState
+from app.operations.models import AlarmState
 from app.security.api_keys import Principal, Role
 
 router = APIRouter(tags=["operations"])

@@ -8,26 +8,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import actor_of, get_services, require_role
 from app.audit.models import (
-    MAX_COMMENT_CHARS,
     AskDetails,
     AuditAction,
     AuditQueryDetails,
     ReviewDetails,
     ReviewGold,
-    ReviewVerdict,
 )
 from app.core.container import Services
-from app.operations.answers import (
+from app.operations.answers import find_answer, previous_label, review_queue
+from app.operations.models import (
     QueueItem,
     ReviewQueue,
+    ReviewRequest,
+    ReviewResponse,
     SourcePassage,
-    find_answer,
-    previous_label,
-    review_queue,
 )
 from app.security.api_keys import Principal, Role
 from retrieval.search import to_passage
@@ -36,37 +33,6 @@ router = APIRouter(tags=["review"])
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 Reviewer = Annotated[Principal, Depends(require_role(Role.reviewer))]
-_NO_NUL = r"^[^\x00]*$"
-Short = Annotated[str, Field(min_length=1, max_length=300, pattern=_NO_NUL)]
-
-
-class GoldRequest(BaseModel):
-    """A passage of the answer that answers the question, or any corpus file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    passage_id: str | None = Field(default=None, max_length=100)
-    source_file: str | None = Field(default=None, max_length=500, pattern=_NO_NUL)
-    contains: str = Field(default="", max_length=500, pattern=_NO_NUL,
-                          description="A short text a relevant passage contains.")
-
-
-class ReviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    verdict: ReviewVerdict
-    key_facts: list[Annotated[list[Short], Field(min_length=1, max_length=10)]] = Field(
-        default_factory=list, max_length=20,
-        description="Facts a correct answer must state, each as its acceptable forms.")
-    gold: list[GoldRequest] = Field(default_factory=list, max_length=20)
-    question_kind: str | None = Field(default=None, pattern=r"^[a-z_]{1,40}$",
-                                      description="dose, formulary_status, ... (eval/README)")
-    note: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS, pattern=_NO_NUL)
-
-
-class ReviewResponse(BaseModel):
-    label_id: int
-    label: ReviewDetails
 
 
 def _sources(services: Services, item: QueueItem) -> list[SourcePassage]:
