@@ -55,6 +55,19 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_ingest(options: IngestOptions, settings: Settings) -> int:
+    from retrieval.store import StoreUnavailable
+
+    try:
+        return _run_ingest(options, settings)
+    except StoreUnavailable as exc:
+        # Most often a running `medcite serve` holding the embedded store: say so and
+        # what to do (upload through the API, or a Qdrant server), not a traceback.
+        print(f"medcite ingest: {exc}. While the API runs, publish new versions through "
+              "it (POST /documents/upload, the UI's Documents page).", file=sys.stderr)
+        return 2
+
+
+def _run_ingest(options: IngestOptions, settings: Settings) -> int:
     from app.audit import records as audit_records
     from app.audit.models import AuditAction, RetireDetails
     from ingest.pipeline import ingest_path
