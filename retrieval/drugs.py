@@ -9,6 +9,8 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
+from retrieval.drug_classes import classes_in
+
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9\-]*|\S")
 
 
@@ -59,6 +61,10 @@ def _followed_by_class_word(tokens: list[str], end: int) -> bool:
     return any(w in _CLASS_WORDS for w in after[:2])
 
 
+# Dose words some dictionary entries carry in their names ("Low-dose aspirin").
+_DOSE_PREFIX = re.compile(r"^(?:low|high|standard|full)[- ]dose (.{4,})$")
+
+
 @lru_cache(maxsize=1)
 def _finder():  # type: ignore[no-untyped-def]
     from drug_named_entity_recognition import find_drugs
@@ -103,10 +109,12 @@ def _collect(
             continue
         synonyms = {s.lower() for s in entry.get("synonyms", ()) if len(s) <= 40}
         synonyms.add(name.lower())
+        # "Low-dose aspirin" is aspirin: a passage saying "aspirin 81 mg" names it.
+        synonyms |= {m.group(1) for s in synonyms if (m := _DOSE_PREFIX.match(s))}
         end = where[1] if len(where) >= 2 and isinstance(where[1], int) else None
         is_class = _is_class(entry) or (
             tokens is not None and end is not None and _followed_by_class_word(tokens, end)
-        )
+        ) or any(classes_in(s) for s in synonyms)
         found[name.lower()] = DrugMention(name=name, synonyms=frozenset(synonyms),
                                           is_class=is_class)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from retrieval.drug_classes import class_members, classes_in
 from retrieval.drugs import drug_names
 
 BOXED_WARNING = "34066-1"
@@ -106,6 +107,9 @@ _ADMIN = re.compile(
 @dataclass(frozen=True)
 class QueryIntent:
     drugs: tuple[str, ...] = ()
+    # Members of the drug classes the question names ("statins": atorvastatin, ...), as
+    # canonical names: formulary rows name drugs, never their class.
+    class_drugs: tuple[str, ...] = ()
     section_codes: tuple[str, ...] = ()
     formulary: bool = False
     listing: bool = False
@@ -117,10 +121,15 @@ def read_intent(question: str) -> QueryIntent:
     for pattern, wanted in _ATTRIBUTES:
         if pattern.search(question):
             codes += [c for c in wanted if c not in codes]
+    drugs = tuple(drug_names(question, fuzzy=True))
+    classes = classes_in(question)
     return QueryIntent(
-        drugs=tuple(drug_names(question, fuzzy=True)),
+        drugs=drugs,
+        class_drugs=tuple(dict.fromkeys(g for c in classes for g in class_members(c.key))),
         section_codes=tuple(codes),
         formulary=bool(_FORMULARY.search(question)),
-        listing=bool(_LISTING.search(question)),
+        # The formulary status of a class ("SGLT2 inhibitors preferred on X?") is the
+        # status of each of its members: a list.
+        listing=bool(_LISTING.search(question)) or bool(classes and not drugs),
         admin=bool(_ADMIN.search(question)),
     )

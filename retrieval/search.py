@@ -198,12 +198,14 @@ class Retriever:
                     prefetch.append(models.Prefetch(
                         query=sparse_query, using=SPARSE, limit=PREFETCH
                     ))
-                if intent is not None and intent.drugs and self.drug_arms:
-                    # The drugs the question names, as a lexical must-match on the
-                    # payload: the same two arms over only the passages about them, so a
-                    # formulary row or label section of that drug is a candidate even
-                    # when prose about its class outscores it.
-                    named = models.Filter(must=[match_any("drugs", list(intent.drugs))])
+                arm_drugs = list(intent.drugs or intent.class_drugs) if intent else []
+                if intent is not None and arm_drugs and self.drug_arms:
+                    # The drugs the question names (else the members of the class it
+                    # names), as a lexical must-match on the payload: the same two arms
+                    # over only the passages about them, so a formulary row or label
+                    # section of that drug is a candidate even when prose about its
+                    # class outscores it.
+                    named = models.Filter(must=[match_any("drugs", arm_drugs)])
                     prefetch.append(models.Prefetch(query=dense, using=DENSE, limit=PREFETCH,
                                                     params=params, filter=named))
                     if sparse.indices:
@@ -213,7 +215,7 @@ class Retriever:
                         # "The boxed warning of drug X": that drug's sections with the
                         # asked LOINC codes, a structured lookup as arms of their own.
                         coded = models.Filter(must=[
-                            match_any("drugs", list(intent.drugs)),
+                            match_any("drugs", arm_drugs),
                             match_any("section_code", list(intent.section_codes))])
                         prefetch.append(models.Prefetch(query=dense, using=DENSE,
                                                         limit=PREFETCH, params=params,
@@ -225,8 +227,12 @@ class Retriever:
                 if intent is not None and intent.formulary and intent.listing:
                     # "Which agents are preferred in class X": whole tables as arms of
                     # their own, since a long table never outscores its own rows.
-                    tables = models.Filter(must=[match_any("unit_kind", ["table"]),
-                                                 match_any("doc_type", ["formulary"])])
+                    must = [match_any("unit_kind", ["table"]),
+                            match_any("doc_type", ["formulary"])]
+                    if arm_drugs and self.drug_arms:
+                        # "Which statins": the tables that list a member of the class.
+                        must.append(match_any("drugs", arm_drugs))
+                    tables = models.Filter(must=must)
                     prefetch.append(models.Prefetch(query=dense, using=DENSE, limit=PREFETCH,
                                                     params=params, filter=tables))
                     if sparse.indices:

@@ -53,7 +53,8 @@ from app.llm.client import MalformedOutput, parse_answer, parse_unit_answer
 from app.llm.router import GeneratorRouter
 from app.security.api_keys import Principal
 from retrieval.context import ContextAssembler
-from retrieval.drugs import find_drug_mentions, mentioned_in
+from retrieval.drug_classes import class_members, classes_in
+from retrieval.drugs import drug_names, find_drug_mentions, mentioned_in
 from retrieval.models import Passage
 from retrieval.search import Retriever
 
@@ -472,12 +473,20 @@ def select_units(
     least the first passage's first unit. Shown in document order."""
     words = content_words(question)
     ordered = [u for own in units for u in own]
-    scored = sorted(
-        ordered,
-        key=lambda u: (-min(_overlap(words, u.reading(passages[u.passage_index])
-                                     + " " + unit_context(passages[u.passage_index])), 3),
-                       u.passage_index),
-    )
+    # A unit naming a drug the question names, or a member of a class it names (a
+    # "Rizatriptan" row for "which triptans"), ranks with the best word matches.
+    wanted = set(drug_names(question)) | {g for c in classes_in(question)
+                                          for g in class_members(c.key)}
+
+    def score(u: Unit) -> int:
+        p = passages[u.passage_index]
+        reading = u.reading(p)
+        overlap = min(_overlap(words, reading + " " + unit_context(p)), 3)
+        if overlap < 3 and wanted and wanted & set(drug_names(reading)):
+            overlap = 3
+        return overlap
+
+    scored = sorted(ordered, key=lambda u: (-score(u), u.passage_index))
     keep: set[str] = set()
     used = 0
     for u in scored:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from app.answering.models import PatientContext
 from app.answering.text import normalise
-from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
+from retrieval.drug_classes import DrugClass, classes_in
+from retrieval.drugs import DrugMention, drug_names, find_drug_mentions, mentioned_in
 
 _WORD = re.compile(r"[a-z][a-z\-]+")
 
@@ -185,12 +186,26 @@ class QuestionFocus:
         return ", ".join(parts)
 
 
+def _classes(question: str, found: list[DrugMention]) -> list[DrugMention]:
+    """The classes a question names: the dictionary's, and those of the class table
+    (which also knows their members); a dictionary class the table does not know is
+    dropped when the table names the class ("GLP-1 receptor agonists" is one class, not
+    the dictionary's "Glucagon-Like Peptide-1 Receptor" plus the table's)."""
+    table = classes_in(question)
+    known = [d for d in found if _known_classes(d)]
+    covered = {c.key for d in known for c in _known_classes(d)}
+    kept = known + ([] if table else [d for d in found if not _known_classes(d)])
+    kept += [DrugMention(name=c.key, synonyms=frozenset({c.key}), is_class=True)
+             for c in table if c.key not in covered]
+    return kept
+
+
 def question_focus(question: str, patient: PatientContext | None = None) -> QuestionFocus:
     mentions = find_drug_mentions(question)
     text = normalise(question)
     focus = QuestionFocus(
         drugs=[d for d in mentions if not d.is_class],
-        classes=[d for d in mentions if d.is_class],
+        classes=_classes(question, [d for d in mentions if d.is_class]),
         payers=[p for p in _PAYERS if re.search(rf"\b{p}\b", text)],
         conditions=[w for w in clinical_entities(question) if is_condition(w)],
         attribute=next((a for a in ATTRIBUTES if a.asks.search(text)), None),
@@ -215,10 +230,15 @@ class Evidence:
 
 
 def _class_named(drug_class: DrugMention, text: str) -> bool:
-    """A class is named by its own name or synonyms, or inside a member's name that
+    """A class is named by its own name or synonyms, by a member ("Farxiga" for the
+    SGLT2 inhibitors, through its generic's naming stem), or inside a member's name that
     carries it ("statin" in "simvastatin"), or by the main words of its name
     ("Lipotropic Agents" by "Lipotropics")."""
     if mentioned_in(drug_class, text):
+        return True
+    known = _known_classes(drug_class)
+    if known and (any(c.names.search(text) for c in known)
+                  or any(c.has_member(g) for c in known for g in drug_names(text))):
         return True
     lowered = normalise(text)
     stems = {_stem(s) for s in drug_class.synonyms if len(s) >= 5 and " " not in s}
@@ -227,6 +247,11 @@ def _class_named(drug_class: DrugMention, text: str) -> bool:
     words = [w for w in _words(drug_class.name) if len(w) > 4 and w not in ("agents", "agent")]
     have = set(_words(text))
     return any(_present(w, have) for w in words)
+
+
+def _known_classes(drug_class: DrugMention) -> list[DrugClass]:
+    """The classes of retrieval/drug_classes.py this dictionary class is."""
+    return classes_in(" ; ".join([drug_class.name, *sorted(drug_class.synonyms)]))
 
 
 def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:

@@ -96,3 +96,13 @@ def test_a_drugs_status_is_its_own_cells_header_not_the_rows() -> None:
         "the cited text says non-preferred, not preferred"
     assert status_flip("Atorvastatin is preferred.", row) is None
     assert status_flip("Livalo is non-preferred.", row) is None
+
+
+def test_a_class_is_addressed_by_a_member_row_that_never_names_the_class() -> None:
+    from app.answering.relevance import Evidence, addresses, question_focus
+
+    focus = question_focus("SGLT2 inhibitors preferred on the Ohio Medicaid PDL?")
+    context = "Preferred Drug List > Endocrine Agents | Ohio Medicaid"
+    assert addresses(focus, Evidence(text="Preferred: Farxiga | Non-Preferred: Inpefa",
+                                     context=context)) == []
+    assert addresses(focus, Evidence(text="Preferred: Pioglitazone (QL)", context=context))

@@ -1,0 +1,49 @@
+"""Drug classes by naming stem: the members formularies list under no class name."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval.drug_classes import class_members, classes_in
+from retrieval.drugs import find_drug_mentions
+from retrieval.intent import read_intent
+
+
+@pytest.mark.parametrize(("question", "key"), [
+    ("Which statins are preferred on the Ohio Medicaid PDL?", "statins"),
+    ("SGLT2 inhibitors preferred on the Ohio Medicaid PDL?", "sglt2 inhibitors"),
+    ("Which GLP-1 receptor agonists are preferred?", "glp-1 receptor agonists"),
+    ("Which triptans are preferred for acute migraine?", "triptans"),
+    ("Are PPIs covered?", "proton pump inhibitors"),
+])
+def test_a_question_names_its_class(question: str, key: str) -> None:
+    assert key in [c.key for c in classes_in(question)]
+
+
+def test_members_come_from_the_naming_stem_and_not_its_lookalikes() -> None:
+    statins = class_members("statins")
+    assert {"atorvastatin", "rosuvastatin", "simvastatin", "pravastatin"} <= set(statins)
+    # "-statin" alone also ends enzyme inhibitors and an antifungal.
+    assert not {"nystatin", "cilastatin", "cystatin a"} & set(statins)
+    assert "aripiprazole" not in class_members("proton pump inhibitors")
+    assert {"dapagliflozin", "empagliflozin", "canagliflozin"} <= set(
+        class_members("sglt2 inhibitors"))
+
+
+def test_a_plural_class_word_is_a_class_and_a_member_is_not() -> None:
+    by_name = {m.name: m.is_class for m in find_drug_mentions("triptans or sumatriptan")}
+    assert by_name["Sumatriptan"] is False
+    assert [v for k, v in by_name.items() if k != "Sumatriptan"] == [True]
+
+
+def test_a_dose_word_does_not_hide_the_drug() -> None:
+    (aspirin,) = find_drug_mentions("low-dose aspirin in pregnancy")
+    assert "aspirin" in aspirin.synonyms
+
+
+def test_a_class_status_question_asks_for_a_list_of_its_members() -> None:
+    intent = read_intent("SGLT2 inhibitors preferred on the Ohio Medicaid PDL?")
+    assert intent.listing and intent.formulary
+    assert "empagliflozin" in intent.class_drugs and not intent.drugs
+    # A named drug keeps its own question: its row, not the list.
+    assert not read_intent("Is Jardiance preferred on the Ohio Medicaid PDL?").listing
