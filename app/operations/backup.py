@@ -248,7 +248,10 @@ def create_backup(
         audit_file = sqlite_path(settings.database_url)
         if audit_file is None:
             notes.append("audit log: " + PG_DUMP.format(what="audit"))
-        elif audit_file.exists():
+        elif not audit_file.exists():
+            notes.append(f"audit log: none at {audit_file} yet (nothing was served or "
+                         "recorded)")
+        else:
             copy_sqlite(audit_file, staging / AUDIT)
             try:
                 audit_records, audit_seq, audit_head = _verify_audit_copy(staging / AUDIT)
@@ -273,7 +276,8 @@ def create_backup(
             "store": {"mode": _store_mode(settings)},
             "catalog": {"kind": "sqlite" if catalog_file else "external",
                         "generations": generation},
-            "audit": {"kind": "sqlite" if audit_file else "external",
+            "audit": {"kind": ("external" if audit_file is None else
+                               "sqlite" if audit_records is not None else "none"),
                       "records": audit_records, "last_seq": audit_seq, "head": audit_head},
             "attempts": tries,
             "notes": notes,
@@ -411,7 +415,7 @@ def restore_backup(archive: Path, settings: Settings, *, force: bool = False) ->
                     f"{audit.get('records')}, {audit.get('last_seq')}:{audit.get('head')})")
         elif audit.get("kind") == "sqlite":
             raise RestoreRefused("the manifest names an audit database the archive lacks")
-        else:
+        elif audit.get("kind") == "external":
             notes.append("audit log: " + PG_DUMP.format(what="audit"))
         if (unpacked / CATALOG).is_file():
             with sqlite3.connect(unpacked / CATALOG) as conn:

@@ -269,3 +269,36 @@ def test_damaged_archives_are_refused_and_the_target_is_untouched(
     assert json.loads((target / "api_keys.json").read_text())["keys"]
     with pytest.raises(RestoreRefused, match="already holds data"):
         restore_backup(archive, settings)
+
+
+def test_a_folder_without_an_audit_log_and_a_postgresql_one_say_so(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Nothing served yet (no audit database): the archive says there is none and
+    restores; an audit log in PostgreSQL is not copied, and the command says how to back
+    it up instead."""
+    from retrieval.store import ensure_collection, open_client
+
+    own = settings.isolated(tmp_path / "new", collection="empty_passages",
+                            corpora_dir=tmp_path / "no-corpus")
+    client = open_client(own)
+    ensure_collection(client, own.collection, 384)
+    client.close()
+    from ingest.catalog import Catalog
+
+    Catalog(own.catalog_url).close()  # an empty catalog, as a first start leaves
+    report = create_backup(own, tmp_path / "a.tar.gz")
+    manifest = json.loads(tarfile.open(report.path).extractfile(MANIFEST).read())  # type: ignore[union-attr]
+    assert manifest["audit"] == {"kind": "none", "records": None, "last_seq": None,
+                                 "head": None}
+    assert any("audit log: none" in n for n in report.notes)
+    restored = restore_backup(report.path, settings.isolated(tmp_path / "back"))
+    assert not (tmp_path / "back" / "audit.db").exists() and restored.notes == []
+
+    pg = own.model_copy(update={"database_url": "postgresql://medcite@db.internal/medcite"})
+    report = create_backup(pg, tmp_path / "b.tar.gz")
+    assert any("pg_dump" in n for n in report.notes), report.notes
+    with pytest.raises(RestoreRefused, match="holds a SQLite"):
+        restore_backup(create_backup(own, tmp_path / "c.tar.gz").path, settings.isolated(
+            tmp_path / "pg-target", catalog_url="postgresql://x@db/medcite"))
+    assert not (tmp_path / "pg-target").exists()
