@@ -105,7 +105,7 @@ def corpora_dataset(
             (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(corpora_dir / rel, corpus / rel)
         shutil.copy(corpora_dir / "manifest.toml", corpus / "manifest.toml")
-        questions = _restrict(questions, set(files))
+        questions = restrict_to_files(questions, set(files))
     if limit is not None and limit < len(questions):
         questions = random.Random(seed).sample(questions, limit)
     return EvalDataset(
@@ -114,7 +114,7 @@ def corpora_dataset(
     )
 
 
-def _restrict(questions: list[EvalQuestion], files: set[str]) -> list[EvalQuestion]:
+def restrict_to_files(questions: list[EvalQuestion], files: set[str]) -> list[EvalQuestion]:
     """Keep unanswerable questions, and answerable ones with gold inside `files`."""
     out = []
     for q in questions:

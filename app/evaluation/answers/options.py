@@ -47,6 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consistency", type=int, default=5,
                    help="question groups from eval/rephrasings.jsonl (0: none)")
     p.add_argument("--json", help="write per-question results and the tables here")
+    p.add_argument("--partial", help="append each graded answer here as JSON lines, as it "
+                                     "comes (kept when a long run is stopped)")
+    p.add_argument("--questions", help="question file in eval/corpora_questions.jsonl's "
+                                       "format (default: that file); e.g. the output of "
+                                       "`medcite review export`")
     p.add_argument("--data-dir", help="the evaluation's data folder, kept and reused "
                                       "(default: a temporary one)")
     p.add_argument("--eval-data", help="folder with pubmedqa/ (default: shared/eval)")

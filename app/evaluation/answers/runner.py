@@ -56,11 +56,13 @@ from app.evaluation.answers.metrics import (
 )
 from app.evaluation.answers.options import SUBSET_FILES
 from app.evaluation.datasets import (
+    QUESTIONS_FILE,
     EvalDataset,
     corpora_dataset,
     eval_data_dir,
     load_corpora_questions,
     pubmedqa_dataset,
+    restrict_to_files,
 )
 from app.evaluation.relevance import EvalQuestion
 from app.llm.client import GeneratorUnavailable
@@ -206,10 +208,13 @@ def graded_baseline(run: Run, q: EvalQuestion) -> grading.Graded:
 
 
 def run_graded(
-    run: Run, v1: Services, questions: list[EvalQuestion], systems: list[str]
+    run: Run, v1: Services, questions: list[EvalQuestion], systems: list[str],
+    partial: Path | None = None,
 ) -> dict[str, list[grading.Graded]]:
     """Every question through each system in turn, same corpus and generator (the
-    generator's prompt cache keeps each system's instructions)."""
+    generator's prompt cache keeps each system's instructions). With `partial`, each
+    graded answer is appended there as it comes: a CPU run takes hours, and one stopped
+    early keeps what it measured."""
     out: dict[str, list[grading.Graded]] = {name: [] for name in systems}
     for q in questions:
         for name in systems:
@@ -220,6 +225,9 @@ def run_graded(
             else:
                 r = graded_baseline(run, q)
             out[name].append(r)
+            if partial is not None:
+                with partial.open("a") as f:
+                    f.write(json.dumps({"system": name, **asdict(r)}) + "\n")
             mark = "correct" if r.correct else ("WRONG-VERIFIED" if r.wrong_but_verified
                                                 else "-")
             print(f"  {name:<20} {q.qid:<34} {q.kind:<24} {r.status:<18} {mark:<14} "
@@ -300,10 +308,13 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) -> int:  # type: ignore[no-untyped-def]
     tables: dict[str, dict[str, dict[str, object]]] = {}
     per_question: dict[str, dict[str, list[dict[str, object]]]] = {}
-    corpus, questions = base.corpora_dir, load_corpora_questions()
+    corpus, questions = base.corpora_dir, load_corpora_questions(
+        Path(args.questions) if args.questions else QUESTIONS_FILE)
     if args.subset:
         subset = corpora_dataset(base.corpora_dir, data_dir, files=list(SUBSET_FILES))
-        corpus, questions = subset.corpus, subset.questions
+        corpus = subset.corpus
+        questions = (restrict_to_files(questions, set(SUBSET_FILES)) if args.questions
+                     else subset.questions)
     print(f"corpora: ingesting {corpus}", file=sys.stderr)
     _ingest(corpus, base, client, embedder)
     services = build_services(base, client=client, embedder=embedder)
@@ -324,7 +335,8 @@ def _evaluate(args, base: Settings, client, embedder: Embedder, data_dir: Path) 
             "llm_structured_output": primary.structured_mode,
         }), client=client, embedder=embedder)
         try:
-            graded = run_graded(run, v1, questions, list(args.systems))
+            graded = run_graded(run, v1, questions, list(args.systems),
+                                Path(args.partial) if args.partial else None)
         finally:
             v1.audit.close()
         tables["corpora"] = {n: grading.summarise(r) for n, r in graded.items()}
