@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import socket
 import sys
 import tempfile
@@ -288,6 +289,10 @@ def _table(columns: dict[str, dict[str, object]]) -> str:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.store import open_client
+
+    # A stopped run (SIGTERM) unwinds like Ctrl-C, so its generator process is stopped
+    # too instead of being left running on the CPU.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with tempfile.TemporaryDirectory(prefix="medcite-answers-") as tmp:
         data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
