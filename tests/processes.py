@@ -87,8 +87,11 @@ def qdrant_holder(path: Path) -> Iterator[subprocess.Popen[str]]:
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a `medcite` process on its own data folder (no .env is read:
     the processes run in that folder)."""
+    # The embedded store's engine is the test run's choice (MEDCITE_VECTOR_ENGINE=edge or
+    # local): a service process opens the folder the tests wrote with the same engine.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MEDCITE_", "LLM_", "QDRANT_", "DATABASE_URL"))}
+           if k == "MEDCITE_VECTOR_ENGINE"
+           or not k.startswith(("MEDCITE_", "LLM_", "QDRANT_", "DATABASE_URL"))}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1",
                MEDCITE_DATA_DIR=str(data_dir),
                MEDCITE_MODELS_DIR=str(REPO_ROOT / "data" / "models"), **extra)
