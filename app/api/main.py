@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from app.api.routes import (
     ask,
     audit,
+    backup,
     documents,
     feedback,
     health,
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(feedback.router)
     app.include_router(review.router)
     app.include_router(operations.router)
+    app.include_router(backup.router)
     # Outermost: it sees every request, the refused ones too, and a stream's whole length.
     app.add_middleware(MetricsMiddleware)
     return app

@@ -18,6 +18,11 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         report = create_backup(settings, Path(args.out))
     except (BackupError, StoreUnavailable) as exc:
         print(f"backup failed, no archive written: {exc}", file=sys.stderr)
+        if isinstance(exc, StoreUnavailable):
+            print("While the API holds the store, have it take the backup: POST /backup "
+                  "with an admin key (curl -X POST -H \"Authorization: Bearer $ADMIN_KEY\" "
+                  f"{settings.api_url}/backup); the archive is written under "
+                  f"{settings.data_dir / 'backups'}", file=sys.stderr)
         return 1
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
