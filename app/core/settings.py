@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     # The embedded store's engine (without QDRANT_URL; retrieval/store.py): "edge",
     # Qdrant's own engine in process (qdrant-edge-py: HNSW, payload and sparse indexes),
     # or "local", qdrant-client's pure-Python local mode (scans every point per query).
-    vector_engine: Literal["edge", "local"] = Field(default="local",
+    # Default edge: milliseconds per filtered hybrid query where local mode takes about
+    # a second at ten thousand chunks (bench/RESULTS.md, issue 17), recall@10 0.98 on
+    # the shipped corpora's real embeddings against exact search.
+    vector_engine: Literal["edge", "local"] = Field(default="edge",
                                                      alias="MEDCITE_VECTOR_ENGINE")
     collection: str = Field(default="medcite_passages", alias="MEDCITE_COLLECTION")
     # The audit log. Unset: a SQLite file in the data folder (filled in below).
