@@ -22,7 +22,7 @@ from app.answering.models import AnswerSentence, Citation, CitationStatus
 from app.answering.relevance import missing_entities
 from app.answering.text import normalise
 from app.answering.units import Unit
-from retrieval.drugs import find_drug_mentions, mentioned_in
+from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
 from retrieval.models import Passage
 
 MIN_ALIGN = 90.0  # rapidfuzz partial ratio for a quote to count as present
@@ -407,28 +407,99 @@ def _statuses(text: str) -> set[str]:
             for m in _FORMULARY_STATUS.finditer(normalise(text))}
 
 
-def _cell_statuses(sentence: str, evidence: str) -> set[str]:
-    """Statuses of the table cells ("Header: value" pairs of a row's reading) that name
-    a drug the sentence names: in "Preferred: Atorvastatin | Non-Preferred: Livalo",
-    Livalo's status is the second header's, whatever else the row says."""
-    drugs = [d for d in find_drug_mentions(sentence) if not d.is_class]
+# A status the sentence claims for what it names ("X is preferred", "are non-preferred",
+# "listed as a preferred agent"), not "preferred" as any adjective ("after two preferred
+# drugs").
+_CLAIMED_STATUS = re.compile(
+    r"\b(?:is|are|be|been|remains?|as|was|were)\s+(?:(?:a|an|the|still)\s+)?"
+    r"((?:non[-\s]?|not\s+)?preferred)\b")
+# "Livalo: Non-Preferred." (a record's reading) or a section path ending in a status.
+_STATUS_HEAD = re.compile(r"^\s*(?:non[-\s]?)?preferred\b")
+
+
+# "The preferred statins are ...", "Non-preferred agents include ...".
+_LISTED_STATUS = re.compile(
+    r"((?:non[-\s]?|not\s+)?preferred)\s+(?:(?!and\b|or\b)[a-z0-9-]+\s+){0,3}?"
+    r"(?:is|are|include|includes)\b")
+
+
+def claimed_statuses(sentence: str) -> set[str]:
+    text = normalise(sentence)
+    found = [m.group(1) for p in (_CLAIMED_STATUS, _LISTED_STATUS) for m in p.finditer(text)]
+    return {"preferred" if f == "preferred" else "non-preferred" for f in found}
+
+
+def _drug_statuses(drugs: list[DrugMention], evidence: str) -> set[str]:
+    """The statuses the evidence gives these drugs: the header of the table cell that
+    names one ("Preferred: Atorvastatin | Non-Preferred: Livalo": Livalo's is the
+    second), the value of a record that names one ("Livalo: Non-Preferred."), or a prose
+    sentence naming one and a status."""
     found: set[str] = set()
-    for pair in evidence.split(" | "):
+    for pair in re.split(r" \| |(?<=\.)\s+", evidence):
         header, _, value = pair.partition(": ")
         if value and any(mentioned_in(d, value) for d in drugs):
             found |= _statuses(header)
+        elif value and any(mentioned_in(d, header) for d in drugs) \
+                and _STATUS_HEAD.match(normalise(value)):
+            found |= _statuses(value.split(".")[0])
+        elif not value and any(mentioned_in(d, pair) for d in drugs):
+            found |= {"preferred" if m.group(1) == "preferred" else "non-preferred"
+                      for m in _CLAIMED_STATUS.finditer(normalise(pair))}
     return found
 
 
 def status_flip(sentence: str, evidence: str) -> str | None:
     """A formulary status the evidence does not give the drug: "preferred" against a
-    "Non-Preferred" cell (the word is covered, the claim is reversed), or the other way."""
-    said = _statuses(sentence)
-    stated = (_cell_statuses(sentence, evidence) or _statuses(evidence)) if said else set()
-    for status in said:
-        if stated and status not in stated:
-            return f"the cited text says {', '.join(sorted(stated))}, not {status}"
+    "Non-Preferred" cell (the word is covered, the claim is reversed), or the other way,
+    or a status claimed for a drug whose status the cited text does not state at all
+    ("Livalo is preferred" citing the criteria that mention "two preferred drugs")."""
+    said = claimed_statuses(sentence)
+    if not said:
+        return None
+    drugs = [d for d in find_drug_mentions(sentence) if not d.is_class]
+    if not drugs:
+        stated = _statuses(evidence)
+        wrong = [s for s in said if stated and s not in stated]
+        return f"the cited text says {', '.join(sorted(stated))}, not {wrong[0]}" \
+            if wrong else None
+    # Each drug against its own cell or record: "atorvastatin and Livalo are preferred"
+    # fails on Livalo's Non-Preferred cell even though atorvastatin's says Preferred.
+    per_drug = {d.name: _drug_statuses([d], evidence) for d in drugs}
+    if not any(per_drug.values()):
+        return ("the cited text does not state the formulary status of "
+                + ", ".join(per_drug))
+    for d, claims in _claims_by_drug(sentence, drugs).items():
+        stated = per_drug[d.name]
+        wrong = [c for c in claims if stated and c not in stated]
+        if wrong:
+            return (f"the cited text says {d.name} is {', '.join(sorted(stated))}, "
+                    f"not {wrong[0]}")
     return None
+
+
+def _claims_by_drug(sentence: str, drugs: list[DrugMention]) -> dict[DrugMention, set[str]]:
+    """Which drug each claimed status is about: "X is preferred and Y is non-preferred"
+    claims one status each (the nearest drug named before the claim); "the preferred
+    statins are X and Y" claims it for every drug named after it."""
+    text = normalise(sentence)
+    where = {d: [m.start() for s in d.synonyms
+                 for m in re.finditer(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z0-9])", text)]
+             for d in drugs}
+    out: dict[DrugMention, set[str]] = {d: set() for d in drugs}
+    for pattern, after in ((_CLAIMED_STATUS, False), (_LISTED_STATUS, True)):
+        for m in pattern.finditer(text):
+            status = "preferred" if m.group(1) == "preferred" else "non-preferred"
+            if after:
+                for d, at in where.items():
+                    if any(a > m.start() for a in at):
+                        out[d].add(status)
+                continue
+            before = [(max(a for a in at if a < m.start()), d) for d, at in where.items()
+                      if any(a < m.start() for a in at)]
+            targets = [max(before, key=lambda x: x[0])[1]] if before else drugs
+            for d in targets:
+                out[d].add(status)
+    return out
 
 
 def verify_units(sentence: str, cited: list[tuple[Unit, Passage]]) -> AnswerSentence:

@@ -82,7 +82,7 @@ def test_a_reversed_formulary_status_is_unsupported_though_its_words_are_covered
     status, _, reasons = check_claim("Livalo is preferred for Ohio Medicaid.", row,
                                      "Lipotropics Ohio Medicaid")
     assert status.value == "unsupported"
-    assert "the cited text says non-preferred, not preferred" in reasons
+    assert "the cited text says Pitavastatin is non-preferred, not preferred" in reasons
     status, _, _ = check_claim("Livalo is non-preferred for Ohio Medicaid.", row,
                                "Lipotropics Ohio Medicaid")
     assert status.value == "supported"
@@ -93,7 +93,7 @@ def test_a_drugs_status_is_its_own_cells_header_not_the_rows() -> None:
 
     row = "Preferred: Atorvastatin | Non-Preferred: Livalo PA"
     assert status_flip("Livalo is preferred on the Ohio Medicaid list.", row) == \
-        "the cited text says non-preferred, not preferred"
+        "the cited text says Pitavastatin is non-preferred, not preferred"
     assert status_flip("Atorvastatin is preferred.", row) is None
     assert status_flip("Livalo is non-preferred.", row) is None
 
@@ -106,3 +106,20 @@ def test_a_class_is_addressed_by_a_member_row_that_never_names_the_class() -> No
     assert addresses(focus, Evidence(text="Preferred: Farxiga | Non-Preferred: Inpefa",
                                      context=context)) == []
     assert addresses(focus, Evidence(text="Preferred: Pioglitazone (QL)", context=context))
+
+
+def test_a_status_claim_needs_the_drugs_own_status_in_the_cited_text() -> None:
+    from app.answering.citation_checks import status_flip
+
+    criteria = ("Must have had an inadequate clinical response of at least 30 days with two "
+                "preferred drugs in the same drug class UPDL Criteria > Pitavastatin (Livalo)")
+    # Seen in the eval: "preferred" is in the criteria, but not as Livalo's status.
+    assert status_flip("Livalo (pitavastatin) is preferred for Ohio Medicaid.", criteria)
+    # "preferred" as an adjective claims nothing about Livalo.
+    assert status_flip("To get Livalo you need a response to two preferred drugs first.",
+                       criteria) is None
+    row = "Preferred: Atorvastatin QL | Non-Preferred: Livalo"
+    assert status_flip("The preferred statins are atorvastatin and Livalo.", row)
+    assert status_flip("Atorvastatin is preferred and Livalo is non-preferred.", row) is None
+    assert status_flip("Livalo is non-preferred.", "Livalo: Non-Preferred. Effective 2024.") \
+        is None
