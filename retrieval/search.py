@@ -261,8 +261,10 @@ class Retriever:
         return models.FusionQuery(fusion=models.Fusion(self.fusion))
 
     def count(self) -> int:
-        with self._lock:
-            return count(self.client, self.collection)
+        # Not under the search lock: /health's count would wait for whole searches (up
+        # to 8 s under 16 concurrent ones, issue 19). Every client serialises its own
+        # calls (retrieval/store.py, retrieval/engines/edge.py), so one call is enough.
+        return count(self.client, self.collection)
 
     def _with_dense_scores(
         self, hits: list[models.ScoredPoint], dense: list[float] | None
