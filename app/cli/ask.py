@@ -53,7 +53,17 @@ def format_answer(data: dict) -> str:  # type: ignore[type-arg]
     lines = [f"Status: {data['status']}"]
     if data["abstained"]:
         lines.append(f"Abstained: {data['abstain_reason']}")
+    if data.get("status_reason"):
+        lines.append(data["status_reason"])
     order: list[str] = []
+    evidence = data.get("evidence") or []
+    if evidence:
+        # What the sources say, verbatim: the model's answer did not verify.
+        lines.append("What the sources say (quoted, not a composed answer):")
+    for q in evidence:
+        if q["passage_id"] not in order:
+            order.append(q["passage_id"])
+        lines.append(f"  > \"{q['text']}\" [{order.index(q['passage_id']) + 1}]")
     for s in data["sentences"]:
         marks = []
         for c in s["citations"]:

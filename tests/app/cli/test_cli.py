@@ -105,3 +105,21 @@ def test_ingest_reports_bad_files_and_exits_nonzero(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "broken.xml" in out.stderr and "invalid XML" in out.stderr
     assert "1 ingested" in out.stdout and "1 failed" in out.stdout
+
+
+def test_ask_prints_the_quoted_evidence_of_an_evidence_only_answer() -> None:
+    from app.cli.ask import format_answer
+
+    passage = {"id": "p1", "provenance": {"title": "Preferred Drug List",
+                                          "section_path": ["Lipotropics"], "page": None,
+                                          "source_file": "formularies/pdl.md"}}
+    text = format_answer({
+        "status": "evidence_only", "abstained": False, "abstain_reason": None,
+        "status_reason": "No sentence of the generated answer could be verified.",
+        "sentences": [], "passages": [passage],
+        "evidence": [{"passage_id": "p1", "unit_id": "P1.2", "text": "| Atorvastatin (QL) |",
+                      "span_start": 0, "span_end": 20}],
+    })
+    assert "could be verified" in text
+    assert '> "| Atorvastatin (QL) |" [1]' in text
+    assert "[1] Preferred Drug List" in text and "formularies/pdl.md" in text
