@@ -24,6 +24,8 @@ from typing import Any
 import qdrant_edge as qe
 from qdrant_client import models
 
+# The product's own translation of qdrant-client filters into the engine's.
+from retrieval.engines.edge import to_filter as to_edge_filter
 from retrieval.schema import INTEGER_FIELDS, KEYWORD_FIELDS
 from retrieval.store import DENSE, SPARSE
 
@@ -68,29 +70,6 @@ def to_edge_point(point: models.PointStruct) -> qe.Point:
         else:
             vector[name] = list(v)
     return qe.Point(point.id, vector, point.payload or {})
-
-
-def _condition(cond: Any) -> Any:
-    if isinstance(cond, models.FieldCondition) and cond.match is not None:
-        match = cond.match
-        if isinstance(match, models.MatchAny):
-            return qe.FieldCondition(key=cond.key, match=qe.MatchAny(any=list(match.any)))
-        if isinstance(match, models.MatchValue):
-            return qe.FieldCondition(key=cond.key, match=qe.MatchValue(value=match.value))
-    if isinstance(cond, models.Filter):
-        return to_edge_filter(cond)
-    raise NotImplementedError(f"condition not translated: {type(cond).__name__}")
-
-
-def to_edge_filter(flt: models.Filter | None) -> qe.Filter | None:
-    if flt is None:
-        return None
-    def conds(items: Any) -> list[Any] | None:
-        if items is None:
-            return None
-        return [_condition(c) for c in (items if isinstance(items, list) else [items])]
-    return qe.Filter(must=conds(flt.must), should=conds(flt.should),
-                     must_not=conds(flt.must_not))
 
 
 def _nearest(query: Any, using: str | None) -> Any:
