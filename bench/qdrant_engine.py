@@ -26,6 +26,7 @@ from qdrant_client import models
 
 # The product's own translation of qdrant-client filters into the engine's.
 from retrieval.engines.edge import to_filter as to_edge_filter
+from retrieval.engines.edge import to_query
 from retrieval.schema import INTEGER_FIELDS, KEYWORD_FIELDS
 from retrieval.store import DENSE, SPARSE
 
@@ -72,19 +73,6 @@ def to_edge_point(point: models.PointStruct) -> qe.Point:
     return qe.Point(point.id, vector, point.payload or {})
 
 
-def _nearest(query: Any, using: str | None) -> Any:
-    if isinstance(query, models.SparseVector):
-        return qe.Query.Nearest(qe.SparseVector(indices=list(query.indices),
-                                                values=list(query.values)), using=using)
-    if isinstance(query, models.RrfQuery):
-        return qe.Fusion.Rrf(k=query.rrf.k or RRF_K, weights=query.rrf.weights)
-    if isinstance(query, models.FusionQuery):
-        if query.fusion == models.Fusion.DBSF:
-            return qe.Fusion.Dbsf()
-        return qe.Fusion.Rrf(k=RRF_K)
-    return qe.Query.Nearest(list(query), using=using)
-
-
 def _params(params: models.SearchParams | None) -> qe.SearchParams | None:
     if params is None or not params.hnsw_ef:
         return None
@@ -108,10 +96,10 @@ class EdgeClient:
         if prefetch:
             # Give the filter to every arm as well: the server propagates the query's
             # filter into prefetches, and this must not depend on whether edge does.
-            prefetches = [qe.Prefetch(limit=p.limit or limit, query=_nearest(p.query, p.using),
+            prefetches = [qe.Prefetch(limit=p.limit or limit, query=to_query(p.query, p.using),
                                       filter=flt, params=_params(p.params)) for p in prefetch]
         request = qe.QueryRequest(
-            limit=limit, query=_nearest(query, using), prefetches=prefetches,
+            limit=limit, query=to_query(query, using), prefetches=prefetches,
             filter=flt, with_payload=with_payload, with_vector=False,
             params=_params(search_params),
         )

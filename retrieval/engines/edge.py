@@ -204,7 +204,7 @@ def _params(params: models.SearchParams | None, default_ef: int | None) -> qe.Se
                            indexed_only=bool(params.indexed_only))
 
 
-def _scoring(query: Any, using: str | None) -> Any:
+def to_query(query: Any, using: str | None) -> Any:
     if query is None:
         return None
     if isinstance(query, models.NearestQuery):
@@ -494,7 +494,7 @@ class EdgeClient:
         flt = _both(outer, p.filter)
         return qe.Prefetch(
             limit=p.limit if p.limit is not None else 10,
-            query=_scoring(p.query, p.using),
+            query=to_query(p.query, p.using),
             prefetches=[self._prefetch(n, flt) for n in nested] or None,
             params=_params(p.params, self.hnsw_ef), filter=to_filter(flt),
             score_threshold=p.score_threshold)
@@ -512,7 +512,7 @@ class EdgeClient:
         if query is None and not prefetches:
             raise NotImplementedError("a query without a vector or prefetch is not translated")
         request = qe.QueryRequest(
-            limit=limit, offset=offset, query=_scoring(query, using),
+            limit=limit, offset=offset, query=to_query(query, using),
             prefetches=[self._prefetch(p, query_filter) for p in prefetches] or None,
             filter=to_filter(query_filter), with_payload=_with_payload(with_payload),
             with_vector=_with_vectors(with_vectors), score_threshold=score_threshold,
