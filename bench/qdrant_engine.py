@@ -30,9 +30,6 @@ from retrieval.engines.edge import to_query
 from retrieval.schema import INTEGER_FIELDS, KEYWORD_FIELDS
 from retrieval.store import DENSE, SPARSE
 
-# Qdrant's default reciprocal-rank-fusion constant (the server's and the local mode's).
-RRF_K = 2
-
 
 @dataclass
 class QueryResponse:
