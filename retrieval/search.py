@@ -244,6 +244,8 @@ class Retriever:
                 ).points
                 if intent is not None:
                     hits = rank_by_structure(hits, intent, self.structure)
+                else:
+                    hits = settle_ties(hits)
                 # Fused scores are not similarities; abstention needs the cosine.
                 hits = self._with_dense_scores(hits, dense)
         passages = dedupe([to_passage(h, float(h.score), numbers) for h in hits])[:keep]
@@ -310,8 +312,8 @@ def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
 def rank_by_structure(
     hits: list[models.ScoredPoint], intent: QueryIntent, mode: StructureMode = "boost"
 ) -> list[models.ScoredPoint]:
-    """Fused candidates reordered by `structure_factor` (a stable sort: ties keep the
-    fused order). With "filter", label passages whose section does not state the asked
+    """Fused candidates reordered by `structure_factor` (ties by id, see `settle_ties`).
+    With "filter", label passages whose section does not state the asked
     attribute are dropped when some label passage does."""
     payloads = [ChunkPayload.read(h.payload) for h in hits]
     if mode == "filter" and intent.section_codes:
@@ -321,12 +323,16 @@ def rank_by_structure(
             kept = [(h, p) for h, p, w in zip(hits, payloads, wanted, strict=True)
                     if w or p.doc_type != "label"]
             hits, payloads = [h for h, _ in kept], [p for _, p in kept]
-    scored = [(float(h.score) * structure_factor(p, intent), i, h)
-              for i, (h, p) in enumerate(zip(hits, payloads, strict=True))]
-    scored.sort(key=lambda t: (-t[0], t[1]))
-    for score, _, h in scored:
-        h.score = score
-    return [h for _, _, h in scored]
+    for h, p in zip(hits, payloads, strict=True):
+        h.score = float(h.score) * structure_factor(p, intent)
+    return settle_ties(hits)
+
+
+def settle_ties(hits: list[models.ScoredPoint]) -> list[models.ScoredPoint]:
+    """Hits by score, equal scores by id. RRF gives equal scores often (ranks 2 and 3
+    in one arm, 3 and 2 in the other), and the engine's order among them changed
+    after a restart (segments re-read): the same question must cite the same passages."""
+    return sorted(hits, key=lambda h: (-float(h.score), str(h.id)))
 
 
 def dedupe(passages: list[Passage]) -> list[Passage]:

@@ -112,3 +112,17 @@ def test_rrf_dense_weight_and_k_reach_qdrant_fusion(embedder) -> None:  # type: 
     assert sent[-1].rrf.k == 60 and sent[-1].rrf.weights == [3.0, 1.0]
     assert both != flat
     client.close()
+
+
+def test_equal_fused_scores_are_ordered_by_id_whatever_order_the_engine_gave() -> None:
+    from qdrant_client import models
+
+    from retrieval.search import settle_ties
+
+    def hit(pid: str, score: float) -> models.ScoredPoint:
+        return models.ScoredPoint(id=pid, version=0, score=score)
+
+    ids = ["b" * 8, "a" * 8, "c" * 8]
+    one = settle_ties([hit(ids[0], 0.5), hit(ids[1], 0.5), hit(ids[2], 0.9)])
+    other = settle_ties([hit(ids[1], 0.5), hit(ids[2], 0.9), hit(ids[0], 0.5)])
+    assert [h.id for h in one] == [h.id for h in other] == [ids[2], ids[1], ids[0]]
