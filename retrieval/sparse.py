@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from nltk.stem.snowball import SnowballStemmer
+import snowballstemmer
 
 K1 = 1.2
 B = 0.75
@@ -35,8 +35,11 @@ class SparseVec:
 
 
 @lru_cache(maxsize=1)
-def _stemmer() -> SnowballStemmer:
-    return SnowballStemmer("english")
+def _stemmer() -> snowballstemmer.stemmer:
+    # The Snowball project's own English stemmer: NLTK's copy cost every process
+    # (API, CLI, ingest worker) ~10 s of start-up importing all of NLTK, and it stemmed
+    # "organization" and "organism" to "organ", "interval" to "interv".
+    return snowballstemmer.stemmer("english")
 
 
 @lru_cache(maxsize=200_000)
@@ -46,7 +49,7 @@ def term_id(term: str) -> int:
 
 
 def tokens(text: str) -> list[str]:
-    stem = _stemmer().stem
+    stem = _stemmer().stemWord
     out = []
     for raw in _TOKEN.findall(text.lower()):
         if raw in STOPWORDS:

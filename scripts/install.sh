@@ -46,3 +46,8 @@ from app.llm.local_server import PACKAGED_MODELS, ensure_gguf
 s = get_settings()
 print('generator weights:', ensure_gguf(PACKAGED_MODELS[s.local_llm], s.models_dir))
 "
+
+# uv installs without bytecode, and PYTHONDONTWRITEBYTECODE (set on some machines) keeps
+# Python from caching it: every process (API, UI, CLI, ingest worker) then compiled ~7,000
+# modules at start, ~20 s on two cores. Compiled once here; a re-run only checks times.
+.venv/bin/python -m compileall -q -j 0 .venv/lib/python*/site-packages >/dev/null 2>&1 || true

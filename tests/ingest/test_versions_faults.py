@@ -4,7 +4,6 @@ the middle of writing a new version, then run again."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,7 +16,7 @@ from ingest.catalog import Catalog
 from retrieval.embedder import Embedder
 from retrieval.search import Retriever
 from retrieval.store import open_client
-from tests.ingest.test_versions import MANIFEST, PDL_2022, PDL_2024
+from tests.ingest.test_versions import MANIFEST, PDL_2022, PDL_2024, first_categories
 
 DOC = "ohio-medicaid:preferred_drug_list"
 
@@ -53,7 +52,7 @@ def test_kill_9_mid_ingest_keeps_serving_the_old_version_and_rerun_completes(
     data, corpus = tmp_path / "data", tmp_path / "corpus"
     (corpus / "ohio").mkdir(parents=True)
     (corpus / "manifest.toml").write_text(MANIFEST)
-    shutil.copy(PDL_2022, corpus / "ohio" / PDL_2022.name)
+    first_categories(PDL_2022, corpus / "ohio" / PDL_2022.name)
     env = {**os.environ, "MEDCITE_DATA_DIR": str(data), "MEDCITE_COLLECTION": "faults",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
     first = _ingest(env, corpus)
@@ -68,7 +67,7 @@ def test_kill_9_mid_ingest_keeps_serving_the_old_version_and_rerun_completes(
     assert v1_points > 50
     stored_v1 = _stored_points(data, "faults")
 
-    shutil.copy(PDL_2024, corpus / "ohio" / "preferred_drug_list.v2024-01-01.md")
+    first_categories(PDL_2024, corpus / "ohio" / "preferred_drug_list.v2024-01-01.md")
     # Small write batches: the new version is written in many steps, so the kill lands
     # between two of them however fast the machine is.
     second = _ingest({**env, "MEDCITE_INGEST_WRITE_BATCH": "4"}, corpus)
