@@ -191,6 +191,18 @@ def live_api(settings: Settings, services, keys: Keys) -> Iterator[LiveAPI]:  # 
         yield LiveAPI(url=url, api_key=keys.clinician)
 
 
+@pytest.fixture
+def standin_api(make_services, keys: Keys, standin_llm) -> Iterator[LiveAPI]:  # type: ignore[no-untyped-def]
+    """A real uvicorn server like `live_api` whose generator is the stand-in chat endpoint:
+    for tests of what surrounds an answer (the CLI's printing, the page's rendering, the
+    patient context), which the real CPU model only makes slower (~40 s an answer)."""
+    from app.api.main import create_app
+
+    services = make_services(llm_base_url=standin_llm.url, rate_limit_per_minute=0)
+    with serve(create_app(services.settings, services), log_level="warning") as url:
+        yield LiveAPI(url=url, api_key=keys.clinician)
+
+
 @contextmanager
 def serve(app: Any, log_level: str = "warning") -> Iterator[str]:
     """The app behind a real uvicorn server on 127.0.0.1, in a thread; yields its URL."""

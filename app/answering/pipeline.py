@@ -147,6 +147,13 @@ class AnswerService:
         draft = self.retrieve(request, principal)
         return draft, self.precheck(draft)
 
+    def warm_up(self) -> bool:
+        """The generator reads the fixed instructions before the first question (see
+        GeneratorRouter.warm_up); every answer's prompt starts with them."""
+        messages = (build_unit_messages("", [], [], set()) if self.by_units
+                    else build_messages("", [], self.settings.context_chars))
+        return self.generator.warm_up(messages)
+
     @property
     def by_units(self) -> bool:
         return self.settings.citations == "units"

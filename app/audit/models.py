@@ -40,6 +40,8 @@ class AuditAction(StrEnum):
     feedback = "feedback"
     review = "review"
     review_export = "review_export"
+    backup = "backup"
+    restore = "restore"
 
 
 class AuditActor(BaseModel):
@@ -226,6 +228,26 @@ class ReviewExportDetails(BaseModel):
     skipped: int
 
 
+class BackupDetails(BaseModel):
+    """A backup copies every question, answer and key out of the service: who took it and
+    where it went are part of the record."""
+
+    kind: Literal["backup"] = "backup"
+    path: str
+    parts: int
+    archive_bytes: int
+    # The audit records the archive holds (None: the log is not in the archive).
+    audit_records: int | None = None
+
+
+class RestoreDetails(BaseModel):
+    kind: Literal["restore"] = "restore"
+    archive: str
+    parts: int
+    audit_records: int | None = None
+    set_aside: str | None = None
+
+
 class UnreadableDetails(BaseModel):
     """Stands in for details that no longer validate (an edited record): still listable."""
 
@@ -236,7 +258,7 @@ class UnreadableDetails(BaseModel):
 Details = Annotated[
     AskDetails | AccessDeniedDetails | AuditQueryDetails | IngestDetails | KeyDetails
     | PurgeDetails | RetireDetails | FeedbackDetails | ReviewDetails | ReviewExportDetails
-    | UnreadableDetails,
+    | BackupDetails | RestoreDetails | UnreadableDetails,
     Field(discriminator="kind"),
 ]
 

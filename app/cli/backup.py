@@ -7,7 +7,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.audit.models import AuditAction, AuditUnavailable, BackupDetails, RestoreDetails
+from app.audit.records import open_log, operator
 from app.core.settings import Settings
+
+
+def _record(settings: Settings, action: AuditAction,
+            details: BackupDetails | RestoreDetails) -> bool:
+    """The operator's backup or restore, appended to the data folder's audit log; False
+    (said on stderr) when it could not be."""
+    try:
+        log = open_log(settings)
+        try:
+            log.append(action, operator(), details)
+        finally:
+            log.close()
+    except AuditUnavailable as exc:
+        print(f"the audit log could not record this {action.value}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
@@ -30,7 +48,10 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         if report.audit_records is not None else ""
     print(f"wrote {report.path}: {len(report.parts)} parts{audit}, "
           f"{report.archive_bytes / 1e6:.1f} MB in {report.seconds:.1f} s")
-    return 0
+    recorded = _record(settings, AuditAction.backup, BackupDetails(
+        path=str(report.path.resolve()), parts=len(report.parts),
+        archive_bytes=report.archive_bytes, audit_records=report.audit_records))
+    return 0 if recorded else 1
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,8 +69,13 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"restored {len(report.parts)} parts into {report.data_dir}"
           + (f"; what they replaced is in {report.set_aside}" if report.set_aside else ""))
+    # Recorded in the restored log: its chain then says when and from what it came back.
+    recorded = _record(settings, AuditAction.restore, RestoreDetails(
+        archive=str(Path(args.archive).resolve()), parts=len(report.parts),
+        audit_records=report.audit_records,
+        set_aside=str(report.set_aside) if report.set_aside else None))
     print("next: `medcite audit verify`, then start the API")
-    return 0
+    return 0 if recorded else 1
 
 
 def register(sub: Any) -> None:

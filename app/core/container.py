@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from dataclasses import dataclass
 
 from qdrant_client import QdrantClient
@@ -165,4 +166,9 @@ def build_services(
         ops=Operations(settings),
     )
     services.ops.attach(services)
+    if process is not None:
+        # Off the start-up path: the embedded generator answers one request at a time,
+        # so a question arriving meanwhile only waits for the remainder.
+        threading.Thread(target=services.answers.warm_up, name="generator-warm-up",
+                         daemon=True).start()
     return services

@@ -132,6 +132,10 @@ class ChatGenerator:
         self.last_completion_tokens = getattr(usage, "completion_tokens", None)
         return out.choices[0].message.content or ""
 
+    def warm_up(self, messages: list[dict[str, str]]) -> None:
+        """One token after `messages`: the server reads them into its prompt cache."""
+        self._request(messages, stream=False, fmt=None, max_tokens=1)
+
     @property
     def constrained(self) -> bool:
         """Whether the endpoint enforces the schema (then a repair retry cannot help)."""

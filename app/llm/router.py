@@ -146,5 +146,18 @@ class GeneratorRouter:
             return "no generation endpoint may receive this request (it carries PHI)"
         return "no generation endpoint could answer: " + "; ".join(errors)
 
+    def warm_up(self, messages: list[dict[str, str]]) -> bool:
+        """The primary endpoint reads the fixed instructions once, before any question:
+        llama.cpp keeps the longest common prefix of its last prompt, so later prompts
+        start after them, and the embedded server pages its weights in now (the first
+        question on a fresh `medcite up` took ~20 s longer than the next ones). Best
+        effort and not counted in the metrics: False when the endpoint did not answer."""
+        try:
+            self.endpoints[0].generator.warm_up(messages)
+        except Exception:  # noqa: BLE001 - a warm-up never fails the service
+            log.warning("generator warm-up failed", extra={"endpoint": self.endpoints[0].name})
+            return False
+        return True
+
     def ping(self) -> bool:
         return any(e.generator.ping() for e in self.endpoints)

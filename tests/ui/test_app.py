@@ -579,9 +579,11 @@ def test_page_shows_evidence_only_as_quotes_not_an_answer(
     assert len(quotes) == 1 and "LIPITOR" in quotes[0].upper()
 
 
-def test_page_against_live_api(live_api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEDCITE_API_URL", live_api.url)
-    monkeypatch.setenv("MEDCITE_API_KEY", live_api.api_key)
+def test_page_against_live_api(standin_api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real API and retrieval with the stand-in generator: the page's rendering is under
+    # test; the real model answers in the browser test (tests/ui/test_browser.py).
+    monkeypatch.setenv("MEDCITE_API_URL", standin_api.url)
+    monkeypatch.setenv("MEDCITE_API_KEY", standin_api.api_key)
     at = AppTest.from_file(APP_PATH, default_timeout=600)
     at.run()
     assert not at.exception

@@ -9,7 +9,8 @@ own (the Ohio lipotropics list as of 2023-04-04, published by the fixture), whic
 retires at the end, so the session's other tests never retrieve it.
 
 With MEDCITE_SCREENSHOTS_DIR set, each page is saved there (ask.png, audit.png,
-documents-diff.png); `scripts/screenshots.sh` regenerates docs/screenshots/ this way.
+documents-diff.png, review.png); `scripts/screenshots.sh` regenerates docs/screenshots/
+this way.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Stack:
     clinician: str
     auditor: str
     policy_admin: str
+    reviewer: str
 
 
 def _free_port() -> int:
@@ -122,12 +124,14 @@ def stack(  # type: ignore[no-untyped-def]
 ) -> Iterator[Stack]:
     from ui.api_client import MedciteClient
 
-    policy_admin = KeyStore(settings.keys_file).create(
-        "policy-browser", Role.policy_admin, ["public"])[0]
+    store = KeyStore(settings.keys_file)
+    policy_admin = store.create("policy-browser", Role.policy_admin, ["public"])[0]
+    reviewer = store.create("reviewer-browser", Role.reviewer, ["public"])[0]
     client = MedciteClient(live_api.url, policy_admin)
     try:
         with _streamlit(live_api.url, tmp_path_factory.mktemp("streamlit") / "log") as ui_url:
-            yield Stack(live_api.url, ui_url, keys.clinician, keys.auditor, policy_admin)
+            yield Stack(live_api.url, ui_url, keys.clinician, keys.auditor, policy_admin,
+                        reviewer)
     finally:
         # The Documents test retires its document; this is for a test that failed first.
         if any(not d.retired for d in client.documents(include_retired=True)
@@ -281,4 +285,43 @@ def test_documents_upload_diff_and_retire_in_the_browser(browser: Any, stack: St
     _wait(page, page.get_by_text(f"Retired {DOC_KEY}."), "retirement")
     retired = [d for d in client.documents(include_retired=True) if d.doc_key == DOC_KEY]
     assert [(d.retired, d.retired_reason) for d in retired] == [(True, "browser test")]
+    page.context.close()
+
+
+@pytest.mark.timeout(1800)
+def test_a_flagged_answer_is_labelled_on_the_review_page(browser: Any, stack: Stack) -> None:
+    """The clinician's thumbs-down puts an answer in the queue; the reviewer reads it with
+    its verification and sources, and labels it; the label is in the audit chain."""
+    from app.audit.models import FeedbackRating, FeedbackReason, ReviewVerdict
+    from app.operations.models import FeedbackRequest
+    from ui.api_client import MedciteClient
+
+    clinician = MedciteClient(stack.api_url, stack.clinician)
+    # The answer the Ask test got (or, run alone, any of the session's answers).
+    asked = MedciteClient(stack.api_url, stack.auditor).audit(user="dr-test", action="ask")
+    assert asked.records, "no answer in the audit log to review"
+    answer_id = asked.records[0].seq
+    clinician.feedback(answer_id, FeedbackRequest(
+        rating=FeedbackRating.down, reason=FeedbackReason.incomplete,
+        comment="does not say when to titrate"))
+
+    page = _sign_in(browser, stack, stack.reviewer)
+    _wait(page, page.get_by_role("heading", name="Review queue"), "review queue")
+    _choose(page, "Answer", f"#{answer_id} ·")
+    _wait(page, page.get_by_text("Answer as given"), "queued answer")
+    assert page.get_by_text("does not say when to titrate", exact=False).count() >= 1
+    page.get_by_text(ReviewVerdict.incorrect.value, exact=True).click()
+    page.get_by_label("Key facts a correct answer needs (one per line; forms separated "
+                      "by |)").fill("10 or 20 mg\nonce daily")
+    page.get_by_label("Note", exact=True).fill("browser test")
+    _screenshot(page, "review.png")
+    page.get_by_role("button", name="Save label").click()
+    _wait(page, page.get_by_text(f"Label saved for answer #{answer_id}."), "saved label")
+
+    queue = MedciteClient(stack.api_url, stack.reviewer).review_queue(include_labelled=True)
+    (item,) = [i for i in queue.items if i.answer_id == answer_id]
+    assert item.label is not None
+    label = item.label.details
+    assert (label.verdict, label.key_facts, label.note) == (
+        ReviewVerdict.incorrect, [["10 or 20 mg"], ["once daily"]], "browser test")
     page.context.close()

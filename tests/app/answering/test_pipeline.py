@@ -112,3 +112,25 @@ def test_excluded_passages_are_reported(services) -> None:  # type: ignore[no-un
     )
     assert draft.excluded, "the planted passage should have been excluded"
     assert all(not looks_like_instructions(p.text) for p in draft.passages)
+
+
+def test_warm_up_sends_the_fixed_instructions_once_and_never_fails(
+    services, standin_llm  # type: ignore[no-untyped-def]
+) -> None:
+    from app.answering.prompting import UNIT_SYSTEM_PROMPT
+
+    live = ChatGenerator(base_url=standin_llm.url, model="local", api_key="x", timeout_s=10,
+                         max_tokens=400, structured_mode="json_object")
+    router = GeneratorRouter([Endpoint("primary", live, phi_allowed=True)])
+    saved = services.answers.generator
+    services.answers.generator = router
+    try:
+        assert services.answers.warm_up()
+        body = standin_llm.handler.bodies[-1]
+        assert body["messages"][0]["content"] == UNIT_SYSTEM_PROMPT
+        assert body["max_tokens"] == 1 and "response_format" not in body
+        # A dead endpoint: False, logged, no exception (start-up goes on).
+        services.answers.generator = GeneratorRouter([Endpoint("primary", _dead("down"), True)])
+        assert services.answers.warm_up() is False
+    finally:
+        services.answers.generator = saved

@@ -32,7 +32,7 @@ def test_drug_classes_are_classes_and_are_met_by_their_members() -> None:
 
 def test_the_attribute_asked_for_must_be_stated() -> None:
     focus = question_focus("What is the starting dose of atorvastatin?")
-    assert focus.attribute is not None and focus.attribute.name == "dose"
+    assert [a.name for a in focus.attributes] == ["dose"]
     adjust = Evidence(text="lipid levels should be analyzed within 2 to 4 weeks and dosage "
                       "adjusted accordingly", context="LIPITOR (atorvastatin) 2 DOSAGE")
     assert addresses(focus, adjust) == ["the cited evidence does not state a dose"]
@@ -43,6 +43,14 @@ def test_the_attribute_asked_for_must_be_stated() -> None:
     assert addresses(boxed, Evidence(text="Serious infections", context="HUMIRA Warnings",
                                      codes=frozenset({"34066-1"}))) == []
     assert addresses(boxed, Evidence(text="Serious infections", context="HUMIRA Warnings"))
+    # A vial's kind and "how much higher" ask for no dose.
+    assert question_focus("Can a single-dose vial be used twice?").attributes == []
+    assert question_focus("How much higher is the death rate?").attributes == []
+    # Two things asked: stating either addresses the question.
+    both = question_focus("Minimum ejection fraction for Medicare coverage of TMR?")
+    assert [a.name for a in both.attributes] == ["coverage_criterion", "threshold"]
+    assert addresses(both, Evidence(text="an ejection fraction of 25% or greater",
+                                    context="Medicare NCD Transmyocardial Revascularization")) == []
 
 
 def test_named_plans_and_the_patients_drug_must_be_in_the_evidence() -> None:
@@ -123,3 +131,56 @@ def test_a_status_claim_needs_the_drugs_own_status_in_the_cited_text() -> None:
     assert status_flip("Atorvastatin is preferred and Livalo is non-preferred.", row) is None
     assert status_flip("Livalo is non-preferred.", "Livalo: Non-Preferred. Effective 2024.") \
         is None
+
+
+def test_a_population_the_question_names_must_be_the_evidences() -> None:
+    focus = question_focus("Can a breastfeeding mother take Lipitor?")
+    pregnancy = Evidence(
+        text="LIPITOR is contraindicated in women who are or may become pregnant.",
+        context="LIPITOR 4 CONTRAINDICATIONS")
+    assert "the cited evidence is not about breastfeeding patients" in addresses(
+        focus, pregnancy)
+    nursing = Evidence(text="It is not known whether atorvastatin is excreted in human milk.",
+                       context="LIPITOR 8.3 Nursing Mothers")
+    assert addresses(focus, nursing) == []
+    # Children by any of the group's words; the adult dose does not answer them.
+    kids = question_focus("What is the atorvastatin dose for children with HeFH?")
+    adult = Evidence(text="The recommended starting dose of LIPITOR is 10 or 20 mg once daily",
+                     context="LIPITOR 2.1 Dosage")
+    assert "the cited evidence is not about pediatric patients" in addresses(kids, adult)
+    peds = Evidence(text="The recommended starting dose of LIPITOR is 10 mg once daily",
+                    context="LIPITOR 2.2 Pediatric Patients (10 to 17 years of age) with HeFH")
+    assert not [p for p in addresses(kids, peds) if "pediatric" in p]
+    # "Adult" is not required: labels give the adult dose without the word.
+    assert addresses(question_focus("Adult starting dose of Lipitor?"), adult) == []
+
+
+def test_the_patients_medication_is_the_focus_only_when_the_question_is_about_it() -> None:
+    patient = PatientContext(medications=["Simvistatin 10 MG Oral Tablet",
+                                          "Hydrochlorothiazide 25 MG Oral Tablet"],
+                             conditions=["Hyperlipidemia"])
+    # "His statin": the patient's statin, met by the class a guideline names it by.
+    labs = question_focus("He has just started his statin - should I check liver enzymes?",
+                          patient)
+    assert [d.name for d in labs.patient_drugs] == ["Simvastatin"]
+    guideline = Evidence(text="We recommend against routinely measuring LFTs or CK after a "
+                              "moderate-dose statin is initiated.", context="VA/DoD Lipids")
+    assert not [p for p in addresses(labs, guideline) if "patient's medication" in p]
+    # "This patient's blood pressure" asks about no medication.
+    bp = question_focus("Which diet does VA/DoD suggest for this patient's blood pressure?",
+                        patient)
+    assert bp.patient_drugs == []
+    # "The medication she takes" is all of it.
+    meds = question_focus("Is her current medication preferred by Ohio Medicaid?", patient)
+    assert {d.name for d in meds.patient_drugs} == {"Simvastatin", "Hydrochlorothiazide"}
+
+
+def test_a_condition_beside_a_named_drug_is_context_unless_a_dose_is_asked() -> None:
+    listing = question_focus("Which triptans are preferred for acute migraine on Ohio Medicaid?")
+    table = Evidence(text="Preferred: Rizatriptan (QL) | Sumatriptan (QL)",
+                     context="Ohio Medicaid formulary: Antimigraine Agents, Triptans")
+    assert addresses(listing, table) == []
+    dose = question_focus("Humira dose for hidradenitis suppurativa?")
+    ra = Evidence(text="The recommended dose of HUMIRA for adults with rheumatoid arthritis "
+                       "is 40 mg every other week", context="HUMIRA 2 DOSAGE")
+    assert "the cited evidence does not mention hidradenitis" in addresses(dose, ra)

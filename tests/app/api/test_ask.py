@@ -117,12 +117,19 @@ def test_invalid_fhir_bundle_is_422_with_reason(api: TestClient, keys: Keys) -> 
     assert r.status_code == 422 and "Bundle" in r.json()["detail"]
 
 
-def test_fhir_context_is_used_without_identifiers(api: TestClient, keys: Keys) -> None:
+def test_fhir_context_is_used_without_identifiers(
+    make_services, standin_llm: StandInLLM, keys: Keys, settings  # type: ignore[no-untyped-def]
+) -> None:
+    from app.api.main import create_app
+
+    # The stand-in generator records the prompt: no identifier reaches the model either.
+    services = make_services(llm_base_url=standin_llm.url, rate_limit_per_minute=0)
     bundle = json.loads(BUNDLE.read_text())
-    r = api.post("/ask", headers=_auth(keys.integration), json={
-        "question": "Is gemfibrozil a preferred drug on the Ohio Medicaid formulary?",
-        "fhir_bundle": bundle,
-    })
+    with TestClient(create_app(settings, services)) as client:
+        r = client.post("/ask", headers=_auth(keys.integration), json={
+            "question": "Is gemfibrozil a preferred drug on the Ohio Medicaid formulary?",
+            "fhir_bundle": bundle,
+        })
     assert r.status_code == 200, r.text
     data = r.json()
     patient = data["patient"]
@@ -130,6 +137,9 @@ def test_fhir_context_is_used_without_identifiers(api: TestClient, keys: Keys) -
     assert "Hypertension" in patient["conditions"]
     assert any(rid.startswith("Patient/") for rid in patient["resource_ids"])
     assert "Reuben" not in r.text and "Lind" not in r.text.replace("Lindane", "")
+    prompt = " ".join(standin_llm.prompts)
+    assert "Hypertension" in prompt  # the patient's context reached the model...
+    assert "Reuben" not in prompt and "Lind" not in prompt.replace("Lindane", "")  # ...no name
 
 
 def test_oversized_requests_are_refused(api: TestClient, keys: Keys) -> None:

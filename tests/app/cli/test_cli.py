@@ -20,9 +20,11 @@ def _run(
                           text=True, timeout=timeout, cwd=REPO_ROOT)
 
 
-def test_ask_prints_a_verified_answer_citing_the_label(live_api: LiveAPI) -> None:
+def test_ask_prints_a_verified_answer_citing_the_label(standin_api: LiveAPI) -> None:
+    # The stand-in generator: this is about what the command prints (the real model's
+    # answers are tested through /ask, `medcite up` and the answer guard).
     out = _run(["ask", "What is the recommended starting dose of atorvastatin?"],
-               {"MEDCITE_API_URL": live_api.url, "MEDCITE_API_KEY": live_api.api_key})
+               {"MEDCITE_API_URL": standin_api.url, "MEDCITE_API_KEY": standin_api.api_key})
     assert out.returncode == 0, out.stderr
     assert "supported]" in out.stdout
     assert "LIPITOR" in out.stdout.upper() and "mg" in out.stdout

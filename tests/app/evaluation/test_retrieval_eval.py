@@ -146,6 +146,33 @@ def test_every_gold_substring_is_in_its_parsed_document_and_one_chunk() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_every_question_about_the_current_lists_names_a_version_in_force() -> None:
+    """A gold that names only a superseded version can never be retrieved (search sees the
+    versions in force) and made five questions unanswerable by construction: such a
+    question must also name the version in force that states the same text."""
+    from collections import defaultdict
+
+    from ingest.manifest import discover
+    from ingest.parsers import parse_file
+
+    settings = Settings()
+    family: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for source in discover(CORPORA):
+        if source.doc_type.value == "formulary" and source.doc_key:
+            effective = source.effective_date
+            if effective is None:
+                effective = parse_file(source, settings.max_file_bytes).effective_date
+            family[source.doc_key].append((effective or "", source.relpath))
+    key_of = {f: k for k, files in family.items() for _, f in files}
+    in_force = {max(files)[1] for files in family.values()}
+    problems = [
+        q.qid for q in load_corpora_questions()
+        if q.gold and not q.as_of
+        and all(g.source_file in key_of and g.source_file not in in_force for g in q.gold)
+    ]
+    assert not problems, problems
+
+
 # --- loaders on tiny stand-ins for the public sets ---------------------------------------
 
 

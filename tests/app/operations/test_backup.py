@@ -144,6 +144,13 @@ def test_backup_while_answering_restores_to_the_same_citations_and_a_verified_ch
             refused = httpx.post(f"{url}/backup", timeout=60,
                                  headers={"Authorization": f"Bearer {live.key}"})
             assert refused.status_code == 403
+        from app.audit.log import AuditQuery
+        from app.audit.models import AuditAction
+
+        (record,) = services.audit.search(AuditQuery(action=AuditAction.backup)).records
+        assert record.actor.role == "admin"
+        assert record.details.path == taken.json()["path"]  # type: ignore[union-attr]
+        assert record.details.audit_records == taken.json()["audit_records"]  # type: ignore[union-attr]
     finally:
         services.jobs.close()
         services.audit.close()
@@ -281,12 +288,27 @@ def test_damaged_archives_are_refused_and_the_target_is_untouched(
         assert _tree(target) == untouched, bad.name
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".target")) == []
 
-    # The good archive with --force: the old files are set aside, not deleted.
-    settings = live.settings.isolated(target)
-    report = restore_backup(archive, settings, force=True)
-    assert report.set_aside is not None
-    assert (report.set_aside / "audit.db").read_bytes() == b"the audit log in use here"
+    # The good archive with --force: the old files are set aside, not deleted, and the
+    # restored audit log records the restore (who, from which archive) after its chain.
+    out = subprocess.run(
+        [*MEDCITE, "restore", str(archive), "--data-dir", str(target), "--force"],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    set_aside = Path(out.stdout.split("what they replaced is in ")[1].splitlines()[0].strip())
+    assert (set_aside / "audit.db").read_bytes() == b"the audit log in use here"
     assert json.loads((target / "api_keys.json").read_text())["keys"]
+    from app.audit.log import AuditLog, AuditQuery
+    from app.audit.models import AuditAction
+
+    log = AuditLog(f"sqlite:///{target / 'audit.db'}")
+    try:
+        assert log.verify().ok
+        (record,) = log.search(AuditQuery(action=AuditAction.restore)).records
+        assert record.details.archive == str(archive.resolve())  # type: ignore[union-attr]
+        assert record.actor.role == "operator" and record.details.set_aside == str(set_aside)  # type: ignore[union-attr]
+    finally:
+        log.close()
+    settings = live.settings.isolated(target)
     with pytest.raises(RestoreRefused, match="already holds data"):
         restore_backup(archive, settings)
 
