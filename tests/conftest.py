@@ -285,7 +285,9 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
         return '{"abstain": false, "sentences": [{"text": "Atorvastatin'
     if mode == "abstain" or not units:
         return json.dumps({"abstain": True, "reason": "no passages", "sentences": []})
-    ranked = sorted(units, key=lambda u: -_overlap(question, u[1]))
+    # Ties to the shorter unit: "starting dose" is shared by the adults' dose sentence and
+    # the longer pediatric one, and a good answer to a general question states the first.
+    ranked = sorted(units, key=lambda u: (-_overlap(question, u[1]), len(u[1])))
     # Off topic: the unit sharing fewest words with the question, and stating no number
     # (so it cannot be read as the dose, limit or threshold a question asks for).
     wordy = [u for u in ranked if not re.search(r"\d", u[1])] or ranked

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 from app.answering.models import AnswerSentence, Citation, CitationStatus
-from app.answering.relevance import missing_entities
+from app.answering.relevance import missing_entities, populations_in
 from app.answering.text import normalise
 from app.answering.units import Unit
 from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
@@ -502,21 +502,44 @@ def _claims_by_drug(sentence: str, drugs: list[DrugMention]) -> dict[DrugMention
     return out
 
 
-def verify_units(sentence: str, cited: list[tuple[Unit, Passage]]) -> AnswerSentence:
+def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str = ""
+                 ) -> AnswerSentence:
     """A sentence against the units it cites, judged together (one claim may join two
     units: a drug's row and the table's legend). Each citation's quote and span are the
-    unit's own text, so they are exact by construction."""
+    unit's own text, so they are exact by construction. With the `question`, a sentence
+    that cites only units of one population's section ("2.3 Pediatric Patients") must
+    name that population, or the question must."""
     if not cited:
         return AnswerSentence(text=sentence, citations=[], status=CitationStatus.unsupported)
     evidence = " ".join(u.reading(p) for u, p in cited)
     context = " ".join(dict.fromkeys(unit_context(p) for _, p in cited))
     status, score, reasons = check_claim(sentence, evidence, context)
+    unasked = unasked_population(sentence, cited, question)
+    if unasked:
+        status = CitationStatus.unsupported
+        reasons.append(f"the cited text is about {unasked} patients; neither the sentence "
+                       "nor the question says so")
     citations = [
         Citation(passage_id=p.id, unit_id=u.uid, quote=u.source_text(p), status=status,
                  score=score, reasons=list(reasons), span_start=u.start, span_end=u.end)
         for u, p in cited
     ]
     return AnswerSentence(text=sentence, citations=citations, status=status)
+
+
+def unasked_population(sentence: str, cited: list[tuple[Unit, Passage]],
+                       question: str) -> str | None:
+    """The population every cited unit's section is about (its section path: "Pediatric
+    Patients (10-17 years) with HeFH", "8.1 Pregnancy", "Renal Impairment") when neither
+    the sentence nor the question names it: the children's dose stated as the answer to
+    "what is the starting dose?" reads as everyone's. None when there is none."""
+    if not question:
+        return None
+    scoped = [{p.name for p in populations_in(" ".join(passage.provenance.section_path))}
+              for _, passage in cited]
+    common = set.intersection(*scoped) if scoped else set()
+    said = {p.name for p in populations_in(sentence + " \n " + question)}
+    return next((name for name in sorted(common) if name not in said), None)
 
 
 def unit_context(passage: Passage) -> str:

@@ -46,7 +46,13 @@ from app.answering.prompting import (
     label,
     unit_answer_schema,
 )
-from app.answering.relevance import Evidence, QuestionFocus, addresses, question_focus
+from app.answering.relevance import (
+    Evidence,
+    QuestionFocus,
+    addresses,
+    populations_in,
+    question_focus,
+)
 from app.answering.units import Unit, split_passage
 from app.core.settings import Settings
 from app.llm.client import MalformedOutput, parse_answer, parse_unit_answer
@@ -309,9 +315,10 @@ class AnswerService:
         t = time.perf_counter()
         index = draft.unit_index
         shown = [index[u] for u in draft.shown if u in index]
+        question = draft.request.question
         sentences = [
             recited(verify_units(s.text.strip(), [index[u] for u in dict.fromkeys(s.units)
-                                                  if u in index]), shown)
+                                                  if u in index], question), shown, question)
             for s in generated.sentences if s.text.strip()
         ]
         by_id = {p.id: p for p in draft.passages}
@@ -442,7 +449,8 @@ def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
     return untold
 
 
-def recited(sentence: AnswerSentence, shown: list[tuple[Unit, Passage]]) -> AnswerSentence:
+def recited(sentence: AnswerSentence, shown: list[tuple[Unit, Passage]],
+            question: str = "") -> AnswerSentence:
     """A sentence its cited units do not support, but one other unit of the prompt does
     on its own (small models state one unit and cite its neighbour): cited to that unit,
     with a reason saying so. Every check applies to the new unit as to any citation; a
@@ -451,7 +459,7 @@ def recited(sentence: AnswerSentence, shown: list[tuple[Unit, Passage]]) -> Answ
         return sentence
     was = ", ".join(c.unit_id or "?" for c in sentence.citations)
     for unit, passage in shown:
-        candidate = verify_units(sentence.text, [(unit, passage)])
+        candidate = verify_units(sentence.text, [(unit, passage)], question)
         if candidate.status is CitationStatus.supported:
             for c in candidate.citations:
                 c.reasons.append(f"the model cited {was}; the sentence is stated by {unit.uid}")
@@ -508,6 +516,17 @@ def select_units(
             overlap += 1
         return (-overlap, u.passage_index)
 
+    # A section about one population ("2.2 ... in Pediatric Patients (10-17 years)",
+    # "8.1 Pregnancy") is left out when the question names no such population: the 1.5B
+    # model took the children's dose sentence for the answer to "what is the starting
+    # dose?" (the verifier now rejects that; better not to offer it). Kept when nothing
+    # else is left.
+    asked = {p.name for p in populations_in(question)}
+    scoped = {u.uid for u in ordered
+              if {p.name for p in populations_in(
+                  " ".join(passages[u.passage_index].provenance.section_path))} - asked}
+    if len(scoped) < len(ordered):
+        ordered = [u for u in ordered if u.uid not in scoped]
     scored = sorted(ordered, key=score)
     keep: set[str] = set()
     used = 0

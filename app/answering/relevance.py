@@ -48,9 +48,10 @@ def _population(name: str, asked: str, words: str) -> Population:
     return Population(name, re.compile(asked), frozenset(words.split()))
 
 
-_IMPAIRED = r"\s+(?:impairment|insufficiency|failure|disease|dysfunction)"
+_IMPAIRED = r"\s+(?:impairment|insufficiency|failure|diseases?|dysfunction|conditions?|problems?)"
 POPULATION_GROUPS: tuple[Population, ...] = (
-    _population("pregnant", r"\bpregnan(?:t|cy|cies)\b",
+    _population("pregnant", r"\bpregnan(?:t|cy|cies)\b|\bconceiv|\bconception\b|"
+                            r"\bchildbearing\b",
                 "pregnant pregnancy pregnancies gestation gestational prenatal antenatal "
                 "obstetric"),
     _population("breastfeeding",
@@ -58,7 +59,9 @@ POPULATION_GROUPS: tuple[Population, ...] = (
                 "lactating lactation breastfeeding breast-feeding breastfeed breastfed "
                 "breast-feed nursing milk"),
     _population("pediatric",
-                r"\b(?:pa?ediatric|child|children|adolescents?|infants?|neonates?|newborns?)\b",
+                r"\b(?:pa?ediatric|child|children|adolescents?|infants?|neonates?|newborns?|"
+                r"kids?|toddlers?|teen(?:ager)?s?)\b|\b(?:[1-9]|1[0-7])[- ](?:years?|months?|"
+                r"weeks?)[- ]old\b",
                 "pediatric paediatric child children adolescent adolescents infant infants "
                 "neonate neonates newborn newborns juvenile"),
     _population("elderly", r"\b(?:elderly|geriatric)\b", "elderly geriatric older"),

@@ -184,3 +184,31 @@ def test_a_condition_beside_a_named_drug_is_context_unless_a_dose_is_asked() -> 
     ra = Evidence(text="The recommended dose of HUMIRA for adults with rheumatoid arthritis "
                        "is 40 mg every other week", context="HUMIRA 2 DOSAGE")
     assert "the cited evidence does not mention hidradenitis" in addresses(dose, ra)
+
+
+def test_a_populations_dose_is_not_everyones() -> None:
+    """Seen in the browser test with the real 1.5B model: asked for the starting dose of
+    atorvastatin, it stated the pediatric section's "10 mg/day; the maximum recommended
+    dose is 20 mg/day" as the answer, and it came back verified."""
+    from app.answering.citation_checks import verify_units
+
+    text = ("The recommended starting dose of LIPITOR is 10 mg/day; the maximum recommended "
+            "dose is 20 mg/day.")
+    peds = Passage(id="p", text=text, score=1.0, provenance=Provenance(
+        doc_id="d", title="LIPITOR (atorvastatin calcium) tablets",
+        source_file="drug-labels/fda-spl/lipitor-orig.xml", doc_type="label",
+        section_path=["2 DOSAGE AND ADMINISTRATION", "2.2 Heterozygous Familial "
+                      "Hypercholesterolemia in Pediatric Patients (10–17 years of age)"],
+        char_start=0, char_end=len(text)))
+    units = [(u, peds) for u in split_passage(peds, 0)]
+    claim = ("The recommended starting dose of atorvastatin is 10 mg/day; the maximum "
+             "recommended dose is 20 mg/day.")
+    general = verify_units(claim, units, "What is the recommended starting dose of atorvastatin?")
+    assert general.status.value == "unsupported"
+    assert any("about pediatric patients" in r for r in general.citations[0].reasons)
+    # Said by the sentence, or asked by the question: supported.
+    said = verify_units("In pediatric patients the recommended starting dose of "
+                        "atorvastatin is 10 mg/day.", units, "Starting dose of atorvastatin?")
+    assert said.status.value == "supported", said.citations[0].reasons
+    asked = verify_units(claim, units, "Atorvastatin starting dose for children with HeFH?")
+    assert asked.status.value == "supported", asked.citations[0].reasons
