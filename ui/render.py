@@ -207,8 +207,13 @@ def render_evidence(response: AskResponse) -> list[str]:
         passage = by_id.get(quote.passage_id)
         where = (f"{escape_text(passage.provenance.title)}{SECTION_SEPARATOR}"
                  f"{escape_text(section_label(passage))}") if passage else ""
-        body = (table_html(quote.text, [(0, len(quote.text))]) if _is_table(quote.text)
-                else escape_text(quote.text))
+        if _is_table(quote.text):
+            # The row under its table's header: which column it sits in is its meaning.
+            head = ("| " + " | ".join(quote.header) + " |\n|" + "---|" * len(quote.header)
+                    + "\n") if quote.header else ""
+            body = table_html(head + quote.text, [(len(head), len(head) + len(quote.text))])
+        else:
+            body = escape_text(quote.text)
         out.append(f"> {body}  \n> <small>{where}</small>")
     return out
 

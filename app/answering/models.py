@@ -75,6 +75,9 @@ class EvidenceQuote(BaseModel):
     text: str
     span_start: int
     span_end: int
+    header: list[str] = Field(
+        default_factory=list, description="A table row's column headers: a quoted row "
+        "('| Atorvastatin (QL) | Altoprev |') says which drug is preferred only with them.")
 
 
 class PatientContext(BaseModel):

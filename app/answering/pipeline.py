@@ -581,6 +581,7 @@ def addressing_units(
     found.sort(key=lambda f: (f[0], f[1]))
     return [
         EvidenceQuote(passage_id=p.id, unit_id=u.uid, text=u.source_text(p),
-                      span_start=u.start, span_end=u.end)
+                      span_start=u.start, span_end=u.end,
+                      header=list(u.header) if u.kind == "row" else [])
         for _, _, u, p in found[:MAX_EVIDENCE_UNITS]
     ]

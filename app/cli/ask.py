@@ -64,6 +64,8 @@ def format_answer(data: dict) -> str:  # type: ignore[type-arg]
         if q["passage_id"] not in order:
             order.append(q["passage_id"])
         lines.append(f"  > \"{q['text']}\" [{order.index(q['passage_id']) + 1}]")
+        if q.get("header"):
+            lines.append("    (columns: " + " | ".join(q["header"]) + ")")
     for s in data["sentences"]:
         marks = []
         for c in s["citations"]:

@@ -39,6 +39,11 @@ def test_evidence_only_is_a_warning_with_quotes_never_an_answer() -> None:
     shown = render.render_evidence(r)
     assert len(shown) == 1 and "<table" in shown[0] and "Atorvastatin" in shown[0]
     assert "Lipotropics" in shown[0]
+    # With its header the quoted row is drawn under its column names.
+    headed = quote.model_copy(update={"header": ["Preferred", "Quantity"]})
+    (drawn,) = render.render_evidence(r.model_copy(update={"evidence": [headed]}))
+    assert drawn.index("Preferred") < drawn.index("Atorvastatin")
+    assert "Quantity" in drawn and "<mark" in drawn
 
 
 def test_off_topic_is_an_error_naming_why() -> None:

@@ -119,9 +119,12 @@ def test_ask_prints_the_quoted_evidence_of_an_evidence_only_answer() -> None:
         "status": "evidence_only", "abstained": False, "abstain_reason": None,
         "status_reason": "No sentence of the generated answer could be verified.",
         "sentences": [], "passages": [passage],
-        "evidence": [{"passage_id": "p1", "unit_id": "P1.2", "text": "| Atorvastatin (QL) |",
-                      "span_start": 0, "span_end": 20}],
+        "evidence": [{"passage_id": "p1", "unit_id": "P1.2",
+                      "text": "| Atorvastatin (QL) | Altoprev |", "span_start": 0,
+                      "span_end": 31, "header": ["Preferred", "Non-Preferred"]}],
     })
     assert "could be verified" in text
-    assert '> "| Atorvastatin (QL) |" [1]' in text
+    # The row, then the columns it is read by: which drug is preferred is in the header.
+    assert '> "| Atorvastatin (QL) | Altoprev |" [1]\n    (columns: Preferred | Non-Preferred)' \
+        in text
     assert "[1] Preferred Drug List" in text and "formularies/pdl.md" in text
