@@ -86,6 +86,10 @@ def stop_children_on_exit(children: list[subprocess.Popen[bytes]]) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Also SIGINT explicitly: a process started in the background by a non-interactive
+    # shell inherits SIGINT ignored, and Python then installs no Ctrl-C handler; `up`
+    # went on running after Ctrl-C there (seen twice in the release checks).
+    signal.signal(signal.SIGINT, on_term)
     try:
         while all(c.poll() is None for c in children):
             time.sleep(1)

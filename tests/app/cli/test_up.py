@@ -75,6 +75,9 @@ def test_medcite_up_ingests_serves_answers_and_stops_on_ctrl_c(tmp_path: Path) -
         [sys.executable, "-m", "app.cli", "up", "--port", str(port), "--ui-port", str(ui_port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
         start_new_session=True,
+        # As a background job of a non-interactive shell starts it: SIGINT ignored.
+        # Ctrl-C must still stop it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         health = _wait_ok(f"http://127.0.0.1:{port}/health", 600, proc)
