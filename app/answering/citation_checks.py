@@ -527,6 +527,12 @@ def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str
     return AnswerSentence(text=sentence, citations=citations, status=status)
 
 
+def section_populations(passage: Passage) -> set[str]:
+    """The populations a passage's section is about, by its section path ("2.2 ... in
+    Pediatric Patients (10-17 years of age)" -> {"pediatric"})."""
+    return {p.name for p in populations_in(" ".join(passage.provenance.section_path))}
+
+
 def unasked_population(sentence: str, cited: list[tuple[Unit, Passage]],
                        question: str) -> str | None:
     """The population every cited unit's section is about (its section path: "Pediatric
@@ -535,8 +541,8 @@ def unasked_population(sentence: str, cited: list[tuple[Unit, Passage]],
     "what is the starting dose?" reads as everyone's. None when there is none."""
     if not question:
         return None
-    scoped = [{p.name for p in populations_in(" ".join(passage.provenance.section_path))}
-              for _, passage in cited]
+    scoped = [section_populations(passage) for _, passage in {p.id: (u, p) for u, p in
+                                                              cited}.values()]
     common = set.intersection(*scoped) if scoped else set()
     said = {p.name for p in populations_in(sentence + " \n " + question)}
     return next((name for name in sorted(common) if name not in said), None)

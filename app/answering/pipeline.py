@@ -21,6 +21,7 @@ from typing import Any
 
 from app.answering.citation_checks import (
     content_words,
+    section_populations,
     unit_context,
     verify_sentence,
     verify_units,
@@ -522,9 +523,8 @@ def select_units(
     # dose?" (the verifier now rejects that; better not to offer it). Kept when nothing
     # else is left.
     asked = {p.name for p in populations_in(question)}
-    scoped = {u.uid for u in ordered
-              if {p.name for p in populations_in(
-                  " ".join(passages[u.passage_index].provenance.section_path))} - asked}
+    unasked = {i for i, p in enumerate(passages) if section_populations(p) - asked}
+    scoped = {u.uid for u in ordered if u.passage_index in unasked}
     if len(scoped) < len(ordered):
         ordered = [u for u in ordered if u.uid not in scoped]
     scored = sorted(ordered, key=score)
