@@ -106,6 +106,9 @@ CLASSES: tuple[DrugClass, ...] = (
     DrugClass("snris", _names(r"snris?|serotonin[- ]norepinephrine reuptake inhibitors?"),
               members=frozenset({"venlafaxine", "desvenlafaxine", "duloxetine",
                                  "levomilnacipran", "milnacipran"})),
+    DrugClass("thiazide diuretics", _names(r"thiazides?(?:[- ](?:type|like))?(?: diuretics?)?"),
+              ("thiazide",),
+              members=frozenset({"chlorthalidone", "indapamide", "metolazone"})),
 )
 
 

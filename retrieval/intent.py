@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retrieval.drug_classes import class_members, classes_in
+from retrieval.drug_classes import DrugClass, class_members, classes_in
 from retrieval.drugs import drug_names
 
 BOXED_WARNING = "34066-1"
@@ -80,17 +80,34 @@ _ATTRIBUTES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
      (INDICATIONS, OTC_USES, OTC_PURPOSE)),
 )
 
-# A question about a formulary's records: status, limits, flags, tiers.
+# A question about a formulary's records: status, limits, flags, tiers. "Covered" and
+# "plan" count only beside a drug: "Medicare-covered LVAD therapy" asks a coverage
+# policy, not a formulary.
 _FORMULARY = re.compile(
     r"prefer|formular|\bpdl\b|drug list|quantity limit|\bql\b|prior auth|\bpa\b|"
-    r"step therapy|\btier\b|covered|coverage of|non-preferred|per fill|fill period|"
-    r"medicaid|\bplan\b",
+    r"step therapy|\btier\b|non-preferred|per fill|fill period|medicaid",
+    re.I,
+)
+_FORMULARY_WITH_DRUG = re.compile(r"covered|coverage|\bplan\b", re.I)
+# A formulary question that asks for a record's status or limit (its row answers it),
+# as against one that asks what a prior authorization requires (the criteria sections).
+_STATUS = re.compile(
+    r"^\s*(?:does|do|is|are|can|will)\b|prefer|status|\btier\b|"
+    r"on (?:the|its|their) (?:list|pdl|formulary)|quantity|"
+    r"\bql\b|\blimit|how (?:much|many)|dispens|per fill|covered\b|\bcover\b",
+    re.I,
+)
+_CRITERIA = re.compile(
+    r"criteri|requirements?\b|\brequire[sd]?\b|\bneed(?:ed|s)?\b|must\b|step therapy|"
+    r"\btried\b|\btry\b|before .{0,60}approv|approv(?:e|al|ing)\b|qualif|eligib|"
+    r"prior auth|\bpa\b|exempt",
     re.I,
 )
 # A question for every item of a list ("which statins are preferred"): a whole table
 # answers it better than one of its rows.
 _LISTING = re.compile(
-    r"\b(?:which|what)\b[^?.]*\bare\b|\blist\b|\ball (?:the )?(?:preferred|covered|"
+    r"\b(?:which|what)\b[^?.]*\bare\b|(?:^|[.?!;:]\s*)list\b|\blist (?:of|all|every|the)\b|"
+    r"\ball (?:the )?(?:preferred|covered|"
     r"non-preferred|agents|drugs|medications)\b",
     re.I,
 )
@@ -98,10 +115,23 @@ _LISTING = re.compile(
 _ADMIN = re.compile(
     r"\breleased?\b|\bpublish|\brevis|\bupdated?\b|\bwhen was\b|\bwhat year\b|"
     r"\bsource\b|\bcitation|\bbibliograph|\bdeveloper|\bwho (?:wrote|developed|issued|"
-    r"authored)|\bauthor|\bendors|\bfund|\bcompanion|\bavailab|\bstatus of the guideline|"
-    r"\bngc\b|\bcategory\b|\bintended users\b|\bspecialt",
+    r"authored)|\bauthor(?:s|ed|ship)?\b|\bendors|\bfund|\bcompanion|\bavailab|"
+    r"\bstatus of the guideline|\bngc\b|\bcategory\b|\bintended users\b|\bspecialt",
     re.I,
 )
+# A question asked of a payer's policy or a guideline, not of a drug's label: without a
+# drug named, "how often" there is a billing interval or a visit schedule, not a dose.
+_NOT_A_LABEL = re.compile(
+    r"medicare|medicaid|\bcms\b|\bncd\b|covered|coverage|\bbill|reimburs|payer|"
+    r"guideline|va/dod|task force|uspstf|work group|\bcdc\b|recommend",
+    re.I,
+)
+# What /ask appends to a question that refers to a FHIR patient
+# (app/answering/fhir_context.py retrieval_query): the patient's facts, searched with it.
+PATIENT_FACTS = " (patient: "
+# The question asks about the patient's medication without naming it.
+_ASKS_ABOUT_MEDICATION = re.compile(
+    r"\b(?:medications?|meds|drugs?|prescriptions?|dos(?:e|es|ing|age)|regimen)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -114,22 +144,53 @@ class QueryIntent:
     formulary: bool = False
     listing: bool = False
     admin: bool = False
+    # A formulary question about what a prior authorization or step therapy requires
+    # (the criteria sections answer it), and whether it also asks a record's status.
+    criteria: bool = False
+    status: bool = True
 
 
-def read_intent(question: str) -> QueryIntent:
+def split_patient(query: str) -> tuple[str, str]:
+    """(the question, the patient's facts appended to it, or "")."""
+    head, mark, facts = query.partition(PATIENT_FACTS)
+    return (head, facts.rstrip(")")) if mark else (query, "")
+
+
+def _patient_drugs(question: str, facts: str, classes: list[DrugClass]) -> tuple[str, ...]:
+    """The patient's drugs the question is about: the members of a class it names ("her
+    statin"), or all of them when it asks about "his medication" or "the dose"; none
+    when it asks about something else (follow-up, a program): then the patient's
+    antihypertensive would pull every passage about it ahead of the answer."""
+    if not facts:
+        return ()
+    theirs = drug_names(facts, fuzzy=True)
+    if classes:
+        return tuple(g for g in theirs if any(c.has_member(g) for c in classes))
+    return tuple(theirs) if _ASKS_ABOUT_MEDICATION.search(question) else ()
+
+
+def read_intent(query: str) -> QueryIntent:
+    question, facts = split_patient(query)
     codes: list[str] = []
     for pattern, wanted in _ATTRIBUTES:
         if pattern.search(question):
             codes += [c for c in wanted if c not in codes]
-    drugs = tuple(drug_names(question, fuzzy=True))
     classes = classes_in(question)
+    drugs = tuple(drug_names(question, fuzzy=True)) or _patient_drugs(question, facts, classes)
+    if not drugs and not classes and _NOT_A_LABEL.search(question):
+        codes = []
+    named = bool(drugs or classes)
+    formulary = bool(_FORMULARY.search(question)) or (
+        named and bool(_FORMULARY_WITH_DRUG.search(question)))
     return QueryIntent(
         drugs=drugs,
         class_drugs=tuple(dict.fromkeys(g for c in classes for g in class_members(c.key))),
         section_codes=tuple(codes),
-        formulary=bool(_FORMULARY.search(question)),
+        formulary=formulary,
         # The formulary status of a class ("SGLT2 inhibitors preferred on X?") is the
         # status of each of its members: a list.
         listing=bool(_LISTING.search(question)) or bool(classes and not drugs),
         admin=bool(_ADMIN.search(question)),
+        criteria=formulary and bool(_CRITERIA.search(question)),
+        status=bool(_STATUS.search(question)) or not _CRITERIA.search(question),
     )

@@ -296,10 +296,17 @@ def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
     if intent.section_codes and payload.section_code in intent.section_codes:
         factor *= SECTION_CODE_BOOST
     if intent.formulary and payload.doc_type == "formulary":
-        # A list question wants the whole table; a question about one drug its row.
+        # A list question wants the whole table; a question about one drug its row;
+        # "what must be tried first" the prose of the criteria, not the row's "PA" flag.
         wanted = "table" if intent.listing else "row"
-        if payload.unit_kind == wanted:
+        if payload.unit_kind == wanted and intent.status:
             factor *= FORMULARY_UNIT_BOOST
+        elif intent.criteria and payload.unit_kind == "section":
+            factor *= FORMULARY_UNIT_BOOST
+        elif intent.criteria and payload.unit_kind == "row":
+            # A row's "PA" or "ST" flag says a criterion exists, not what it is; the
+            # drug arms rank the asked drug's rows high four times over.
+            factor /= FORMULARY_UNIT_BOOST
     if payload.unit_kind == "recommendation":
         factor *= RECOMMENDATION_BOOST
     elif payload.unit_kind == "admin" and not intent.admin:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from app.answering.models import PatientContext
 from retrieval.drugs import find_drug_mentions
+from retrieval.intent import PATIENT_FACTS
 
 USED_TYPES = (
     "Patient", "Condition", "MedicationRequest", "MedicationStatement", "AllergyIntolerance"
@@ -215,7 +216,7 @@ def retrieval_query(question: str, ctx: PatientContext) -> str:
     ctx.retrieval_terms = terms[:MAX_RETRIEVAL_TERMS]
     if not ctx.retrieval_terms:
         return question
-    return question + " (patient: " + "; ".join(ctx.retrieval_terms) + ")"
+    return question + PATIENT_FACTS + "; ".join(ctx.retrieval_terms) + ")"
 
 
 def describe(ctx: PatientContext) -> str:

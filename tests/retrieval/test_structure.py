@@ -79,3 +79,44 @@ def test_a_patients_medication_reaches_the_drug_filter(structured_retriever) -> 
     # The question alone names no drug: no drug arm, and no row of simvastatin first.
     alone = structured_retriever.search(question, access_groups=GROUPS)
     assert "Simvastatin (QL)" not in alone[0].text
+
+
+def test_a_criteria_question_retrieves_the_criteria_before_the_row(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    question = "What must be tried before Ohio Medicaid approves colchicine capsules for gout?"
+    intent = read_intent(question)
+    assert intent.criteria and not intent.status
+    hits = structured_retriever.search(question, access_groups=GROUPS)
+    assert hits[0].provenance.unit_kind == "section"
+    assert "Criteria" in " ".join(hits[0].provenance.section_path)
+    assert "inadequate clinical response" in hits[0].text
+    # A yes/no question about the same drug asks its status: its row answers it.
+    assert read_intent("Does colchicine need prior authorization on Ohio Medicaid?").status
+
+
+def test_words_that_are_not_what_they_look_like() -> None:
+    # "Medicare-covered" asks a coverage policy, not a formulary's records.
+    lvad = read_intent("List the patient-selection criteria for Medicare-covered LVAD therapy.")
+    assert not lvad.formulary and lvad.listing
+    # "authorization" is not "author": no administrative fields for it.
+    assert not read_intent("Extra requirement for Xywav prior authorization in Ohio?").admin
+    # Without a drug, "how often" to a payer is a billing interval, not a label's dose.
+    assert read_intent("How often can HbA1c be billed to Medicare?").section_codes == ()
+    assert read_intent("How often can I take ibuprofen?").section_codes
+    # "the Ohio Medicaid list" is where, not a request for a list.
+    assert not read_intent("Is simvastatin preferred on the Ohio Medicaid list?").listing
+
+
+def test_a_patients_medications_are_searched_only_when_asked_about() -> None:
+    facts = " (patient: Hydrochlorothiazide; Simvastatin; Hypertension; Gout)"
+    # The question names its drug: the patient's others are not drug arms.
+    assert read_intent("What must he try before Ohio Medicaid approves colchicine?"
+                       + facts).drugs == ("colchicine",)
+    # A class: the patient's members of it.
+    assert read_intent("Is his thiazide dose within range?" + facts).drugs == (
+        "hydrochlorothiazide",)
+    assert read_intent("Is my patient's statin preferred?" + facts).drugs == ("simvastatin",)
+    # "His medications": all of them; a follow-up question: none.
+    assert set(read_intent("Do any of his medications need prior auth?" + facts).drugs) == {
+        "hydrochlorothiazide", "simvastatin"}
+    assert read_intent("How often should I see her now that her BP is at goal?"
+                       + facts).drugs == ()
