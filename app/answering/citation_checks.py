@@ -21,7 +21,7 @@ from rapidfuzz import fuzz
 from app.answering.models import AnswerSentence, Citation, CitationStatus
 from app.answering.relevance import missing_entities, populations_in
 from app.answering.text import normalise
-from app.answering.units import Unit
+from app.answering.units import Unit, split_passage
 from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
 from retrieval.models import Passage
 
@@ -379,7 +379,7 @@ def check_claim(
               else CitationStatus.partial if cover >= PARTIAL_COVERAGE
               else CitationStatus.unsupported)
     where = evidence + " " + context
-    missing = missing_quantities(sentence, evidence)
+    missing = missing_quantities(sentence, without_exclusions(evidence))
     drugs = missing_drugs(sentence, where)
     entities = missing_entities(sentence, where)
     # Each of these makes the claim unsupported, whatever the coverage.
@@ -397,6 +397,16 @@ def check_claim(
             status = CitationStatus.unsupported
             reasons.append(failure)
     return status, round(cover, 3), reasons
+
+
+# "Rivaroxaban Tab (all strengths excl 15 MG) | 102 | 102": the 15 mg tablet is the one
+# product this limit is not for. A quantity inside such a clause supports no claim.
+_EXCLUSION = re.compile(r"\b(?:excl\.?|excluding|except(?:\s+for)?|other than)\s+[^|)\n;]*",
+                        re.I)
+
+
+def without_exclusions(text: str) -> str:
+    return _EXCLUSION.sub(" ", text)
 
 
 _FORMULARY_STATUS = re.compile(r"\b(?:non[-\s]?|not\s+)?preferred\b")
@@ -511,7 +521,7 @@ def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str
     name that population, or the question must."""
     if not cited:
         return AnswerSentence(text=sentence, citations=[], status=CitationStatus.unsupported)
-    evidence = " ".join(u.reading(p) for u, p in cited)
+    evidence = " ".join(u.reading(p) for u, p in cited) + record_context(cited)
     context = " ".join(dict.fromkeys(unit_context(p) for _, p in cited))
     status, score, reasons = check_claim(sentence, evidence, context)
     unasked = unasked_population(sentence, cited, question)
@@ -525,6 +535,21 @@ def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str
         for u, p in cited
     ]
     return AnswerSentence(text=sentence, citations=citations, status=status)
+
+
+def record_context(cited: list[tuple[Unit, Passage]]) -> str:
+    """The rest of each formulary record a cited unit belongs to. A record passage is
+    one row of one payer's list (its drug, strength, status, flags, limit, date), shown
+    as several units: "Quantity limit: 204 per 102 days" is the limit of the product its
+    row names ("Rivaroxaban Tab 15 MG"), so a sentence joining the two is supported by
+    either. Prose passages get nothing: their sentences are separate claims."""
+    extra: list[str] = []
+    cited_ids = {u.uid for u, _ in cited}
+    for passage in {p.id: p for _, p in cited if p.provenance.unit_kind == "row"}.values():
+        index = next(u.passage_index for u, p in cited if p.id == passage.id)
+        extra += [u.reading(passage) for u in split_passage(passage, index)
+                  if u.uid not in cited_ids]
+    return (" " + " ".join(extra)) if extra else ""
 
 
 def section_populations(passage: Passage) -> set[str]:

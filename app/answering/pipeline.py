@@ -558,6 +558,9 @@ def evidence_from(cited: list[tuple[Unit, Passage]]) -> Evidence:
 # question, beyond passing the focus test: a focus of only "dose" is met by any dose.
 MIN_EVIDENCE_OVERLAP = 2
 MAX_EVIDENCE_UNITS = 3
+# A list question ("which statins are preferred") is answered by every row that names a
+# member, not the first three: three rows of a 17-row table read as the whole list.
+MAX_LIST_EVIDENCE_UNITS = 15
 
 
 def addressing_units(
@@ -579,9 +582,17 @@ def addressing_units(
                 continue
             found.append((-overlap, u.passage_index, u, p))
     found.sort(key=lambda f: (f[0], f[1]))
+    if asks_for_all(question):
+        # The best passage's rows and items in document order: the list as its source
+        # gives it (other passages often repeat the same table, an older version).
+        first = found[0][1] if found else 0
+        chosen = sorted((f for f in found if f[1] == first),
+                        key=lambda f: f[2].start)[:MAX_LIST_EVIDENCE_UNITS]
+    else:
+        chosen = found[:MAX_EVIDENCE_UNITS]
     return [
         EvidenceQuote(passage_id=p.id, unit_id=u.uid, text=u.source_text(p),
                       span_start=u.start, span_end=u.end,
                       header=list(u.header) if u.kind == "row" else [])
-        for _, _, u, p in found[:MAX_EVIDENCE_UNITS]
+        for _, _, u, p in chosen
     ]

@@ -6,7 +6,7 @@ import pytest
 
 from app.answering.citation_checks import align_quote, missing_quantities, verify_sentence
 from app.answering.models import CitationStatus
-from retrieval.models import Passage
+from retrieval.models import Passage, Provenance
 from retrieval.search import Retriever
 
 DOSE = "The recommended starting dose of LIPITOR is 10 or 20 mg once daily"
@@ -88,3 +88,52 @@ def test_numbers_units_and_dates_are_normalised() -> None:
     assert missing_quantities("Take 25 mg.", "take 2.5 mg") == ["25 mg"]
     table_row = "| Atorvastatin | 102 | 102 |"
     assert missing_quantities("Limit 102 tablets per 102 days.", table_row) == []
+
+
+def _record(pid: str, text: str) -> Passage:
+    return Passage(id=pid, text=text, score=1.0, provenance=Provenance(
+        doc_id="oa", title="Oral Anticoagulants",
+        source_file="formularies/ohio-medicaid-updl/current-2024/oral_anticoagulants.md",
+        doc_type="formulary", unit_kind="row", payer="Ohio Medicaid",
+        section_path=["Oral Anticoagulants", "Formulary", "Preferred"],
+        char_start=0, char_end=len(text)))
+
+
+def test_a_formulary_records_units_support_each_other_but_an_excluded_strength_does_not() -> None:
+    """Seen with the real 1.5B model: "The quantity limit on rivaroxaban 15 mg tablets for
+    Ohio Medicaid is 204 per 102 days." cited the record's "Quantity limit: 204 per 102
+    days." and was rejected ("not in the cited text: 15 mg", "rivaroxaban"), though the
+    same record's row names "Rivaroxaban Tab 15 MG": a record is one row of one list."""
+    from app.answering.citation_checks import verify_units
+    from app.answering.units import split_passage
+
+    header = "| Preferred | Generic Name | Quantity | Time (Days) |\n| --- | --- | --- | --- |\n"
+    fifteen = _record("r15", (
+        "Ohio Medicaid formulary: Oral Anticoagulants › Formulary\nXarelto Tab: Preferred.\n"
+        "Flags: QL (quantity limit).\nQuantity limit: 204 per 102 days.\n"
+        "Effective 2024-01-01.\n" + header
+        + "| Xarelto Tab (QL) | Rivaroxaban Tab 15 MG | 204 | 102 |"))
+    others = _record("rx", (
+        "Ohio Medicaid formulary: Oral Anticoagulants › Formulary\nXarelto Tab: Preferred.\n"
+        "Flags: QL (quantity limit).\nQuantity limit: 102 per 102 days.\n"
+        "Effective 2024-01-01.\n" + header
+        + "| Xarelto Tab (QL) | Rivaroxaban Tab (all strengths excl 15 MG) | 102 | 102 |"))
+
+    def limit_unit(p: Passage, index: int):  # type: ignore[no-untyped-def]
+        return next(u for u in split_passage(p, index)
+                    if u.reading(p).startswith("Quantity limit"))
+
+    right = "The quantity limit on rivaroxaban 15 mg tablets for Ohio Medicaid is 204 per 102 days."
+    ok = verify_units(right, [(limit_unit(fifteen, 0), fifteen)])
+    assert ok.status is CitationStatus.supported, ok.citations[0].reasons
+    # The other record's limit, claimed for the strength that record excludes.
+    wrong = "The quantity limit on rivaroxaban 15 mg tablets for Ohio Medicaid is 102 per 102 days."
+    bad = verify_units(wrong, [(limit_unit(others, 1), others)])
+    assert bad.status is CitationStatus.unsupported
+    assert any("15 mg" in r for r in bad.citations[0].reasons)
+    # Prose is not a record: one sentence does not lend its words to another.
+    prose = _record("s", "Xarelto is an anticoagulant. The usual dose is 15 mg twice daily.")
+    prose.provenance.unit_kind = "section"
+    first = split_passage(prose, 2)[0]
+    assert verify_units("Xarelto 15 mg is an anticoagulant.",
+                        [(first, prose)]).status is CitationStatus.unsupported

@@ -37,3 +37,38 @@ def test_items_of_the_cited_table_the_answer_does_not_name_are_listed() -> None:
 def test_a_single_fact_question_is_not_a_list_question() -> None:
     assert not asks_for_all("What is the starting dose of atorvastatin?")
     assert asks_for_all("List every contraindication to Lipitor.")
+
+
+STATINS = (
+    "| Preferred | Non-Preferred |\n| --- | --- |\n| Atorvastatin (QL) | Altoprev |\n"
+    "| Cholestyramine Regular, Light | Amlodipine/Atorvastatin |\n| Colestipol Tab | "
+    "Colesevelam |\n| Ezetimibe | Colestipol Granules |\n| Lovastatin (QL) | Fenofibrate Cap |\n"
+    "| Pravastatin | Juxtapid |\n| Prevalite | Livalo |\n| Repatha (PA) | Nexletol |\n"
+    "| Rosuvastatin (QL) | Nexlizet |\n| Simvastatin (QL) | Niacin ER Tab (QL) |\n")
+
+
+def test_evidence_for_a_list_question_is_every_row_that_names_a_member() -> None:
+    """Seen with the real model: "Which statins are preferred on the Ohio Medicaid PDL?"
+    came back evidence-only with three rows of the table (the best word matches), which
+    read as the whole list and left out pravastatin, rosuvastatin and simvastatin."""
+    from app.answering.pipeline import addressing_units
+    from app.answering.relevance import question_focus
+
+    question = "Which statins are preferred on the Ohio Medicaid PDL?"
+    p = Passage(id="t", text=STATINS, score=1.0, provenance=Provenance(
+        doc_id="d", title="Preferred Drug List", source_file="pdl.md", doc_type="formulary",
+        unit_kind="table", payer="Ohio Medicaid",
+        section_path=["Preferred Drug List", "Cardiovascular Agents", "Lipotropics"],
+        char_start=0, char_end=len(STATINS)))
+    draft = Draft(AskRequest(question=question), [p], None, {})
+    quotes = addressing_units(question, question_focus(question, None), draft)
+    shown = " ".join(q.text for q in quotes)
+    for statin in ("Atorvastatin", "Lovastatin", "Pravastatin", "Rosuvastatin", "Simvastatin"):
+        assert statin in shown, shown
+    # In the table's order, with its header, and no row that names no statin.
+    assert [q.text.split("|")[1].strip() for q in quotes][0] == "Atorvastatin (QL)"
+    assert all(q.header == ["Preferred", "Non-Preferred"] for q in quotes)
+    assert "Colestipol Tab" not in shown
+    # One fact asked: the best three units, as before.
+    one = "Is simvastatin preferred on the Ohio Medicaid PDL?"
+    assert len(addressing_units(one, question_focus(one, None), draft)) <= 3
