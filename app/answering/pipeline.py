@@ -21,6 +21,7 @@ from typing import Any
 
 from app.answering.citation_checks import (
     content_words,
+    record_context,
     section_populations,
     unit_context,
     verify_sentence,
@@ -547,7 +548,8 @@ def _codes(passage: Passage) -> frozenset[str]:
 def evidence_from(cited: list[tuple[Unit, Passage]]) -> Evidence:
     passages = list({p.id: p for _, p in cited}.values())
     return Evidence(
-        text=" ".join(u.reading(p) for u, p in cited),
+        # A formulary record's other units name what its cited limit or status is of.
+        text=" ".join(u.reading(p) for u, p in cited) + record_context(cited),
         context=" ".join(unit_context(p) for p in passages),
         codes=frozenset().union(*(_codes(p) for p in passages)) if passages else frozenset(),
         surroundings=" ".join(p.text for p in passages),

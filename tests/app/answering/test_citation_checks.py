@@ -126,6 +126,14 @@ def test_a_formulary_records_units_support_each_other_but_an_excluded_strength_d
     right = "The quantity limit on rivaroxaban 15 mg tablets for Ohio Medicaid is 204 per 102 days."
     ok = verify_units(right, [(limit_unit(fifteen, 0), fifteen)])
     assert ok.status is CitationStatus.supported, ok.citations[0].reasons
+    # And it addresses the question: the record names the drug asked about (the real
+    # run then ended "does not name Rivaroxaban").
+    from app.answering.pipeline import evidence_from
+    from app.answering.relevance import addresses, question_focus
+
+    question = "Quantity limit on rivaroxaban 15 mg tablets for Ohio Medicaid?"
+    assert addresses(question_focus(question, None),
+                     evidence_from([(limit_unit(fifteen, 0), fifteen)])) == []
     # The other record's limit, claimed for the strength that record excludes.
     wrong = "The quantity limit on rivaroxaban 15 mg tablets for Ohio Medicaid is 102 per 102 days."
     bad = verify_units(wrong, [(limit_unit(others, 1), others)])
