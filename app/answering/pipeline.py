@@ -351,7 +351,7 @@ class AnswerService:
         index = draft.unit_index
         cited = [index[c.unit_id] for s in sentences for c in s.citations
                  if c.unit_id in index]
-        return evidence_from(cited)
+        return evidence_from(cited, draft.passages)
 
     def fallback(
         self, draft: Draft, reason: str, removed: list[AnswerSentence] | None = None,
@@ -545,14 +545,33 @@ def _codes(passage: Passage) -> frozenset[str]:
     return frozenset({code}) if code else frozenset()
 
 
-def evidence_from(cited: list[tuple[Unit, Passage]]) -> Evidence:
+def _section(p: Passage) -> tuple[str, tuple[str, ...]]:
+    return p.provenance.source_file, tuple(p.provenance.section_path)
+
+
+def evidence_from(cited: list[tuple[Unit, Passage]],
+                  retrieved: list[Passage] | None = None) -> Evidence:
+    """What the cited units say and where they sit. Their surroundings are the cited
+    passages and the other retrieved pieces of the same section: a label's pediatric
+    dosing section names its indications in a chunk after the one whose starting dose
+    was cited, and that section is the scope of the dose."""
     passages = list({p.id: p for _, p in cited}.values())
+    sections = {_section(p) for p in passages}
+
+    def within(p: Passage) -> bool:
+        # The same section or one nested in it: a parent section's statement holds for
+        # what its subsections name.
+        source, path = _section(p)
+        return any(source == s and path[:len(sp)] == sp for s, sp in sections)
+
+    ids = {p.id for p in passages}
+    around = passages + [p for p in retrieved or [] if p.id not in ids and within(p)]
     return Evidence(
         # A formulary record's other units name what its cited limit or status is of.
         text=" ".join(u.reading(p) for u, p in cited) + record_context(cited),
         context=" ".join(unit_context(p) for p in passages),
         codes=frozenset().union(*(_codes(p) for p in passages)) if passages else frozenset(),
-        surroundings=" ".join(p.text for p in passages),
+        surroundings=" ".join(p.text for p in around),
     )
 
 

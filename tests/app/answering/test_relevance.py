@@ -212,3 +212,32 @@ def test_a_populations_dose_is_not_everyones() -> None:
     assert said.status.value == "supported", said.citations[0].reasons
     asked = verify_units(claim, units, "Atorvastatin starting dose for children with HeFH?")
     assert asked.status.value == "supported", asked.citations[0].reasons
+
+
+def test_a_dose_sections_own_later_pieces_name_its_indications() -> None:
+    """Seen with the real model: "How should haloperidol tablets be started and titrated
+    in a 7-year-old with Tourette's?" answered with the children's section's "increased
+    by 0.5 mg at 5 to 7 day intervals", supported, then refused: "the cited evidence
+    does not mention Tourette" - the section names its indications in its next chunk."""
+    from app.answering.pipeline import evidence_from
+
+    def piece(pid: str, text: str, *path: str) -> Passage:
+        return Passage(id=pid, text=text, score=1.0, provenance=Provenance(
+            doc_id="h", title="Haloperidol tablet", source_file="haloperidol.xml",
+            doc_type="label", section_path=list(path), char_start=0, char_end=len(text)))
+
+    children = ("DOSAGE AND ADMINISTRATION", "Inital Dosage Range", "Children")
+    dose = piece("a", "If required, the dose should be increased by an increment of 0.5 mg "
+                 "at 5 to 7 day intervals until the desired therapeutic effect is obtained.",
+                 *children)
+    later = piece("b", "Nonpsychotic Behavior Disorders and Tourette's Disorder - 0.05 "
+                  "mg/kg/day to 0.075 mg/kg/day", *children, "Boxed Warning")
+    elsewhere = piece("c", "Haloperidol is indicated for the control of tics and vocal "
+                      "utterances of Tourette's Disorder.", "INDICATIONS AND USAGE")
+    question = "How should haloperidol tablets be titrated in a 7-year-old with Tourette's?"
+    focus = question_focus(question, None)
+    cited = [(u, dose) for u in split_passage(dose, 0)]
+    assert addresses(focus, evidence_from(cited, [dose, later, elsewhere])) == []
+    # Another section naming the condition does not make this section's dose its dose.
+    problems = addresses(focus, evidence_from(cited, [dose, elsewhere]))
+    assert any("Tourette" in p for p in problems), problems
