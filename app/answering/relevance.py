@@ -145,6 +145,9 @@ class Attribute:
     asks: re.Pattern[str]
     signals: re.Pattern[str]
     codes: frozenset[str] = frozenset()
+    # Asked, it must be met itself: another attribute of the same question met does not
+    # stand in for it.
+    strict: bool = False
 
 
 _NUMBER = r"\d"
@@ -170,6 +173,21 @@ ATTRIBUTES: tuple[Attribute, ...] = (
                                                r"necessary|eligib|prior auth|reimburs"),
               re.compile(r"cover|criteri|necessary|eligib|indicat|require|must|"
                          r"authoriz|condition")),
+    # "What must be tried before...", "PA requirements for X": what an approval takes.
+    # A record's "PA" flag or "requires prior authorization" says there is a criterion,
+    # not what it is (seen verified: "Vascepa is non-preferred and requires prior
+    # authorization (PA)" for "PA requirements for Vascepa?").
+    Attribute("approval_requirements",
+              re.compile(r"\brequirements?\b|\bcriteria (?:for|to|of|are)\b|"
+                         r"(?:what|which|list) .{0,40}criteria\b|what (?:must|is needed|are needed|"
+                         r"is required|do(?:es)? .{0,40}need)|must .{0,40}(?:tried|try|have)\b|"
+                         r"step therapy|before .{0,60}approv"),
+              re.compile(r"\bmust\b|criteri|inadequate|documentation|\btrials?\b|\btried\b|"
+                         r"failure|diagnos|prescribed by|consultation|younger|older|"
+                         r"years of age|at least|exempt|contraindicat|intoleran|"
+                         r"\bonly (?:when|if|for)\b|\bif\b.{0,80}\bcovered\b|covered (?:when|if|"
+                         r"for|only)"),
+              strict=True),
     Attribute("threshold", re.compile(r"threshold|cut-?off|\btarget\b|\bgoal\b|\blevel\b|"
                                       r"at what|above|below|at least|minimum|maximum"),
               re.compile(_NUMBER)),
@@ -355,7 +373,15 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     problems += [f"the cited evidence is not about {p.name} patients"
                  for p in focus.populations if not p.words & around]
     asked = focus.attributes
-    if asked and not any(evidence.codes & a.codes or a.signals.search(lowered) for a in asked):
+
+    def met(a: Attribute) -> bool:
+        return bool(evidence.codes & a.codes or a.signals.search(lowered))
+
+    strict = [a for a in asked if a.strict]
+    if strict:
+        problems += ["the cited evidence does not state the " + a.name.replace("_", " ")
+                     for a in strict if not met(a)]
+    elif asked and not any(met(a) for a in asked):
         problems.append("the cited evidence does not state a "
                         + " or ".join(a.name.replace("_", " ") for a in asked))
     return problems

@@ -241,3 +241,29 @@ def test_a_dose_sections_own_later_pieces_name_its_indications() -> None:
     # Another section naming the condition does not make this section's dose its dose.
     problems = addresses(focus, evidence_from(cited, [dose, elsewhere]))
     assert any("Tourette" in p for p in problems), problems
+
+
+def test_a_pa_flag_does_not_state_what_the_approval_requires() -> None:
+    """Seen verified with the real model: "Ohio Medicaid PA requirements for Vascepa?"
+    answered "Vascepa is non-preferred and requires prior authorization (PA)", cited to
+    the drug's record. The flag says a criterion exists; the criteria section says what
+    it is. A yes/no question about the flag is still answered by the record."""
+    def ev(text: str, *path: str) -> Evidence:
+        return Evidence(text=text, context="Lipotropics " + " ".join(path) + " Ohio Medicaid")
+
+    row = ev("Vascepa: Non-Preferred. Flags: PA (prior authorization), BVG.",
+             "Formulary", "Non-Preferred")
+    criteria = ev("Must provide documentation of baseline labs indicating triglyceride "
+                  "levels ≥500mg/dL after an inadequate clinical response to fibrates, "
+                  "niacin, and diet/exercise", "Criteria", "Icosapent Ethyl (Vascepa)")
+    for question in ("Ohio Medicaid PA requirements for Vascepa?",
+                     "What must be tried before Ohio Medicaid approves Vascepa?"):
+        focus = question_focus(question, None)
+        assert any("approval requirements" in p for p in addresses(focus, row)), question
+        assert addresses(focus, criteria) == [], question
+    flag = question_focus("Does Vascepa need prior authorization on Ohio Medicaid?", None)
+    assert addresses(flag, row) == []
+    # "criteria" naming the document is not a request for criteria.
+    named = question_focus("Under the Ohio lipotropics criteria in force in October 2023, "
+                           "how long was an initial Vascepa authorization?", None)
+    assert not any(a.strict for a in named.attributes)
