@@ -433,10 +433,20 @@ _LISTED_STATUS = re.compile(
     r"(?:is|are|include|includes)\b")
 
 
+# "Ohio Medicaid prefers Colesevelam and Colestipol Granules" (seen verified, both in the
+# Non-Preferred column): the verb claims the status for what it names after it.
+_PREFERS = re.compile(r"\b((?:does not |doesn't |do not |don't )?prefers?)\b")
+
+
+def _status_word(found: str) -> str:
+    return "non-preferred" if re.search(r"\bnon|\bnot\b|n't\b", found) else "preferred"
+
+
 def claimed_statuses(sentence: str) -> set[str]:
     text = normalise(sentence)
-    found = [m.group(1) for p in (_CLAIMED_STATUS, _LISTED_STATUS) for m in p.finditer(text)]
-    return {"preferred" if f == "preferred" else "non-preferred" for f in found}
+    found = [m.group(1) for p in (_CLAIMED_STATUS, _LISTED_STATUS, _PREFERS)
+             for m in p.finditer(text)]
+    return {_status_word(f) for f in found}
 
 
 def _drug_statuses(drugs: list[DrugMention], evidence: str) -> set[str]:
@@ -496,9 +506,9 @@ def _claims_by_drug(sentence: str, drugs: list[DrugMention]) -> dict[DrugMention
                  for m in re.finditer(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z0-9])", text)]
              for d in drugs}
     out: dict[DrugMention, set[str]] = {d: set() for d in drugs}
-    for pattern, after in ((_CLAIMED_STATUS, False), (_LISTED_STATUS, True)):
+    for pattern, after in ((_CLAIMED_STATUS, False), (_LISTED_STATUS, True), (_PREFERS, True)):
         for m in pattern.finditer(text):
-            status = "preferred" if m.group(1) == "preferred" else "non-preferred"
+            status = _status_word(m.group(1))
             if after:
                 for d, at in where.items():
                     if any(a > m.start() for a in at):

@@ -267,3 +267,16 @@ def test_a_pa_flag_does_not_state_what_the_approval_requires() -> None:
     named = question_focus("Under the Ohio lipotropics criteria in force in October 2023, "
                            "how long was an initial Vascepa authorization?", None)
     assert not any(a.strict for a in named.attributes)
+
+
+def test_prefers_as_a_verb_claims_the_status() -> None:
+    """Seen verified with the real model: "Ohio Medicaid prefers Colesevelam and
+    Colestipol Granules." - both are in the Non-Preferred column of their rows."""
+    from app.answering.citation_checks import status_flip
+
+    rows = ("Preferred: Colestipol Tab | Non-Preferred: Colesevelam "
+            "Preferred: Ezetimibe | Non-Preferred: Colestipol Granules")
+    flipped = status_flip("Ohio Medicaid prefers Colesevelam and Colestipol Granules.", rows)
+    assert flipped is not None and "non-preferred, not preferred" in flipped
+    assert status_flip("Ohio Medicaid prefers Colestipol Tab.", rows) is None
+    assert status_flip("Ohio Medicaid does not prefer Colesevelam.", rows) is None
