@@ -148,6 +148,9 @@ class Attribute:
     # Asked, it must be met itself: another attribute of the same question met does not
     # stand in for it.
     strict: bool = False
+    # Words that mean the question asks something else ("release date of the ... criteria
+    # for ...": a date, not the criteria).
+    unless: re.Pattern[str] | None = None
 
 
 _NUMBER = r"\d"
@@ -187,7 +190,9 @@ ATTRIBUTES: tuple[Attribute, ...] = (
                          r"years of age|at least|exempt|contraindicat|intoleran|"
                          r"\bonly (?:when|if|for)\b|\bif\b.{0,80}\bcovered\b|covered (?:when|if|"
                          r"for|only)"),
-              strict=True),
+              strict=True,
+              unless=re.compile(r"\b(?:released?|publish\w*|revis\w*|updated|date|"
+                                r"when was|what year)\b")),
     Attribute("threshold", re.compile(r"threshold|cut-?off|\btarget\b|\bgoal\b|\blevel\b|"
                                       r"at what|above|below|at least|minimum|maximum"),
               re.compile(_NUMBER)),
@@ -286,7 +291,8 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         conditions=[w for w in clinical_entities(question)
                     if is_condition(w) and w not in _GENERIC_CONDITIONS],
         populations=populations_in(question),
-        attributes=[a for a in ATTRIBUTES if a.asks.search(text)],
+        attributes=[a for a in ATTRIBUTES
+                    if a.asks.search(text) and not (a.unless and a.unless.search(text))],
         # With a patient's record, a capitalised name in the question may be theirs: it
         # names no document, so it is not held against the evidence (nor repeated).
         names=[] if patient is not None else named_terms(question, mentions),
@@ -379,8 +385,11 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
 
     strict = [a for a in asked if a.strict]
     if strict:
+        # In the cited words themselves: every section of "UPDL Criteria" has the word
+        # in its path, the grandfathering note for all non-preferred drugs included.
+        said = normalise(evidence.text)
         problems += ["the cited evidence does not state the " + a.name.replace("_", " ")
-                     for a in strict if not met(a)]
+                     for a in strict if not (evidence.codes & a.codes or a.signals.search(said))]
     elif asked and not any(met(a) for a in asked):
         problems.append("the cited evidence does not state a "
                         + " or ".join(a.name.replace("_", " ") for a in asked))

@@ -261,8 +261,19 @@ def test_a_pa_flag_does_not_state_what_the_approval_requires() -> None:
         focus = question_focus(question, None)
         assert any("approval requirements" in p for p in addresses(focus, row)), question
         assert addresses(focus, criteria) == [], question
+    # The second time it came with the grandfathering note every non-preferred drug of
+    # the criteria page carries: "Criteria" is in its section path, not in its words.
+    both = Evidence(text=row.text + " Patients who have taken the drug previously but do "
+                    "not have claims history (e.g. new to Medicaid), will need to submit a "
+                    "prior authorization in order to continue coverage.",
+                    context=row.context + " UPDL Criteria > Lipotropics > Grandfathering")
+    focus = question_focus("Ohio Medicaid PA requirements for Vascepa?", None)
+    assert any("approval requirements" in p for p in addresses(focus, both))
     flag = question_focus("Does Vascepa need prior authorization on Ohio Medicaid?", None)
     assert addresses(flag, row) == []
+    dated = question_focus("Release date of the US medical eligibility criteria for "
+                           "contraceptive use?", None)
+    assert not any(a.strict for a in dated.attributes)
     # "criteria" naming the document is not a request for criteria.
     named = question_focus("Under the Ohio lipotropics criteria in force in October 2023, "
                            "how long was an initial Vascepa authorization?", None)
