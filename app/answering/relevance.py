@@ -247,6 +247,11 @@ class QuestionFocus:
     # What the question asks for; a question may ask two things ("the minimum ejection
     # fraction for coverage"): evidence stating any of them addresses it.
     attributes: list[Attribute] = field(default_factory=list)
+    # A question that names no drug, class, condition or document ("Target INR for a
+    # patient with a mechanical mitral valve?"): its own words are all there is to test
+    # the evidence against, else any number meets "target" (seen verified: a Medicare
+    # home-INR coverage criterion).
+    topic: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -260,6 +265,24 @@ class QuestionFocus:
         parts += self.names
         parts += [a.name.replace("_", " ") for a in self.attributes]
         return ", ".join(parts)
+
+
+# Words of a question that say what kind of answer it wants, or nothing: not its topic.
+_NOT_TOPIC = frozenset("""
+    the and are for with what which when where who whom why how does did can could should
+    would will may might must is was were been being have has had any all each every this
+    that these those there their they them his her him she its our your you not into from
+    than then also about after before during over under more most less least much many
+    often long first best usual usually typical typically recommended recommend recommends
+    recommendation recommendations guideline guidelines target goal level levels threshold
+    cutoff dose doses dosing dosage daily per day days week weeks month months year years
+    old patient patients adult adults person people someone someone's need needed needs
+    require required requirement requirements use used using take taking start starting
+    maximum minimum safe okay get given give still currently current now new next
+    quickly soon early later besides instead around time times only prescribed prescribe
+    started begin stop stopped continue qualify qualifies eligible beneficiary
+    beneficiaries ncd lcd medicare medicaid covered coverage cover billed bill
+    """.split())
 
 
 def populations_in(question: str) -> list[Population]:
@@ -304,6 +327,10 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         named = classes_in(question)
         members = [d for d in found if any(c.has_member(d.name) for c in named)]
         focus.patient_drugs = members or (found if _PATIENT.search(text) else [])
+    if not (focus.drugs or focus.classes or focus.patient_drugs or focus.conditions
+            or focus.names) and patient is None:
+        focus.topic = [w for w in dict.fromkeys(_words(question))
+                       if len(w) > 2 and w not in _NOT_TOPIC]
     return focus
 
 
@@ -378,6 +405,10 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
                      if not _present(w, around) and not any(w in h for h in around)]
     problems += [f"the cited evidence is not about {p.name} patients"
                  for p in focus.populations if not p.words & around]
+    if focus.topic:
+        missing = [w for w in focus.topic if not _present(w, around)]
+        if len(missing) * 2 > len(focus.topic):
+            problems.append("the cited evidence is not about " + ", ".join(missing))
     asked = focus.attributes
 
     def met(a: Attribute) -> bool:

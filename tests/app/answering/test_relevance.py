@@ -291,3 +291,23 @@ def test_prefers_as_a_verb_claims_the_status() -> None:
     assert flipped is not None and "non-preferred, not preferred" in flipped
     assert status_flip("Ohio Medicaid prefers Colestipol Tab.", rows) is None
     assert status_flip("Ohio Medicaid does not prefer Colesevelam.", rows) is None
+
+
+def test_a_question_naming_nothing_is_tested_against_its_own_words() -> None:
+    """Seen verified with the real model on a question the corpus cannot answer: "Target
+    INR for a patient with a mechanical mitral valve?" answered with Medicare's home-INR
+    coverage criterion ("anticoagulated for at least 3 months"): the question names no
+    drug or condition the checks knew, so any number met "target"."""
+    question = "Target INR for a patient with a mechanical mitral valve?"
+    focus = question_focus(question, None)
+    assert focus.topic == ["inr", "mechanical", "mitral", "valve"]
+    ncd = Evidence(text="The patient must have been anticoagulated for at least 3 months "
+                   "prior to use of the home INR device.",
+                   context="Home Prothrombin Time-International Normalized Ratio (PT-INR) "
+                   "Monitoring For Anticoagulation Management")
+    assert any("not about" in p and "mitral" in p for p in addresses(focus, ncd))
+    on_topic = Evidence(text="For a mechanical mitral valve, the target INR is 3.0.",
+                        context="Valvular heart disease")
+    assert addresses(focus, on_topic) == []
+    # A question that names its drug is tested by the drug, not by every word.
+    assert question_focus("What is the starting dose of atorvastatin?", None).topic == []
