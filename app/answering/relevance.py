@@ -157,7 +157,7 @@ _NUMBER = r"\d"
 ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("boxed_warning", re.compile(r"boxed warning|black[- ]box"),
               re.compile(r"boxed warning|\bwarning: "), frozenset({"34066-1"})),
-    Attribute("contraindication", re.compile(r"contraindicat"),
+    Attribute("contraindication", re.compile(r"contraindicat|\brules? out\b|\bruled out\b"),
               re.compile(r"contraindicat|should not be used|do not use"),
               frozenset({"34070-3"})),
     Attribute("quantity_limit", re.compile(r"quantity limit|\bql\b|how many (tablets|units|"

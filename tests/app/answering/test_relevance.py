@@ -311,3 +311,20 @@ def test_a_question_naming_nothing_is_tested_against_its_own_words() -> None:
     assert addresses(focus, on_topic) == []
     # A question that names its drug is tested by the drug, not by every word.
     assert question_focus("What is the starting dose of atorvastatin?", None).topic == []
+
+
+def test_what_rules_a_drug_out_is_a_contraindication() -> None:
+    """Seen verified with the real model: "Which liver conditions rule out starting
+    atorvastatin?" answered with the incidence of transaminase elevations in trials."""
+    focus = question_focus("Which liver conditions rule out starting atorvastatin?", None)
+    assert "contraindication" in [a.name for a in focus.attributes]
+    trials = Evidence(text="Persistent elevations in serum transaminases occurred in 0.7% of "
+                      "patients who received LIPITOR in clinical trials.",
+                      context="LIPITOR (atorvastatin calcium) 5 WARNINGS AND PRECAUTIONS "
+                      "5.2 Liver Dysfunction")
+    assert any("contraindication" in p for p in addresses(focus, trials))
+    label = Evidence(text="LIPITOR is contraindicated in active liver disease, which may "
+                     "include unexplained persistent elevations in hepatic transaminase "
+                     "levels.", context="LIPITOR (atorvastatin calcium) 4 CONTRAINDICATIONS",
+                     codes=frozenset({"34070-3"}))
+    assert addresses(focus, label) == []
