@@ -72,7 +72,10 @@ def format_answer(data: dict) -> str:  # type: ignore[type-arg]
             if c["passage_id"] not in order:
                 order.append(c["passage_id"])
             n = order.index(c["passage_id"]) + 1 if c["passage_id"] in order else "?"
-            marks.append(f"[{n}:{c['status']}]")
+            mark = f"[{n}:{c['status']}]"
+            # Two units of one source (a record's limit and its row) read as one mark.
+            if mark not in marks:
+                marks.append(mark)
         lines.append(f"- {s['text']} {' '.join(marks)}")
     if order:
         lines.append("Sources:")

@@ -128,3 +128,21 @@ def test_ask_prints_the_quoted_evidence_of_an_evidence_only_answer() -> None:
     assert '> "| Atorvastatin (QL) | Altoprev |" [1]\n    (columns: Preferred | Non-Preferred)' \
         in text
     assert "[1] Preferred Drug List" in text and "formularies/pdl.md" in text
+
+
+def test_two_units_of_one_source_are_one_mark() -> None:
+    """Seen in the fresh clone: a limit cited to a formulary record's limit line and its
+    row printed "[1:supported] [1:supported]"."""
+    from app.cli.ask import format_answer
+
+    passage = {"id": "p1", "provenance": {"title": "Oral Anticoagulants",
+                                          "section_path": ["Formulary"], "page": None,
+                                          "source_file": "formularies/oa.md"}}
+    cite = {"passage_id": "p1", "status": "supported"}
+    text = format_answer({
+        "status": "verified", "abstained": False, "abstain_reason": None,
+        "sentences": [{"text": "The limit is 204 per 102 days.", "status": "supported",
+                       "citations": [dict(cite, unit_id="P1.4"), dict(cite, unit_id="P1.7")]}],
+        "passages": [passage], "evidence": [],
+    })
+    assert "- The limit is 204 per 102 days. [1:supported]\n" in text
