@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from app.answering.models import AnswerSentence, Citation, CitationStatus
 from app.answering.relevance import missing_entities, populations_in
-from app.answering.text import normalise
+from app.answering.text import STOPWORDS, normalise
 from app.answering.units import Unit, split_passage
 from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
 from retrieval.models import Passage
@@ -30,14 +30,6 @@ MIN_QUOTE_CHARS = 12
 SUPPORTED_COVERAGE = 0.75
 PARTIAL_COVERAGE = 0.5
 
-STOPWORDS = frozenset(
-    """a an and are as at be been being but by can could did do does for from had has have
-    how if in into is it its may might more most must of on or our per should such than that
-    the their them then there these they this those to was were what when where which while
-    who whom why will with would you your also any each other only same so very about after
-    before between during over under up down out off again further once here both few some
-    own just now patient patients recommended recommend""".split()
-)
 NEGATIONS = frozenset(
     {"not", "no", "never", "without", "none", "neither", "nor", "cannot", "avoid",
      "contraindicated"}

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from app.answering.models import PatientContext
-from app.answering.text import normalise
+from app.answering.text import STOPWORDS, normalise
 from retrieval.drug_classes import CLASSES, DrugClass, classes_in
 from retrieval.drugs import DrugMention, drug_names, find_drug_mentions, mentioned_in
 
@@ -268,20 +268,17 @@ class QuestionFocus:
 
 
 # Words of a question that say what kind of answer it wants, or nothing: not its topic.
-_NOT_TOPIC = frozenset("""
-    the and are for with what which when where who whom why how does did can could should
-    would will may might must is was were been being have has had any all each every this
-    that these those there their they them his her him she its our your you not into from
-    than then also about after before during over under more most less least much many
-    often long first best usual usually typical typically recommended recommend recommends
-    recommendation recommendations guideline guidelines target goal level levels threshold
-    cutoff dose doses dosing dosage daily per day days week weeks month months year years
-    old patient patients adult adults person people someone someone's need needed needs
-    require required requirement requirements use used using take taking start starting
-    maximum minimum safe okay get given give still currently current now new next
-    quickly soon early later besides instead around time times only prescribed prescribe
-    started begin stop stopped continue qualify qualifies eligible beneficiary
-    beneficiaries ncd lcd medicare medicaid covered coverage cover billed bill
+_NOT_TOPIC = STOPWORDS | frozenset("""
+    whom does did would will have has had all every his her him she not than then less least
+    much many often long
+    first best usual usually typical typically recommends recommendation recommendations
+    guideline guidelines target goal level levels threshold cutoff dose doses dosing dosage
+    daily day days week weeks month months year years old adult adults person people
+    someone someone's need needed needs require required requirement requirements use used
+    using take taking start starting maximum minimum safe okay get given give still
+    currently current new next quickly soon early later besides instead around time times
+    prescribed prescribe started begin stop stopped continue qualify qualifies eligible
+    beneficiary beneficiaries ncd lcd medicare medicaid covered coverage cover billed bill
     """.split())
 
 
@@ -411,8 +408,8 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
             problems.append("the cited evidence is not about " + ", ".join(missing))
     asked = focus.attributes
 
-    def met(a: Attribute) -> bool:
-        return bool(evidence.codes & a.codes or a.signals.search(lowered))
+    def met(a: Attribute, text: str) -> bool:
+        return bool(evidence.codes & a.codes or a.signals.search(text))
 
     strict = [a for a in asked if a.strict]
     if strict:
@@ -420,8 +417,8 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
         # in its path, the grandfathering note for all non-preferred drugs included.
         said = normalise(evidence.text)
         problems += ["the cited evidence does not state the " + a.name.replace("_", " ")
-                     for a in strict if not (evidence.codes & a.codes or a.signals.search(said))]
-    elif asked and not any(met(a) for a in asked):
+                     for a in strict if not met(a, said)]
+    elif asked and not any(met(a, lowered) for a in asked):
         problems.append("the cited evidence does not state a "
                         + " or ".join(a.name.replace("_", " ") for a in asked))
     return problems

@@ -1,8 +1,17 @@
-"""Text normalisation shared by the citation checks and the relevance test."""
+"""Text normalisation and stop words shared by the citation checks and the relevance test."""
 
 from __future__ import annotations
 
 import unicodedata
+
+STOPWORDS = frozenset(
+    """a an and are as at be been being but by can could did do does for from had has have
+    how if in into is it its may might more most must of on or our per should such than that
+    the their them then there these they this those to was were what when where which while
+    who whom why will with would you your also any each other only same so very about after
+    before between during over under up down out off again further once here both few some
+    own just now patient patients recommended recommend""".split()
+)
 
 
 def normalise(text: str) -> str:
