@@ -374,6 +374,7 @@ def check_claim(
     missing = missing_quantities(sentence, without_exclusions(evidence))
     drugs = missing_drugs(sentence, where)
     entities = missing_entities(sentence, where)
+    restrictions = missing_restrictions(sentence, where)
     # Each of these makes the claim unsupported, whatever the coverage.
     failures = [
         "the sentence negates what the cited text does not"
@@ -383,6 +384,8 @@ def check_claim(
         "drug not named by the cited evidence: " + ", ".join(drugs) if drugs else None,
         "condition, population or route not in the cited text: " + ", ".join(entities)
         if entities else None,
+        "restriction not in the cited text: " + ", ".join(restrictions)
+        if restrictions else None,
     ]
     for failure in failures:
         if failure:
@@ -399,6 +402,38 @@ _EXCLUSION = re.compile(r"\b(?:excl\.?|excluding|except(?:\s+for)?|other than)\s
 
 def without_exclusions(text: str) -> str:
     return _EXCLUSION.sub(" ", text)
+
+
+# A payer restriction is a fact, not a word to cover: "Humira is preferred with a
+# quantity limit (QL)" citing "Humira: Preferred, PA" came back verified with "quantity,
+# limit" merely uncovered. Each restriction, by its names and abbreviation.
+_RESTRICTIONS = {
+    "prior authorization": re.compile(
+        r"\bpa\b|\bprior[\s-]+(?:authori[sz]ation|approval)|\bpre-?authori[sz]ation"),
+    "step therapy": re.compile(r"\bst\b|\bstep[\s-]+therap"),
+    "quantity limit": re.compile(r"\bql\b|\bquantity[\s-]+limit"),
+}
+# A QHP record's flag can read "prior authorization: no": naming it does not state it.
+_FLAG_NOT_SET = re.compile(
+    r"\b(?:prior authorization|step therapy|quantity limit):\s*(?:no|not stated)\b")
+# "does not require prior authorization" claims its absence: the negation check judges it.
+_NEGATED_BEFORE = re.compile(r"\b(?:no|not|without|n't|none)\b(?:\W+\w+){0,3}\W*$")
+
+
+def missing_restrictions(sentence: str, source: str) -> list[str]:
+    """Formulary restrictions (prior authorization, step therapy, quantity limit) the
+    sentence says apply that `source` does not state (its flag, its name or a QL table's
+    quantity column)."""
+    text, have = normalise(sentence), _FLAG_NOT_SET.sub(" ", normalise(source))
+    missing = []
+    for name, pattern in _RESTRICTIONS.items():
+        claimed = [m for m in pattern.finditer(text)
+                   if not _NEGATED_BEFORE.search(text[:m.start()])]
+        stated = pattern.search(have) or (name == "quantity limit"
+                                          and re.search(r"\bquantity\b[^.]{0,40}\d", have))
+        if claimed and not stated:
+            missing.append(name)
+    return missing
 
 
 _FORMULARY_STATUS = re.compile(r"\b(?:non[-\s]?|not\s+)?preferred\b")

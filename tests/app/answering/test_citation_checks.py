@@ -145,3 +145,38 @@ def test_a_formulary_records_units_support_each_other_but_an_excluded_strength_d
     first = split_passage(prose, 2)[0]
     assert verify_units("Xarelto 15 mg is an anticoagulant.",
                         [(first, prose)]).status is CitationStatus.unsupported
+
+
+def test_a_restriction_the_cited_record_does_not_state_is_unsupported() -> None:
+    """Seen verified with the real 1.5B model: "Humira is on the preferred list with a
+    quantity limit (QL)" citing "Humira: Preferred, PA (prior authorization required)." —
+    "quantity, limit" were only uncovered words. A restriction is a fact of the row."""
+    from app.answering.citation_checks import missing_restrictions, verify_units
+    from app.answering.units import split_passage
+
+    humira = _record("h", (
+        "Ohio Medicaid formulary: Preferred Drug List › Immunomodulator Agents\n"
+        "Humira: Preferred, PA (prior authorization required).\nEffective 2024-01-01.\n"
+        "| Preferred | Non-Preferred |\n| --- | --- |\n| Humira (PA) | Cosentyx |"))
+    row = next(u for u in split_passage(humira, 0) if u.reading(humira).startswith("Humira"))
+    wrong = verify_units("Humira is on the preferred list with a quantity limit (QL).",
+                         [(row, humira)])
+    assert wrong.status is CitationStatus.unsupported
+    assert any("quantity limit" in r for r in wrong.citations[0].reasons)
+    for right in ("Humira is preferred and requires prior authorization.",
+                  "Humira is on the preferred list with a PA."):
+        ok = verify_units(right, [(row, humira)])
+        assert ok.status is CitationStatus.supported, (right, ok.citations[0].reasons)
+    # A QHP record names every flag; "no" does not state one.
+    qhp = "Atorvastatin: plan Gold (P1), tier PREFERRED, prior authorization: no, " \
+          "step therapy: yes, quantity limit: not stated."
+    assert missing_restrictions("Atorvastatin needs prior authorization.", qhp) == [
+        "prior authorization"]
+    assert missing_restrictions("Atorvastatin is subject to step therapy.", qhp) == []
+    assert missing_restrictions("It has a quantity limit.", qhp) == ["quantity limit"]
+    # An Ohio QL table states a limit by its quantity column; a claimed absence is left
+    # to the negation check.
+    assert missing_restrictions("Lovastatin has a quantity limit of 204 per 102 days.",
+                                "Preferred: Lovastatin | Quantity: 204 | Time (Days): 102") == []
+    assert missing_restrictions("Cholestyramine does not require prior authorization.",
+                                "Preferred: Cholestyramine Regular, Light") == []
