@@ -126,6 +126,14 @@ _NOT_A_LABEL = re.compile(
     r"guideline|va/dod|task force|uspstf|work group|\bcdc\b|recommend",
     re.I,
 )
+# A question about what a payer's coverage policy allows ("How often can HbA1c be billed
+# to Medicare?"), not a formulary's drug list: a guideline on the same test shares its
+# words, the national coverage determination answers it.
+_COVERAGE_POLICY = re.compile(
+    r"medicare|\bcms\b|\bncds?\b|\blcds?\b|coverage|\bcovers?\b|\bcovered\b|"
+    r"\bbill(?:ed|ing|able)?\b|reimburs",
+    re.I,
+)
 # What /ask appends to a question that refers to a FHIR patient
 # (app/answering/fhir_context.py retrieval_query): the patient's facts, searched with it.
 PATIENT_FACTS = " (patient: "
@@ -144,6 +152,7 @@ class QueryIntent:
     formulary: bool = False
     listing: bool = False
     admin: bool = False
+    coverage: bool = False
     # A formulary question about what a prior authorization or step therapy requires
     # (the criteria sections answer it), and whether it also asks a record's status.
     criteria: bool = False
@@ -191,6 +200,7 @@ def read_intent(query: str) -> QueryIntent:
         # status of each of its members: a list.
         listing=bool(_LISTING.search(question)) or bool(classes and not drugs),
         admin=bool(_ADMIN.search(question)),
+        coverage=not formulary and bool(_COVERAGE_POLICY.search(question)),
         criteria=formulary and bool(_CRITERIA.search(question)),
         status=bool(_STATUS.search(question)) or not _CRITERIA.search(question),
     )

@@ -95,6 +95,7 @@ STRUCTURE_CANDIDATES = 50
 SECTION_CODE_BOOST = 1.5  # an SPL section whose LOINC code states the asked attribute
 FORMULARY_UNIT_BOOST = 1.3  # a formulary row or table, for a formulary question
 RECOMMENDATION_BOOST = 1.2  # a guideline's recommendations
+COVERAGE_BOOST = 2.0  # a coverage policy, for a question about what a payer covers or pays
 ADMIN_FACTOR = 0.3  # administrative/bibliographic fields, unless the question asks them
 METHODS_FACTOR = 0.6  # how a guideline was made, unless the question asks
 # "boost": the factors above; "filter": label passages outside the asked sections are
@@ -307,6 +308,8 @@ def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
             # A row's "PA" or "ST" flag says a criterion exists, not what it is; the
             # drug arms rank the asked drug's rows high four times over.
             factor /= FORMULARY_UNIT_BOOST
+    if intent.coverage and payload.doc_type == "coverage":
+        factor *= COVERAGE_BOOST
     if payload.unit_kind == "recommendation":
         factor *= RECOMMENDATION_BOOST
     elif payload.unit_kind == "admin" and not intent.admin:

@@ -102,6 +102,9 @@ def test_words_that_are_not_what_they_look_like() -> None:
     # Without a drug, "how often" to a payer is a billing interval, not a label's dose.
     assert read_intent("How often can HbA1c be billed to Medicare?").section_codes == ()
     assert read_intent("How often can I take ibuprofen?").section_codes
+    # ... and a coverage policy's question, unless it is a formulary's.
+    assert read_intent("How often can HbA1c be billed to Medicare?").coverage
+    assert not read_intent("Is atorvastatin covered by Ohio Medicaid?").coverage
     # "the Ohio Medicaid list" is where, not a request for a list.
     assert not read_intent("Is simvastatin preferred on the Ohio Medicaid list?").listing
 
@@ -120,3 +123,18 @@ def test_a_patients_medications_are_searched_only_when_asked_about() -> None:
         "hydrochlorothiazide", "simvastatin"}
     assert read_intent("How often should I see her now that her BP is at goal?"
                        + facts).drugs == ()
+
+
+def test_a_billing_question_favours_the_coverage_policy() -> None:
+    """Measured: "How often can HbA1c be billed to Medicare?" ranked the VA/DoD diabetes
+    guideline's HbA1c recommendations first and the NCD 14th; a coverage question
+    favours coverage policies (bench/RESULTS-retrieval.md)."""
+    from retrieval.schema import ChunkPayload
+    from retrieval.search import structure_factor
+
+    ncd = ChunkPayload(doc_type="coverage", unit_kind="section")
+    guideline = ChunkPayload(doc_type="guideline", unit_kind="section")
+    billing = read_intent("How often does Medicare pay for a lipid panel?")
+    assert structure_factor(ncd, billing) > structure_factor(guideline, billing)
+    dosing = read_intent("How often is a lipid panel recommended after starting a statin?")
+    assert structure_factor(ncd, dosing) == structure_factor(guideline, dosing)
