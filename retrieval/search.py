@@ -97,6 +97,7 @@ FORMULARY_UNIT_BOOST = 1.3  # a formulary row or table, for a formulary question
 RECOMMENDATION_BOOST = 1.2  # a guideline's recommendations
 COVERAGE_BOOST = 2.0  # a coverage policy, for a question about what a payer covers or pays
 ADMIN_FACTOR = 0.3  # administrative/bibliographic fields, unless the question asks them
+ADMIN_BOOST = 2.0  # ... and when it does ("when was it released?"): the field answers it
 METHODS_FACTOR = 0.6  # how a guideline was made, unless the question asks
 # "boost": the factors above; "filter": label passages outside the asked sections are
 # dropped from the candidates (others kept); "off": plain hybrid search.
@@ -312,7 +313,9 @@ def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
         factor *= COVERAGE_BOOST
     if payload.unit_kind == "recommendation":
         factor *= RECOMMENDATION_BOOST
-    elif payload.unit_kind == "admin" and not intent.admin:
+    elif payload.unit_kind == "admin" and intent.admin:
+        factor *= ADMIN_BOOST
+    elif payload.unit_kind == "admin":
         factor *= ADMIN_FACTOR
     elif payload.unit_kind == "methods" and not intent.admin:
         factor *= METHODS_FACTOR

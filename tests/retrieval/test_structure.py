@@ -138,3 +138,8 @@ def test_a_billing_question_favours_the_coverage_policy() -> None:
     assert structure_factor(ncd, billing) > structure_factor(guideline, billing)
     dosing = read_intent("How often is a lipid panel recommended after starting a statin?")
     assert structure_factor(ncd, dosing) == structure_factor(guideline, dosing)
+    # A question about the document itself favours its administrative fields ("Date
+    # Released: 2011 Jan 28 (revised 2014)"); other questions put them last.
+    field = ChunkPayload(doc_type="guideline", unit_kind="admin")
+    assert structure_factor(field, read_intent("When was the PrEP guideline released?")) > 1
+    assert structure_factor(field, read_intent("Who should get PrEP?")) < 1
