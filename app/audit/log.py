@@ -321,6 +321,32 @@ class AuditLog:
         page = [_to_record(r) for r in rows[: q.limit]]
         return AuditPage(records=page, next_cursor=page[-1].seq if more and page else None)
 
+    def recent(
+        self, since: datetime, actions: tuple[AuditAction, ...]
+    ) -> list[tuple[datetime, str, int | None, dict[str, Any]]]:
+        """(time, action, HTTP status, payload) of the records of these actions since a
+        moment, oldest first: what every API worker appended, for the quality alarms'
+        shared window. The payload is read as plain JSON: no model per record."""
+        stmt = (select(records.c.ts, records.c.action, records.c.http_status,
+                       records.c.payload)
+                .where(records.c.ts >= since.astimezone(UTC).strftime(TS_FORMAT))
+                .where(records.c.action.in_([a.value for a in actions]))
+                .order_by(records.c.seq))
+        try:
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(stmt))
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(f"audit log read failed: {type(exc).__name__}") from exc
+        out = []
+        for r in rows:
+            try:
+                payload = json.loads(r.payload)
+            except ValueError:
+                continue  # `medcite audit verify` reports it; an alarm cannot use it
+            out.append((datetime.strptime(r.ts, TS_FORMAT).replace(tzinfo=UTC), r.action,
+                        r.http_status, payload if isinstance(payload, dict) else {}))
+        return out
+
     def _rows(self, conn: Connection) -> Iterator[dict[str, Any]]:
         after = None
         while True:

@@ -93,6 +93,9 @@ class AskDetails(BaseModel):
     abstain_reason: str | None = None
     latency_ms: float
     error: str | None = None
+    # Whether the model was asked (an abstention decided from retrieval alone was not):
+    # the generator-error alarm's denominator, read back by every API worker.
+    generated: bool | None = None
 
 
 class AccessDeniedDetails(BaseModel):
@@ -324,6 +327,7 @@ def ask_details(
             response.removed_sentences, True
         )
         details.answer_status = response.status
+        details.generated = "generation" in response.timings_ms
         details.abstained, details.abstain_reason = response.abstained, response.abstain_reason
         details.fhir_resource_ids = list(response.patient.resource_ids) if response.patient else []
     return details

@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     # environment), e.g. {"abstention": 0.6}. Unnamed signals keep their defaults.
     alarm_window_s: float = Field(default=3600.0, gt=0, alias="MEDCITE_ALARM_WINDOW_S")
     alarm_min_events: int = Field(default=20, ge=1, alias="MEDCITE_ALARM_MIN_EVENTS")
+    # How often a worker re-reads the shared window from the audit log (every worker's
+    # traffic): a trend seen by one worker reaches the others within this many seconds.
+    alarm_refresh_s: float = Field(default=15.0, gt=0, alias="MEDCITE_ALARM_REFRESH_S")
     alarm_thresholds: dict[str, float] = Field(
         default_factory=dict, alias="MEDCITE_ALARM_THRESHOLDS")
 

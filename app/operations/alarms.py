@@ -12,8 +12,13 @@ A signal is judged once it has `min_events` events in the window (three abstenti
 of four questions is not yet a trend). Crossing the threshold raises the alarm once: a
 structured log line `quality alarm raised` (signal, rate, threshold, counts; no question
 or answer), the gauge `medcite_quality_alarm{signal}` set to 1, and GET /alarms shows it;
-falling back below clears it the same way. The window lives in process memory: a restart
-starts it empty, and each API worker process judges its own traffic.
+falling back below clears it the same way.
+
+The window is shared: with a `history` (the audit log, which every API worker appends
+to before it counts an event), the monitor rebuilds its window from the records of the
+last `window_s` seconds at most every `refresh_s` seconds, so each worker judges all
+workers' traffic and a restart starts with the window it left. Events a worker sees
+between two refreshes are counted in memory until the next one replaces them.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from app.answering.models import AnswerStatus
-from app.operations.metrics import Metrics
+from app.operations.metrics import Metrics, error_class
 from app.operations.models import AlarmState
 
 log = logging.getLogger("medcite.alarms")
@@ -48,6 +54,43 @@ _STATUS_SIGNAL = {AnswerStatus.abstained: "abstention",
                   AnswerStatus.off_topic: "off_topic"}
 
 
+GENERATOR_ERRORS = frozenset({"generator_timeout", "generator_unavailable"})
+DEFAULT_REFRESH_S = 15.0
+
+# (when, in epoch seconds; the stream it belongs to; the signal it counts for, or None)
+Observation = tuple[float, str, str | None]
+# The shared record of events since a moment (epoch seconds), oldest first.
+History = Callable[[float], Iterable[Observation]]
+
+
+def ask_observations(at: float, status: AnswerStatus | None, generated: bool | None,
+                     http_status: int | None, error: str | None) -> list[Observation]:
+    """What one /ask outcome counts for: an answer (and a generation, when the model was
+    asked), or a generation the generator failed."""
+    if status is not None:
+        out: list[Observation] = [(at, "answers", _STATUS_SIGNAL.get(status))]
+        return out + [(at, "generation", None)] if generated else out
+    if error_class(http_status or 0, error) in GENERATOR_ERRORS:
+        return [(at, "generation", "generator_errors")]
+    return []
+
+
+def record_observations(at: datetime, action: str, http_status: int | None,
+                        payload: dict[str, Any]) -> list[Observation]:
+    """The same, read back from an audit record (ask or feedback)."""
+    when = at.timestamp()
+    if action == "feedback":
+        return [(when, "feedback",
+                 "negative_feedback" if payload.get("rating") == "down" else None)]
+    raw = payload.get("answer_status")
+    try:
+        status = AnswerStatus(raw) if raw is not None else None
+    except ValueError:
+        return []
+    return ask_observations(when, status, payload.get("generated"), http_status,
+                            payload.get("error"))
+
+
 @dataclass
 class _Stream:
     events: deque[tuple[float, str | None]] = field(default_factory=deque)
@@ -65,13 +108,17 @@ def thresholds_from(overrides: dict[str, float]) -> dict[str, float]:
 class QualityMonitor:
     def __init__(
         self, metrics: Metrics, thresholds: dict[str, float], window_s: float,
-        min_events: int, clock: Callable[[], float] = time.monotonic,
+        min_events: int, clock: Callable[[], float] = time.time,
+        history: History | None = None, refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
         self.metrics = metrics
         self.thresholds = thresholds_from(thresholds)
         self.window_s = window_s
         self.min_events = min_events
         self._clock = clock
+        self.history = history
+        self.refresh_s = refresh_s
+        self._synced: float | None = None
         self._lock = threading.Lock()
         self._streams = {name: _Stream() for name in set(_STREAM.values())}
         self._since: dict[str, datetime] = {}
@@ -81,25 +128,50 @@ class QualityMonitor:
     # -- events --------------------------------------------------------------------------
 
     def answered(self, status: AnswerStatus, used_generator: bool) -> None:
-        self._add("answers", _STATUS_SIGNAL.get(status))
-        if used_generator:
-            self._add("generation", None)
+        self._add(ask_observations(self._clock(), status, used_generator, 200, None))
 
-    def generator_failed(self) -> None:
-        self._add("generation", "generator_errors")
+    def ask_failed(self, http_status: int, error: str | None) -> None:
+        self._add(ask_observations(self._clock(), None, None, http_status, error))
 
     def feedback(self, negative: bool) -> None:
-        self._add("feedback", "negative_feedback" if negative else None)
+        self._add([(self._clock(), "feedback", "negative_feedback" if negative else None)])
 
-    def _add(self, stream: str, hit: str | None) -> None:
+    def _add(self, observations: list[Observation]) -> None:
+        if not observations:
+            return
         with self._lock:
-            s = self._streams[stream]
-            s.events.append((self._clock(), hit))
-            if hit:
-                s.counts[hit] = s.counts.get(hit, 0) + 1
+            for observation in observations:
+                self._count(self._streams, observation)
             changed = self._judge()
         for state in changed:
             self._announce(state)
+
+    @staticmethod
+    def _count(streams: dict[str, _Stream], observation: Observation) -> None:
+        at, stream, hit = observation
+        s = streams[stream]
+        s.events.append((at, hit))
+        if hit:
+            s.counts[hit] = s.counts.get(hit, 0) + 1
+
+    def _refresh(self) -> None:
+        """The window rebuilt from the shared history, at most every `refresh_s`."""
+        now = self._clock()
+        if self.history is None or (self._synced is not None
+                                    and now - self._synced < self.refresh_s):
+            return
+        self._synced = now
+        try:
+            observations = sorted(self.history(now - self.window_s), key=lambda o: o[0])
+        except Exception as exc:  # the in-memory window goes on; the next refresh retries
+            log.warning("quality alarm history unavailable",
+                        extra={"error": type(exc).__name__})
+            return
+        streams = {name: _Stream() for name in self._streams}
+        for observation in observations:
+            if observation[1] in streams:
+                self._count(streams, observation)
+        self._streams = streams
 
     # -- judging -------------------------------------------------------------------------
 
@@ -122,6 +194,7 @@ class QualityMonitor:
 
     def _judge(self) -> list[AlarmState]:
         """Update every signal; returns the states whose alarm was raised or cleared."""
+        self._refresh()
         self._expire()
         changed = []
         for signal in SIGNALS:
