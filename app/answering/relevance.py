@@ -84,6 +84,12 @@ _CONDITION_WORDS = frozenset(
     schizophrenia pneumonia sepsis obesity migraine seizure seizures suppurativa hiv
     tuberculosis insomnia dementia anemia hypercholesterolemia""".split()
 )
+# Procedures are named the same way ("sleeve gastrectomy", "angioplasty", "colonoscopy"):
+# a coverage answer about islet transplantation does not answer one about a gastrectomy.
+_PROCEDURE_SUFFIX = re.compile(r"(?:ectomy|ectomies|ostomy|otomy|plasty|scopy|pexy|rrhaphy)$")
+_PROCEDURE_WORDS = frozenset(
+    """transplant transplantation transplants bypass implant implants implantation stent
+    stents stenting""".split())
 # Words the suffixes catch that name no condition.
 _NOT_CONDITIONS = frozenset(
     {"diagnosis", "diagnoses", "prognosis", "prognoses", "stroma", "aroma", "hypnosis"}
@@ -101,8 +107,11 @@ def _words(text: str) -> list[str]:
 
 
 def is_condition(word: str) -> bool:
+    """A condition or a procedure: either is what a question or a claim is about."""
     return word not in _NOT_CONDITIONS and (
-        word in _CONDITION_WORDS or (len(word) > 5 and bool(_CONDITION_SUFFIX.search(word)))
+        word in _CONDITION_WORDS or word in _PROCEDURE_WORDS
+        or (len(word) > 5 and bool(_CONDITION_SUFFIX.search(word)
+                                   or _PROCEDURE_SUFFIX.search(word)))
     )
 
 
@@ -116,6 +125,8 @@ def clinical_entities(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
+    if word.endswith("ies") and len(word) >= 7:  # "colonoscopies" ~ "colonoscopy"
+        return word[:-3] + "y"
     for suffix in ("ally", "ly", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]

@@ -328,3 +328,26 @@ def test_what_rules_a_drug_out_is_a_contraindication() -> None:
                      "levels.", context="LIPITOR (atorvastatin calcium) 4 CONTRAINDICATIONS",
                      codes=frozenset({"34070-3"}))
     assert addresses(focus, label) == []
+
+
+def test_a_procedure_the_question_names_must_be_in_the_evidence() -> None:
+    """Seen as evidence_only for a question the corpus cannot answer: "Does Medicare cover
+    sleeve gastrectomy for a beneficiary with BMI 37 and type 2 diabetes?" was given the
+    islet-cell transplant NCD's diabetes criteria (diabetes, Medicare, coverage: all
+    there; the procedure asked about: not)."""
+    focus = question_focus("Does Medicare cover sleeve gastrectomy for a beneficiary with "
+                           "BMI 37 and type 2 diabetes?")
+    assert "gastrectomy" in focus.conditions
+    islet = Evidence(text="Patients must have a diagnosis of type I diabetes: beta cell "
+                          "autoantibody positive.",
+                     context="Islet Cell Transplantation in the Context of a Clinical Trial "
+                             "| Indications and Limitations of Coverage | Medicare")
+    assert any("gastrectomy" in p for p in addresses(focus, islet))
+    bariatric = Evidence(text="Open and laparoscopic sleeve gastrectomy are covered for "
+                              "beneficiaries with a BMI of 35 or more and type 2 diabetes.",
+                         context="Bariatric Surgery | Medicare")
+    assert addresses(focus, bariatric) == []
+    # And in a claim: a procedure the cited text does not name is not supported.
+    assert missing_entities("Medicare covers angioplasty of the carotid artery.",
+                            "Medicare covers carotid artery stenting.") == ["angioplasty"]
+    assert missing_entities("Two colonoscopies are covered.", "One colonoscopy is covered.") == []
