@@ -96,10 +96,13 @@ _NOT_CONDITIONS = frozenset(
 )
 
 
-# Heads that name no condition on their own ("lipid disorder", "heart failure" are
-# checked by their other word); a question's focus does not require them.
+# Heads that name no condition or procedure on their own ("lipid disorder", "heart
+# failure", "cochlear implant" are checked by their other words, or by the question's own
+# words when it names nothing else); a question's focus does not require them.
 _GENERIC_CONDITIONS = frozenset({"disease", "syndrome", "disorder", "infection", "failure",
-                                 "cancer"})
+                                 "cancer", "implant", "implants", "implantation", "stent",
+                                 "stents", "stenting", "transplant", "transplantation",
+                                 "transplants", "bypass"})
 
 
 def _words(text: str) -> list[str]:
