@@ -137,9 +137,12 @@ _COVERAGE_POLICY = re.compile(
 # What /ask appends to a question that refers to a FHIR patient
 # (app/answering/fhir_context.py retrieval_query): the patient's facts, searched with it.
 PATIENT_FACTS = " (patient: "
-# The question asks about the patient's medication without naming it.
+# The question asks about the patient's medication without naming it ("his medications",
+# "the dose", "her current regimen"); "adding a weight-loss medication" asks about one
+# the patient does not take.
 _ASKS_ABOUT_MEDICATION = re.compile(
-    r"\b(?:medications?|meds|drugs?|prescriptions?|dos(?:e|es|ing|age)|regimen)\b", re.I)
+    r"\b(?:my|this|the|his|her|their|its|current|home|patient'?s?)\s+(?:[\w-]+\s+){0,2}?"
+    r"(?:medications?|meds|drugs?|prescriptions?|dos(?:e|es|ing|age)|regimen)\b", re.I)
 
 
 @dataclass(frozen=True)

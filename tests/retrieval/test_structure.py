@@ -123,6 +123,11 @@ def test_a_patients_medications_are_searched_only_when_asked_about() -> None:
         "hydrochlorothiazide", "simvastatin"}
     assert read_intent("How often should I see her now that her BP is at goal?"
                        + facts).drugs == ()
+    # A medication the patient does not take yet is not theirs.
+    assert read_intent("Should I add a new blood pressure medication for him?"
+                       + facts).drugs == ()
+    assert set(read_intent("Is the dose right for her?" + facts).drugs) == {
+        "hydrochlorothiazide", "simvastatin"}
 
 
 def test_a_billing_question_favours_the_coverage_policy() -> None:
