@@ -134,6 +134,11 @@ _COVERAGE_POLICY = re.compile(
     r"\bbill(?:ed|ing|able)?\b|reimburs",
     re.I,
 )
+_PATIENT_FACING = re.compile(
+    r"medication guide|patient (?:information|leaflet|handout|insert)|in plain (?:language|"
+    r"english)|(?:tell|explain to|counsel) (?:my |the |a )?(?:patient|him|her|them)",
+    re.I,
+)
 # What /ask appends to a question that refers to a FHIR patient
 # (app/answering/fhir_context.py retrieval_query): the patient's facts, searched with it.
 PATIENT_FACTS = " (patient: "
@@ -156,6 +161,8 @@ class QueryIntent:
     listing: bool = False
     admin: bool = False
     coverage: bool = False
+    # What a patient is told (the Medication Guide, patient information).
+    patient_facing: bool = False
     # A formulary question about what a prior authorization or step therapy requires
     # (the criteria sections answer it), and whether it also asks a record's status.
     criteria: bool = False
@@ -204,6 +211,7 @@ def read_intent(query: str) -> QueryIntent:
         listing=bool(_LISTING.search(question)) or bool(classes and not drugs),
         admin=bool(_ADMIN.search(question)),
         coverage=not formulary and bool(_COVERAGE_POLICY.search(question)),
+        patient_facing=bool(_PATIENT_FACING.search(question)),
         criteria=formulary and bool(_CRITERIA.search(question)),
         status=bool(_STATUS.search(question)) or not _CRITERIA.search(question),
     )

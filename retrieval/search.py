@@ -99,6 +99,12 @@ COVERAGE_BOOST = 2.0  # a coverage policy, for a question about what a payer cov
 ADMIN_FACTOR = 0.3  # administrative/bibliographic fields, unless the question asks them
 ADMIN_BOOST = 2.0  # ... and when it does ("when was it released?"): the field answers it
 METHODS_FACTOR = 0.6  # how a guideline was made, unless the question asks
+# A label's Medication Guide and patient information restate its professional sections for
+# patients ("Your doctor should check you for TB during treatment"); a clinician's
+# question is answered by the professional text ("Test patients for latent TB before
+# HUMIRA use"), unless it asks what the patient is told.
+PATIENT_FACING_FACTOR = 0.7
+PATIENT_FACING_CODES = frozenset({"42231-1", "42230-3"})  # Medication Guide, patient info
 # "boost": the factors above; "filter": label passages outside the asked sections are
 # dropped from the candidates (others kept); "off": plain hybrid search.
 StructureMode = Literal["boost", "filter", "off"]
@@ -309,6 +315,8 @@ def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
             # A row's "PA" or "ST" flag says a criterion exists, not what it is; the
             # drug arms rank the asked drug's rows high four times over.
             factor /= FORMULARY_UNIT_BOOST
+    if payload.section_code in PATIENT_FACING_CODES and not intent.patient_facing:
+        factor *= PATIENT_FACING_FACTOR
     if intent.coverage and payload.doc_type == "coverage":
         factor *= COVERAGE_BOOST
     if payload.unit_kind == "recommendation":

@@ -145,6 +145,14 @@ def test_a_billing_question_favours_the_coverage_policy() -> None:
     assert structure_factor(ncd, dosing) == structure_factor(guideline, dosing)
     # A question about the document itself favours its administrative fields ("Date
     # Released: 2011 Jan 28 (revised 2014)"); other questions put them last.
+    # A clinician's question is answered by a label's professional sections before its
+    # Medication Guide, unless it asks what the patient is told.
+    guide = ChunkPayload(doc_type="label", section_code="42231-1")
+    warnings = ChunkPayload(doc_type="label", section_code="43685-7")
+    screening = read_intent("Do I need to test for tuberculosis before starting Enbrel?")
+    assert structure_factor(guide, screening) < structure_factor(warnings, screening)
+    told = read_intent("What does the Medication Guide tell patients about TB with Enbrel?")
+    assert told.patient_facing and structure_factor(guide, told) >= 1
     field = ChunkPayload(doc_type="guideline", unit_kind="admin")
     assert structure_factor(field, read_intent("When was the PrEP guideline released?")) > 1
     assert structure_factor(field, read_intent("Who should get PrEP?")) < 1
