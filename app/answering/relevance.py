@@ -406,10 +406,12 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     problems += [f"the cited evidence does not mention {n}" for n in focus.names
                  if n.lower() not in whole]
     around = set(_words(where + " " + evidence.surroundings))
-    # Beside a drug or class the evidence names, a condition is context (the patient's,
-    # or the reason for a list: "triptans for acute migraine"), unless a dose is asked:
-    # then it is the indication, and another indication's dose is not the answer.
-    anchored = bool(focus.drugs or focus.classes) and not problems and not any(
+    # Beside a drug the evidence names, a condition is context (the patient's), unless a
+    # dose is asked: then it is the indication, and another indication's dose is not the
+    # answer. Beside a class it is what the question is about: "first-line antibiotic
+    # for uncomplicated cystitis" was answered *verified* with another infection's list
+    # of antibiotics (a list's own heading names its condition: "Antimigraine Agents").
+    anchored = bool(focus.drugs) and not problems and not any(
         a.name == "dose" for a in focus.attributes)
     if not anchored:
         problems += [f"the cited evidence does not mention {w}" for w in focus.conditions

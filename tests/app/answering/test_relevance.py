@@ -184,6 +184,12 @@ def test_a_condition_beside_a_named_drug_is_context_unless_a_dose_is_asked() -> 
     ra = Evidence(text="The recommended dose of HUMIRA for adults with rheumatoid arthritis "
                        "is 40 mg every other week", context="HUMIRA 2 DOSAGE")
     assert "the cited evidence does not mention hidradenitis" in addresses(dose, ra)
+    # Beside a class, the condition is the question's subject.
+    cystitis = question_focus("First-line antibiotic for uncomplicated cystitis?")
+    other = Evidence(text="First-line antibiotic choice may include doxycycline and "
+                          "amoxicillin/clavulanate.",
+                     context="Acute exacerbation of COPD > Antibiotics")
+    assert "the cited evidence does not mention cystitis" in addresses(cystitis, other)
 
 
 def test_a_populations_dose_is_not_everyones() -> None:
