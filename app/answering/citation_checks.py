@@ -460,6 +460,13 @@ _LISTED_STATUS = re.compile(
     r"(?:is|are|include|includes)\b")
 
 
+# "Humira is on the preferred list with a non-preferred status" (seen verified in a fresh
+# clone, citing its Preferred row and another category's Non-Preferred one): a status
+# named as a list or a status claims it for the drug named before it.
+_STATUS_PHRASE = re.compile(
+    r"\b((?:non[-\s]?)?preferred)(?=\s+(?:drugs?\s+|agents?\s+)?(?:list|status|tier)\b)")
+
+
 # "Ohio Medicaid prefers Colesevelam and Colestipol Granules" (seen verified, both in the
 # Non-Preferred column): the verb claims the status for what it names after it.
 _PREFERS = re.compile(r"\b((?:does not |doesn't |do not |don't )?prefers?)\b")
@@ -471,7 +478,7 @@ def _status_word(found: str) -> str:
 
 def claimed_statuses(sentence: str) -> set[str]:
     text = normalise(sentence)
-    found = [m.group(1) for p in (_CLAIMED_STATUS, _LISTED_STATUS, _PREFERS)
+    found = [m.group(1) for p in (_CLAIMED_STATUS, _LISTED_STATUS, _PREFERS, _STATUS_PHRASE)
              for m in p.finditer(text)]
     return {_status_word(f) for f in found}
 
@@ -533,7 +540,8 @@ def _claims_by_drug(sentence: str, drugs: list[DrugMention]) -> dict[DrugMention
                  for m in re.finditer(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z0-9])", text)]
              for d in drugs}
     out: dict[DrugMention, set[str]] = {d: set() for d in drugs}
-    for pattern, after in ((_CLAIMED_STATUS, False), (_LISTED_STATUS, True), (_PREFERS, True)):
+    for pattern, after in ((_CLAIMED_STATUS, False), (_LISTED_STATUS, True), (_PREFERS, True),
+                           (_STATUS_PHRASE, False)):
         for m in pattern.finditer(text):
             status = _status_word(m.group(1))
             if after:

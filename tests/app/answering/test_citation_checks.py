@@ -180,3 +180,17 @@ def test_a_restriction_the_cited_record_does_not_state_is_unsupported() -> None:
                                 "Preferred: Lovastatin | Quantity: 204 | Time (Days): 102") == []
     assert missing_restrictions("Cholestyramine does not require prior authorization.",
                                 "Preferred: Cholestyramine Regular, Light") == []
+
+
+def test_a_status_named_as_a_list_or_a_status_is_claimed() -> None:
+    """Seen verified in a fresh clone: "Humira is on the preferred list with a
+    non-preferred status." citing Humira's Preferred row and another category's row."""
+    from app.answering.citation_checks import claimed_statuses, status_flip
+
+    row = "Humira: Preferred, PA (prior authorization required). | Preferred: Humira (PA)"
+    other = "Non-Preferred: Serostim"
+    said = "Humira is on the preferred list with a non-preferred status."
+    assert claimed_statuses(said) == {"preferred", "non-preferred"}
+    assert status_flip(said, row + " " + other) is not None
+    assert status_flip("Humira is on the preferred list.", row) is None
+    assert status_flip("Humira has non-preferred status.", row) is not None
