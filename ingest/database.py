@@ -6,6 +6,7 @@ same code runs on both.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,16 @@ def engine_url(url: str) -> str:
     return url
 
 
+# Rows hold questions, answers and FHIR resource ids (audit payloads): SQLAlchemy logs
+# every fetched row at DEBUG, so its engine logger stays at WARNING whatever the root
+# level (seen: an audit payload with a Patient id in a DEBUG log line).
+_ENGINE_LOGGER = "sqlalchemy.engine"
+
+
 def make_engine(url: str) -> Engine:
     url = engine_url(url)
     parsed = make_url(url)
+    logging.getLogger(_ENGINE_LOGGER).setLevel(logging.WARNING)
     # Parameters hold questions: keep them out of SQLAlchemy's logs and error messages.
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, hide_parameters=True, pool_pre_ping=True)
