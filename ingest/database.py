@@ -27,15 +27,16 @@ def engine_url(url: str) -> str:
 
 
 # Rows hold questions, answers and FHIR resource ids (audit payloads): SQLAlchemy logs
-# every fetched row at DEBUG, so its engine logger stays at WARNING whatever the root
-# level (seen: an audit payload with a Patient id in a DEBUG log line).
+# every fetched row at DEBUG, so its engine logger stays at INFO whatever the root level
+# (seen: an audit payload with a Patient id in a DEBUG log line). Statements still log at
+# INFO, their parameters hidden (hide_parameters below).
 _ENGINE_LOGGER = "sqlalchemy.engine"
 
 
 def make_engine(url: str) -> Engine:
     url = engine_url(url)
     parsed = make_url(url)
-    logging.getLogger(_ENGINE_LOGGER).setLevel(logging.WARNING)
+    logging.getLogger(_ENGINE_LOGGER).setLevel(logging.INFO)
     # Parameters hold questions: keep them out of SQLAlchemy's logs and error messages.
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, hide_parameters=True, pool_pre_ping=True)
