@@ -2,10 +2,11 @@
 # The test command: install (idempotent), lint, then the whole suite with the real
 # embedding model, embedded Qdrant, FastAPI app and CPU generator; the same cases as CI.
 #
-# Two groups of tests need something outside the venv, which this sets up as CI does:
+# Three groups of tests need something outside the venv, which this sets up as CI does:
 # the audit log against PostgreSQL (scripts/ci_postgres.sh, unless MEDCITE_TEST_POSTGRES_URL
-# is already set) and the browser test (scripts/ci_browser.sh, unless Chromium is there).
-# Both install Debian packages, so they need root or password-less sudo. Where a set-up
+# is already set), the browser test (scripts/ci_browser.sh, unless Chromium is there) and
+# the promtool checks of deploy/ (scripts/ci_prometheus.sh, unless promtool is there).
+# All install Debian packages, so they need root or password-less sudo. Where a set-up
 # cannot run or fails, the suite still runs without those cases and the end of the output
 # says, loudly, which were not run and why. MEDCITE_TEST_REQUIRE_ALL=1 (CI sets it) makes
 # that an error instead; MEDCITE_TEST_SETUP=0 installs and starts nothing (quick local runs).
@@ -52,6 +53,19 @@ if ! has_chromium; then
   elif ! scripts/ci_browser.sh || ! has_chromium; then
     not_run "the end-to-end browser test (tests/ui/test_browser.py)" \
       "scripts/ci_browser.sh failed (its output is above)"
+  fi
+fi
+
+has_promtool() {
+  [ -x "${MEDCITE_PROMTOOL:-}" ] || command -v promtool >/dev/null
+}
+if ! has_promtool; then
+  if ! can_install; then
+    not_run "the promtool checks of the monitoring config, alert rules and dashboard (tests/test_deployment_monitoring.py)" \
+      "no promtool, and scripts/ci_prometheus.sh needs root or sudo (and MEDCITE_TEST_SETUP not 0); install Debian's prometheus or set MEDCITE_PROMTOOL"
+  elif ! scripts/ci_prometheus.sh || ! has_promtool; then
+    not_run "the promtool checks of the monitoring config, alert rules and dashboard (tests/test_deployment_monitoring.py)" \
+      "scripts/ci_prometheus.sh failed (its output is above)"
   fi
 fi
 

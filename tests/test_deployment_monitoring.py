@@ -2,12 +2,21 @@
 /metrics with a key file, Grafana is provisioned with that Prometheus and a dashboard
 whose every expression names a metric the API exports, and the compose file runs both
 with the files it mounts present. Read as `docker compose config` would
-(tests/test_deployment.py's interpolation); no Docker engine runs here."""
+(tests/test_deployment.py's interpolation); no Docker engine runs here.
+
+Prometheus's own checker, promtool (Debian's `prometheus` package; scripts/test.sh
+installs it with scripts/ci_prometheus.sh), then checks the config, the alert rules, every
+dashboard expression as PromQL, and runs the alerts' unit tests
+(deploy/prometheus/alerts_test.yml)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +27,13 @@ from tests.test_deployment import COMPOSE, _env_example, _interpolate
 
 DEPLOY = REPO_ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "medcite.json"
+PROMETHEUS = DEPLOY / "prometheus"
+PROMTOOL = os.environ.get("MEDCITE_PROMTOOL") or shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None or not Path(PROMTOOL).exists(),
+    reason="no promtool on PATH: run scripts/ci_prometheus.sh (installs Debian's prometheus "
+    "package, which ships it) or set MEDCITE_PROMTOOL",
+)
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +132,106 @@ def test_every_dashboard_expression_names_an_exported_metric() -> None:
 
     made = runpy.run_path(str(DEPLOY / "make_dashboard.py"))["dashboard"]()
     assert made == dashboard
+
+
+# -- promtool -----------------------------------------------------------------------------
+
+
+def _promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def _prometheus_mounts(compose: dict[str, Any]) -> dict[str, str]:
+    volumes = compose["services"]["prometheus"]["volumes"]
+    return {v.split(":")[1]: v.split(":")[0] for v in volumes}
+
+
+@needs_promtool
+def test_promtool_accepts_the_prometheus_config(
+    compose: dict[str, Any], tmp_path: Path,
+) -> None:
+    """The config names its files by their paths inside the compose container
+    (/etc/prometheus/...), and promtool checks that every rule file and credentials file
+    exists. So this checks a copy whose container paths are rewritten, through the compose
+    file's own mounts, to the repo's files; the key file (git-ignored, made per install)
+    to a stand-in in tmp_path. Everything else is the config as deployed."""
+    mounts = _prometheus_mounts(compose)
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    rules = []
+    for path in config["rule_files"]:
+        assert path in mounts, f"{path} is not mounted into the prometheus container"
+        rules.append(str((REPO_ROOT / mounts[path]).resolve()))
+    config["rule_files"] = rules
+    key = tmp_path / "metrics.key"
+    key.write_text("stand-in-key\n")
+    for job in config["scrape_configs"]:
+        assert job["authorization"]["credentials_file"] in mounts
+        job["authorization"]["credentials_file"] = str(key)
+    copy = tmp_path / "prometheus.yml"
+    copy.write_text(yaml.safe_dump(config))
+    result = _promtool("check", "config", "--lint=all", "--lint-fatal", copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+@needs_promtool
+def test_promtool_accepts_the_alert_rules() -> None:
+    result = _promtool("check", "rules", "--lint=all", "--lint-fatal", PROMETHEUS / "alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 4 rules found" in result.stdout + result.stderr
+
+
+@needs_promtool
+def test_alert_unit_tests_pass() -> None:
+    """Each alert fires once its condition has held for its `for:`, not before, and not
+    when the condition does not hold (deploy/prometheus/alerts_test.yml)."""
+    test_file = PROMETHEUS / "alerts_test.yml"
+    tested = {t["alertname"] for case in yaml.safe_load(test_file.read_text())["tests"]
+              for t in case["alert_rule_test"]}
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    assert tested == {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    result = _promtool("test", "rules", test_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+# Grafana's template variables, given a concrete value so promtool can parse the query.
+GRAFANA_VARIABLE = re.compile(r"\$(?:\{[^}]*\}|__[a-z_]+|[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _check_expressions(exprs: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """promtool parses each expression as the `expr` of a recording rule."""
+    rules = [{"record": name, "expr": GRAFANA_VARIABLE.sub("5m", expr)}
+             for name, expr in exprs.items()]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    return _promtool("check", "rules", path)
+
+
+def _dashboard_expressions() -> dict[str, str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return {f"medcite_dashboard:panel{p['id']}_{t['refId']}": t["expr"]
+            for p in dashboard["panels"] for t in p["targets"]}
+
+
+@needs_promtool
+def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
+    exprs = _dashboard_expressions()
+    result = _check_expressions(exprs, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in result.stdout + result.stderr
+
+
+@needs_promtool
+def test_a_broken_expression_fails_the_check(tmp_path: Path) -> None:
+    """The check above can fail: a missing bracket, or a histogram_quantile without its
+    quantile, is rejected."""
+    assert GRAFANA_VARIABLE.sub("5m", "rate(x[$__rate_interval]) + y{a=\"${v}\"}") == (
+        'rate(x[5m]) + y{a="5m"}')
+    for broken in ("sum by (endpoint) (rate(medcite_http_requests_total[5m])",
+                   "histogram_quantile(sum by (le) "
+                   "(rate(medcite_stage_duration_seconds_bucket[5m])))"):
+        result = _check_expressions({"medcite_dashboard:broken": broken}, tmp_path)
+        assert result.returncode != 0, broken
