@@ -463,8 +463,11 @@ _LISTED_STATUS = re.compile(
 # "Humira is on the preferred list with a non-preferred status" (seen verified in a fresh
 # clone, citing its Preferred row and another category's Non-Preferred one): a status
 # named as a list or a status claims it for the drug named before it.
+# A list's name followed by its section path ("Preferred Drug List › Lipotropics") names
+# the document, and claims nothing.
 _STATUS_PHRASE = re.compile(
-    r"\b((?:non[-\s]?)?preferred)(?=\s+(?:drugs?\s+|agents?\s+)?(?:list|status|tier)\b)")
+    r"\b((?:non[-\s]?)?preferred)(?=\s+(?:drugs?\s+|agents?\s+)?(?:list|status|tier)\b"
+    r"(?!\s*›))")
 
 
 # "Ohio Medicaid prefers Colesevelam and Colestipol Granules" (seen verified, both in the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -116,6 +116,10 @@ class AskResponse(BaseModel):
         "instruction-like text (possible prompt injection).",
     )
     model: str
+    answered_from: Literal["model", "records"] = Field(
+        default="model", description="'records': a formulary status question answered "
+        "from the formulary's records (a lookup, verified like a generated answer), not "
+        "written by the model.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
     answer_id: int | None = Field(
         default=None, description="The seq of this answer's audit record: what feedback "

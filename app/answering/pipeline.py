@@ -48,6 +48,7 @@ from app.answering.prompting import (
     label,
     unit_answer_schema,
 )
+from app.answering.record_answer import record_answer
 from app.answering.relevance import (
     Evidence,
     QuestionFocus,
@@ -67,6 +68,9 @@ from retrieval.models import Passage
 from retrieval.search import Retriever
 
 log = logging.getLogger("medcite.answer")
+
+# What an answer's `model` says when no model wrote it: a formulary lookup.
+RECORD_LOOKUP = "formulary records (lookup, no generation)"
 
 ABSTAIN_NO_PASSAGES = (
     "No passage in the knowledge base you can access is relevant to this question."
@@ -284,9 +288,35 @@ class AnswerService:
         )
         return messages, unit_answer_schema(draft.shown)
 
+    def looked_up(self, draft: Draft) -> AskResponse | None:
+        """A formulary status question answered from its records (record_answer.py),
+        when that answer verifies and addresses the question; else None (the model)."""
+        if not self.settings.record_answers:
+            return None
+        t = time.perf_counter()
+        if not draft.units:
+            draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
+        question = draft.request.question
+        generated = record_answer(question, question_focus(question, draft.patient),
+                                  draft.passages, draft.units)
+        if generated is None:
+            return None
+        answer = self.complete_units(draft, generated)
+        if answer.status is not AnswerStatus.verified:
+            log.info("record lookup did not verify; asking the model",
+                     extra={"status": answer.status.value})
+            draft.timings.pop("verification", None)
+            return None
+        draft.timings["lookup"] = _ms(t)
+        return answer.model_copy(update={"model": RECORD_LOOKUP, "answered_from": "records",
+                                         "timings_ms": dict(draft.timings)})
+
     def _generate_by_units(self, draft: Draft) -> AskResponse:
         t = time.perf_counter()
         messages, schema = self.unit_messages(draft)
+        answer = self.looked_up(draft)
+        if answer is not None:
+            return answer
         try:
             generated = self.generator.generate_units(messages, schema, set(draft.shown),
                                                       phi=draft.phi)
@@ -298,6 +328,10 @@ class AnswerService:
 
     def _stream_by_units(self, draft: Draft, t: float) -> Iterator[StreamEvent]:
         messages, schema = self.unit_messages(draft)
+        answer = self.looked_up(draft)
+        if answer is not None:
+            yield StreamEvent("answer", answer.model_dump(mode="json"))
+            return
 
         def finish(raw: str) -> AskResponse:
             try:

@@ -45,9 +45,9 @@ class Unit:
         text = self.source_text(passage)
         if self.kind != "row" or not self.header:
             return _TAGS.sub("", text).strip()
-        cells = _cells(text)
+        row = cells(text)
         pairs = []
-        for i, cell in enumerate(cells):
+        for i, cell in enumerate(row):
             if not cell:
                 continue
             name = self.header[i] if i < len(self.header) else ""
@@ -55,7 +55,7 @@ class Unit:
         return " | ".join(pairs)
 
 
-def _cells(line: str) -> list[str]:
+def cells(line: str) -> list[str]:
     return [" ".join(_TAGS.sub(" ", c).split()) for c in line.strip().strip("|").split("|")]
 
 
@@ -93,7 +93,7 @@ def split_passage(passage: Passage, index: int) -> list[Unit]:
             if _RULE.match(following):
                 # A header (a row followed by a rule) is shown with every row of its
                 # table; alone it states nothing. A chunk cut inside a table has none.
-                header = tuple(_cells(line))
+                header = tuple(cells(line))
                 continue
             raw.append((start, end, "row", header))
             continue

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # 1,800 characters is about 500 tokens: with the instructions cached by the server,
     # a 2-core CPU reads it in ~10 s.
     prompt_unit_chars: int = Field(default=1800, ge=500, alias="MEDCITE_PROMPT_UNIT_CHARS")
+    # A question that asks only a drug's formulary status, restrictions or quantity limit
+    # is answered from the formulary's records (app/answering/record_answer.py), verified
+    # like a generated answer; off, every question goes to the model.
+    record_answers: bool = Field(default=True, alias="MEDCITE_RECORD_ANSWERS")
     # Widen fragment hits with neighbouring chunks of their section, within context_chars.
     context_neighbours: int = Field(default=2, ge=0, le=5, alias="MEDCITE_CONTEXT_NEIGHBOURS")
     # Reranking (retrieval/rerank.py): auto = a cross-encoder when MEDCITE_RERANKER_PATH

@@ -71,3 +71,12 @@ def test_markdown_tables_in_passages_render_as_tables_with_the_cited_row_marked(
     assert "<mark>Atorvastatin" in html
     assert "<mark>Ezetimibe" not in html
     assert "|" not in html.split("<table", 1)[1]
+
+
+def test_an_answer_from_the_formulary_records_says_no_model_wrote_it() -> None:
+    looked_up = _response(AnswerStatus.verified, answered_from="records",
+                          timings_ms={"retrieval": 900.0, "lookup": 40.0})
+    assert render.render_footer(looked_up) == (
+        "answered from the formulary's records (a lookup; no model wrote it) · "
+        "retrieval 0.9 s · lookup 0.0 s")
+    assert render.render_footer(_response(AnswerStatus.verified)).startswith("model m")

@@ -1,0 +1,255 @@
+"""A formulary status question answered from the formulary's records, not by the model.
+
+A formulary row is typed data: ingest writes each drug row as a record whose units say
+"<drug>: <status>[, <flags>].", "Flags: …", "Quantity limit: N per D days." and
+"Effective <date>." above the row itself (ingest/chunking.py `row_records`). A question
+that asks only for a drug's status, restrictions or quantity limit on a payer's list is
+a lookup: its answer is composed here from the best-ranked records naming the drug, in
+the records' own words, and then goes through the same verification and relevance test
+as a generated answer (`AnswerService.complete_units`). The packaged 1.5B model read
+"Nucynta, ER: Non-Preferred" as preferred and gave a Humira row a quantity limit it does
+not have; a lookup cannot misread a row, and costs no generation.
+
+Anything else a question asks ("what is needed to get it", "what trial", criteria, a
+list of a category's agents) is the model's: a lookup would be a true but incomplete
+answer, verified.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.answering.prompting import GenUnitAnswer, GenUnitSentence
+from app.answering.relevance import QuestionFocus
+from app.answering.units import Unit, cells
+from retrieval.drugs import DrugMention, mentioned_in
+from retrieval.models import Passage
+
+# What a lookup can answer; any other attribute the question asks sends it to the model.
+# "coverage_criterion" is asked by "prior authorization" and "covered", which a record's
+# flags and status state; "what must be tried" is approval_requirements, not here.
+_RECORD_ATTRIBUTES = frozenset({"formulary_status", "quantity_limit", "coverage_criterion"})
+# A second question joined to the first ("…, and what is needed to get it?"): each part
+# must be one a record answers.
+_CLAUSE = re.compile(r"(?:,|;|\s-\s|\band\b|\bor\b)\s*(?=(?:what|which|how|when|why|is|are|"
+                     r"does|do|did|can|should|must)\b)", re.I)
+_RECORD_WORDS = re.compile(r"prefer|formulary|\bpdl\b|\btier\b|status|\blist\b|prior auth|"
+                           r"\bpa\b|quantity|\blimits?\b|\bql\b|step therapy|\bst\b|covered",
+                           re.I)
+# A list asked for, unless the question names the candidates ("Lantus, Basaglar or
+# Semglee").
+_LIST = re.compile(r"\b(?:which|all|every|what are)\b|^\s*list\b", re.I)
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|ml|units?)\b", re.I)
+_NAME_STATUS = re.compile(r"^(?P<name>[^:]{2,120}?)(?:: (?P<status>Non-Preferred|Preferred|"
+                          r"Not Covered|Covered|Excluded)(?:, (?P<flags>.+?))?)?\.$", re.I)
+_FLAGS = re.compile(r"^Flags: (?P<flags>.+?)\.$")
+_QUANTITY = re.compile(r"^Quantity limit: (?P<qty>[^ ]*\d[^ ]*) per (?P<days>\d+) days\.$")
+_EFFECTIVE = re.compile(r"^Effective (?P<date>\d{4}-\d{2}-\d{2})\.$")
+_HEAD = re.compile(r"^(?P<where>.+? formulary): (?P<path>.+)$")
+# Rows per drug at most: a drug's strengths or forms may sit on several rows.
+MAX_ROWS_PER_DRUG = 3
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One formulary record, read from its units (each kept for its citation)."""
+
+    name: str
+    status: str | None
+    flags: str | None
+    head: Unit
+    where: str  # "Ohio Medicaid formulary"
+    path: str  # "Lipotropics › Formulary"
+    name_unit: Unit
+    flags_unit: Unit | None
+    quantity: tuple[str, str] | None
+    quantity_unit: Unit | None
+    effective: str | None
+    effective_unit: Unit | None
+    row_unit: Unit | None
+    description: str | None  # the row's product cell ("Metformin HCI Tab 500 MG")
+    cell: str | None  # the drug's cell as the list prints it, flags and all: "Humira (PA)"
+    text: str  # all of the record's readings, to match drugs and strengths against
+
+
+def is_record_question(question: str, focus: QuestionFocus) -> bool:
+    """Whether a lookup answers all of the question: it asks for status, restrictions or
+    a quantity limit of named drugs (or the patient's), and nothing else."""
+    names = {a.name for a in focus.attributes}
+    if not names or not names <= _RECORD_ATTRIBUTES:
+        return False
+    if not (focus.drugs or focus.patient_drugs):
+        return False
+    if _LIST.search(question) and not re.search(r"\bor\b", question):
+        return False  # "which isotretinoin brands are preferred": the category's list
+    parts = [p for p in _CLAUSE.split(question) if p.strip()]
+    return all(_RECORD_WORDS.search(p) for p in parts)
+
+
+def read_records(passage: Passage, units: list[Unit]) -> list[RecordRow]:
+    """The records a row passage holds: one, or one per status column of a list that
+    prints a preferred and a non-preferred drug side by side ("Tramadol/Acetaminophen:
+    Preferred, QL." then "Nucynta, ER: Non-Preferred, QL."); none when its units are
+    not a record's."""
+    if passage.provenance.unit_kind != "row" or len(units) < 2:
+        return []
+    head = units[0]
+    head_match = _HEAD.match(head.reading(passage))
+    if head_match is None:
+        return []
+    named: list[tuple[Unit, re.Match[str]]] = []
+    for i, u in enumerate(units[1:], start=1):
+        m = _NAME_STATUS.match(u.reading(passage)) if u.kind == "sentence" else None
+        if m is None or (i > 1 and m.group("status") is None):
+            break
+        named.append((u, m))
+    if not named:
+        return []
+    flags_unit = quantity_unit = effective_unit = None
+    quantity = None
+    effective = None
+    own_flags = None
+    for u in units[1 + len(named):]:
+        reading = u.reading(passage)
+        if u.kind == "row":
+            continue
+        if m := _FLAGS.match(reading):
+            own_flags, flags_unit = m.group("flags"), u
+        elif m := _QUANTITY.match(reading):
+            quantity, quantity_unit = (m.group("qty"), m.group("days")), u
+        elif m := _EFFECTIVE.match(reading):
+            effective, effective_unit = m.group("date"), u
+    # The record repeats its table's header line above its row, with no rule between
+    # them, so the units read both as rows: the header is the one before the last.
+    rows = [u for u in units if u.kind == "row"]
+    row_unit = rows[-1] if rows else None
+    row_cells = cells(row_unit.source_text(passage)) if row_unit is not None else []
+    description = None
+    if len(rows) >= 2 and len(named) == 1:
+        header = cells(rows[-2].source_text(passage))
+        for label, value in zip(header[1:], row_cells[1:], strict=False):
+            if re.search(r"generic name|description|product", label, re.I) and value:
+                description = value
+                break
+    text = " ".join(u.reading(passage) for u in units)
+    out = []
+    for unit, m in named:
+        name = m.group("name").strip()
+        cell = next((c for c in row_cells if c.casefold().startswith(name.casefold())), None)
+        flags = m.group("flags") or (own_flags if len(named) == 1 else None)
+        out.append(RecordRow(
+            name=name, status=m.group("status"), cell=cell, flags=flags, head=head,
+            where=head_match.group("where"), path=head_match.group("path"), name_unit=unit,
+            flags_unit=flags_unit if flags and not m.group("flags") else None,
+            quantity=quantity if len(named) == 1 else None,
+            quantity_unit=quantity_unit if len(named) == 1 else None,
+            effective=effective, effective_unit=effective_unit, row_unit=row_unit,
+            description=description, text=text))
+    return out
+
+
+def _has_strength(row: RecordRow, strengths: list[tuple[str, str]]) -> bool:
+    """Every strength the question names is the row's, and not among its exclusions
+    ("all strengths excl 500 MG & 850 MG" is not the 500 mg row)."""
+    text = row.text
+    excluded = " ".join(re.findall(r"\bexcl\w*\b[^|)]*", text, re.I))
+    for amount, unit in strengths:
+        pattern = re.compile(rf"(?<![\d.]){re.escape(amount)}\s*{re.escape(unit)}", re.I)
+        if not pattern.search(text) or pattern.search(excluded):
+            return False
+    return True
+
+
+def matching_rows(question: str, focus: QuestionFocus, passages: list[Passage],
+                  units: list[list[Unit]]) -> dict[str, list[RecordRow]]:
+    """Per drug asked about, its records in rank order (from the document of its best
+    one), or an empty dict when a drug has none."""
+    wanted: list[DrugMention] = focus.drugs or focus.patient_drugs
+    strengths = [(a, u) for a, u in _STRENGTH.findall(question)]
+    rows = [r for p, own in zip(passages, units, strict=False) for r in read_records(p, own)]
+    found: dict[str, list[RecordRow]] = {}
+    for drug in wanted:
+        mine = [r for r, p in ((r, passages[r.head.passage_index]) for r in rows)
+                if (mentioned_in(drug, r.name + " " + (r.description or ""))
+                    or any(n.casefold() in r.name.casefold() for n in focus.names))
+                and (not strengths or _has_strength(r, strengths))
+                and _same_payer(focus, p)]
+        # "Generic lubiprostone": the rows that print the name the question uses, when
+        # there are any, not its brand's (Amitiza, brand preferred over generic).
+        said = [syn for syn in drug.synonyms
+                if re.search(rf"(?<![a-z0-9]){re.escape(syn)}(?![a-z0-9])", question.lower())]
+        literal = [r for r in mine if any(
+            re.search(rf"(?<![a-z0-9]){re.escape(syn)}(?![a-z0-9])",
+                      (r.name + " " + (r.description or "")).lower()) for syn in said)]
+        if not literal and re.search(r"\bgeneric\b", question, re.I):
+            return {}  # only the brand's row: it does not say what the generic's is
+        mine = literal or mine
+        # A name the question gives that the dictionary does not know ("Atorvaliq
+        # (atorvastatin oral suspension)"): the rows that print it, if any.
+        given = [r for r in mine if any(n.casefold() in r.name.casefold() for n in focus.names)]
+        mine = given or mine
+        if not mine:
+            if focus.patient_drugs and not focus.drugs:
+                continue  # one of the patient's drugs may not be on this list
+            return {}
+        first = passages[mine[0].head.passage_index].provenance
+        same_doc = [r for r in mine
+                    if passages[r.head.passage_index].provenance.source_file
+                    == first.source_file]
+        distinct: dict[tuple[str, str | None, str | None], RecordRow] = {}
+        for r in same_doc:
+            distinct.setdefault((r.name, r.description, str(r.quantity)), r)
+        found[drug.name] = list(distinct.values())[:MAX_ROWS_PER_DRUG]
+    return found
+
+
+def _same_payer(focus: QuestionFocus, passage: Passage) -> bool:
+    payer = (passage.provenance.payer or "").lower()
+    return all(p in payer or p in passage.text.lower() for p in focus.payers)
+
+
+def _ids(*units: Unit | None) -> list[str]:
+    return [u.uid for u in units if u is not None]
+
+
+def row_sentences(row: RecordRow, asks_quantity: bool) -> list[GenUnitSentence]:
+    """The record in its own words: status (with its list, date and flags), then its
+    quantity limit."""
+    # The drug as its list prints it ("Nucynta ER (PA QL)"), then the legend's words.
+    shown = row.cell or row.name
+    named = f"{shown} ({row.description})" if row.description else shown
+    cited_row = row.row_unit if (row.description or row.cell) else None
+    listed = f"is {row.status} on the" if row.status else "is listed on the"
+    status = f"{named} {listed} {row.where} ({row.path})"
+    if row.effective:
+        status += f", effective {row.effective}"
+    if row.flags:
+        status += f", with {row.flags}"
+    # The record's own line first: its "<drug>: <status>" must not run into the
+    # list's heading, which has no full stop, when the units are read together.
+    out = [GenUnitSentence(text=status + ".", units=_ids(
+        row.name_unit, row.flags_unit, row.effective_unit, cited_row, row.head))]
+    if row.quantity and (asks_quantity or row.flags and "QL" in row.flags):
+        qty, days = row.quantity
+        out.append(GenUnitSentence(
+            text=f"The quantity limit for {named} is {qty} per {days} days.",
+            units=_ids(row.name_unit, row.quantity_unit, cited_row)))
+    return out
+
+
+def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
+                  units: list[list[Unit]]) -> GenUnitAnswer | None:
+    """The answer a lookup gives, to be verified like any other; None when the question
+    is not a lookup or the retrieved records do not hold every drug it names."""
+    if not is_record_question(question, focus):
+        return None
+    found = matching_rows(question, focus, passages, units)
+    if not found:
+        return None
+    asks_quantity = any(a.name == "quantity_limit" for a in focus.attributes)
+    if asks_quantity and not any(r.quantity for rows in found.values() for r in rows):
+        return None  # the limit's numbers are elsewhere (a criteria page): the model's
+    sentences = [s for rows in found.values() for r in rows
+                 for s in row_sentences(r, asks_quantity)]
+    return GenUnitAnswer(sentences=sentences[:6])

@@ -1,0 +1,185 @@
+"""A formulary status question is answered from the formulary's records (a lookup), and
+only such a question: records built by the real parser and chunker from the shipped
+Ohio Medicaid pages, and the whole path through the real API with a stand-in model that
+must not be asked."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.answering.record_answer import is_record_question, read_records, record_answer
+from app.answering.relevance import question_focus
+from app.answering.units import Unit, split_passage
+from app.core.settings import REPO_ROOT
+from ingest.chunking import chunk_document
+from ingest.manifest import discover
+from ingest.parsers import parse_file
+from retrieval.models import Passage, Provenance
+from tests.conftest import Keys, StandInLLM
+
+CORPORA = REPO_ROOT / "corpora"
+LIPOTROPICS = "formularies/ohio-medicaid-updl/current-2024/lipotropics.md"
+DIABETES = "formularies/ohio-medicaid-updl/current-2024/diabetes_non-insulin.md"
+PDL = "formularies/ohio-medicaid-updl/current-2024/preferred_drug_list.md"
+
+
+def _rows(rel: str, *names: str) -> list[Passage]:
+    """The record passages of a shipped formulary whose text names each of `names`, in
+    that order (as retrieval would rank them)."""
+    source = next(s for s in discover(CORPORA) if s.relpath == rel)
+    doc = parse_file(source, 50_000_000)
+    chunks = [c for c in chunk_document(doc, 1200, 150, payer=source.payer,
+                                        effective_date=source.effective_date)
+              if c.kind == "row"]
+    out = []
+    for name in names:
+        chunk = next(c for c in chunks if name in c.text)
+        out.append(Passage(id=f"{rel}:{chunk.index}", text=chunk.text, score=0.9,
+                           provenance=Provenance(
+                               doc_id=rel, title=doc.title, source_file=rel,
+                               doc_type="formulary", section_path=list(chunk.section.path),
+                               char_start=chunk.start, char_end=chunk.end,
+                               effective_date=source.effective_date, payer=source.payer,
+                               unit_kind="row")))
+    return out
+
+
+def _units(passages: list[Passage]) -> list[list[Unit]]:
+    return [split_passage(p, i) for i, p in enumerate(passages)]
+
+
+def _answer(question: str, passages: list[Passage]) -> list[str] | None:
+    generated = record_answer(question, question_focus(question), passages, _units(passages))
+    return None if generated is None else [s.text for s in generated.sentences]
+
+
+@pytest.mark.parametrize(("question", "lookup"), [
+    ("Is Repatha preferred on Ohio Medicaid's PDL?", True),
+    ("Does Repatha need prior authorization under Ohio Medicaid?", True),
+    ("Quantity limit on simvastatin for Ohio Medicaid?", True),
+    ("Is Livalo preferred for Ohio Medicaid, and is there a quantity limit?", True),
+    ("Is Humira on Ohio Medicaid's preferred list?", True),
+    # A second question a record does not answer: the model's.
+    ("Is Livalo preferred for Ohio Medicaid, and what is needed to get it?", False),
+    ("Is Savaysa covered as preferred by Ohio Medicaid, or what trial is needed?", False),
+    # Criteria, a category's list, no drug named: the model's.
+    ("What are the PA requirements for Vascepa under Ohio Medicaid?", False),
+    ("Which oral isotretinoin brands are preferred by Ohio Medicaid?", False),
+    ("Which statins are preferred on the Ohio Medicaid PDL?", False),
+    ("What is the starting dose of atorvastatin?", False),
+])
+def test_only_a_question_a_record_answers_whole_is_a_lookup(question: str, lookup: bool) -> None:
+    assert is_record_question(question, question_focus(question)) is lookup
+
+
+def test_the_record_states_status_flags_date_and_limit_in_the_lists_own_words() -> None:
+    passages = _rows(LIPOTROPICS, "Simvastatin Tab (all strengths)")
+    (status, limit) = _answer("Is simvastatin preferred for Ohio Medicaid, and is there a "
+                              "quantity limit?", passages) or []
+    assert status == ("Simvastatin (QL) (Simvastatin Tab (all strengths)) is Preferred on the "
+                      "Ohio Medicaid formulary (Lipotropics › Formulary), effective 2024-01-01, "
+                      "with QL (quantity limit).")
+    assert limit == ("The quantity limit for Simvastatin (QL) (Simvastatin Tab (all "
+                     "strengths)) is 102 per 102 days.")
+
+
+def test_a_strength_the_question_names_picks_its_row_not_the_row_that_excludes_it() -> None:
+    # Ranked first: "all strengths excl 500 MG & 850 MG" (204 per 102 days), then the
+    # 500 MG row (408 per 102 days).
+    passages = _rows(DIABETES, "Metformin HCI Tab (all strengths excl 500 MG & 850 MG)",
+                     "Metformin HCI Tab 500 MG")
+    text = " ".join(_answer("Metformin 500 mg quantity limit on Ohio Medicaid?", passages)
+                    or [])
+    assert "The quantity limit for Metformin IR (QL) (Metformin HCI Tab 500 MG) is 408 per " \
+        "102 days." in text
+    assert "204" not in text and "excl" not in text
+
+
+def test_a_generic_asked_for_is_not_answered_by_its_brands_row() -> None:
+    # Livalo is pitavastatin's brand; its row says nothing of a generic pitavastatin.
+    passages = _rows(LIPOTROPICS, "Livalo")
+    assert _answer("Is generic pitavastatin preferred on Ohio Medicaid's PDL?", passages) is None
+    # The drug as the list prints it, its superscripts included.
+    assert _answer("Is pitavastatin preferred on Ohio Medicaid's PDL?", passages) == [
+        "Livalo (BVG (Process by NDC) Weekly Updates) is Non-Preferred on the Ohio Medicaid "
+        "formulary (Lipotropics › Formulary), effective 2024-01-01, with BVG (brand "
+        "preferred over generic)."]
+
+
+def test_a_list_printing_two_status_columns_holds_one_record_per_column() -> None:
+    (passage,) = _rows(PDL, "| Humira (PA) | Cosentyx |")
+    records = read_records(passage, split_passage(passage, 0))
+    assert [(r.name, r.status) for r in records] == [("Humira", "Preferred"),
+                                                     ("Cosentyx", "Non-Preferred")]
+    (sentence,) = _answer("Is Cosentyx preferred on the Ohio Medicaid PDL?", [passage]) or []
+    assert sentence.startswith("Cosentyx is Non-Preferred on the Ohio Medicaid formulary "
+                               "(Preferred Drug List › Immunomodulator Agents")
+
+
+def test_no_record_of_the_drug_asked_about_means_no_lookup() -> None:
+    passages = _rows(LIPOTROPICS, "Simvastatin Tab (all strengths)")
+    assert _answer("Is Repatha preferred on Ohio Medicaid's PDL?", passages) is None
+
+
+# --- through the API -------------------------------------------------------------------
+
+@pytest.fixture
+def ask(make_services, standin_llm: StandInLLM, keys: Keys, settings):  # type: ignore[no-untyped-def]
+    from app.api.main import create_app
+
+    clients = ExitStack()
+
+    def make(**overrides: Any):  # type: ignore[no-untyped-def]
+        services = make_services(llm_base_url=standin_llm.url, rate_limit_per_minute=0,
+                                 llm_structured_output="json_object", **overrides)
+        api = clients.enter_context(TestClient(create_app(settings, services)))
+
+        def call(question: str, stream: bool = False) -> dict[str, Any]:
+            auth = {"Authorization": f"Bearer {keys.clinician}"}
+            if not stream:
+                r = api.post("/ask", headers=auth, json={"question": question})
+                assert r.status_code == 200, r.text
+                return dict(r.json())
+            with api.stream("POST", "/ask/stream", headers=auth,
+                            json={"question": question}) as r:
+                lines = [line for line in r.iter_lines() if line.startswith("data:")]
+            return dict(json.loads(lines[-1].split(":", 1)[1]))
+        return call
+    with clients:
+        yield make
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_status_question_is_answered_from_the_record_without_the_model(
+        ask, standin_llm: StandInLLM, stream: bool) -> None:  # type: ignore[no-untyped-def]
+    body = ask()("Does Repatha need prior authorization under Ohio Medicaid?", stream=stream)
+    assert body["status"] == "verified", body
+    assert body["answered_from"] == "records"
+    assert "lookup" in body["model"]
+    assert standin_llm.prompts == [], "the model must not be asked"
+    (sentence,) = body["sentences"]
+    assert sentence["text"].startswith("Repatha (PA) is Preferred on the Ohio Medicaid")
+    assert "PA (prior authorization required)" in sentence["text"]
+    quotes = {c["quote"] for c in sentence["citations"]}
+    assert "Repatha: Preferred." in quotes and "Flags: PA (prior authorization required)." \
+        in quotes
+    assert all(c["status"] == "supported" for c in sentence["citations"])
+
+
+def test_a_question_asking_more_than_the_record_goes_to_the_model(
+        ask, standin_llm: StandInLLM) -> None:  # type: ignore[no-untyped-def]
+    body = ask()("Is Repatha preferred for Ohio Medicaid, and what is needed to get it?")
+    assert body["answered_from"] == "model"
+    assert len(standin_llm.prompts) == 1
+
+
+def test_lookups_can_be_turned_off(ask, standin_llm: StandInLLM) -> None:  # type: ignore[no-untyped-def]
+    body = ask(record_answers=False)("Does Repatha need prior authorization under Ohio "
+                                     "Medicaid?")
+    assert body["answered_from"] == "model"
+    assert len(standin_llm.prompts) == 1
