@@ -43,31 +43,30 @@ if [ -z "${MEDCITE_TEST_POSTGRES_URL:-}" ]; then
   fi
 fi
 
+# A tool some tests need, installed by its CI script when missing:
+# set_up WHAT HAS_FN SCRIPT HOW_TO_GET_IT
+set_up() {
+  local what="$1" has="$2" script="$3" how="$4"
+  "$has" && return 0
+  if ! can_install; then
+    not_run "$what" "$how, and $script needs root or sudo (and MEDCITE_TEST_SETUP not 0)"
+  elif ! "$script" || ! "$has"; then
+    not_run "$what" "$script failed (its output is above)"
+  fi
+}
+
 has_chromium() {
   [ -x "${MEDCITE_CHROMIUM:-/usr/bin/chromium}" ] || command -v chromium >/dev/null
 }
-if ! has_chromium; then
-  if ! can_install; then
-    not_run "the end-to-end browser test (tests/ui/test_browser.py)" \
-      "no Chromium, and scripts/ci_browser.sh needs root or sudo (and MEDCITE_TEST_SETUP not 0); install Debian's chromium or set MEDCITE_CHROMIUM"
-  elif ! scripts/ci_browser.sh || ! has_chromium; then
-    not_run "the end-to-end browser test (tests/ui/test_browser.py)" \
-      "scripts/ci_browser.sh failed (its output is above)"
-  fi
-fi
+set_up "the end-to-end browser test (tests/ui/test_browser.py)" has_chromium \
+  scripts/ci_browser.sh "no Chromium (install Debian's chromium or set MEDCITE_CHROMIUM)"
 
 has_promtool() {
   [ -x "${MEDCITE_PROMTOOL:-}" ] || command -v promtool >/dev/null
 }
-if ! has_promtool; then
-  if ! can_install; then
-    not_run "the promtool checks of the monitoring config, alert rules and dashboard (tests/test_deployment_monitoring.py)" \
-      "no promtool, and scripts/ci_prometheus.sh needs root or sudo (and MEDCITE_TEST_SETUP not 0); install Debian's prometheus or set MEDCITE_PROMTOOL"
-  elif ! scripts/ci_prometheus.sh || ! has_promtool; then
-    not_run "the promtool checks of the monitoring config, alert rules and dashboard (tests/test_deployment_monitoring.py)" \
-      "scripts/ci_prometheus.sh failed (its output is above)"
-  fi
-fi
+set_up "the promtool checks of the monitoring config, alert rules and dashboard (tests/test_deployment_monitoring.py)" \
+  has_promtool scripts/ci_prometheus.sh \
+  "no promtool (install Debian's prometheus or set MEDCITE_PROMTOOL)"
 
 .venv/bin/ruff check .
 .venv/bin/lint-imports --no-cache
