@@ -45,14 +45,17 @@ class _Chunk:
 
 def stitch(chunks: list[_Chunk]) -> tuple[str, int, int]:
     """Text of consecutive chunks joined by their document offsets: overlaps kept once,
-    a gap (whitespace stripped at ingest) filled with spaces so offsets stay exact."""
+    a gap (whitespace stripped at ingest) filled with line breaks so offsets stay exact.
+    Line breaks, not spaces: chunks end and start at line or sentence boundaries, and a
+    table's last row joined to the next chunk's first line ("| Victoza (QL) | |  Link to
+    Criteria") is no longer a row: a preferred drug silently left out of its list."""
     ordered = sorted(chunks, key=lambda c: c.start)
     text, start, end = ordered[0].text, ordered[0].start, ordered[0].end
     for c in ordered[1:]:
         if c.end <= end:
             continue
         if c.start >= end:
-            text += " " * (c.start - end) + c.text
+            text += "\n" * (c.start - end) + c.text
         else:
             text += c.text[end - c.start:]
         end = c.end
@@ -128,6 +131,63 @@ class ContextAssembler:
         text, start, end = stitch(chunks)
         provenance = p.provenance.model_copy(update={"char_start": start, "char_end": end})
         return p.model_copy(update={"text": text, "provenance": provenance}), used
+
+    def whole_section(self, passage: Passage, access_groups: list[str],
+                      max_chunks: int = 12) -> Passage | None:
+        """The passage's whole section (every chunk of it, stitched), or None when the
+        section runs past `max_chunks` or a piece of it is outside the caller's groups:
+        a list answered from part of a table would be a verified, incomplete answer."""
+        hits = self._payloads([passage.id])
+        pl = hits.get(passage.id)
+        if pl is None or pl.get("unit_kind") in _WHOLE_UNITS:
+            return None
+        index, path = int(pl["chunk_index"]), list(pl.get("section_path") or [])
+        flt = models.Filter(must=[
+            match_any("access_groups", access_groups or ["\0none"]),
+            match("doc_id", str(pl["doc_id"])),
+            match("version_id", str(pl["version_id"])),
+            models.FieldCondition(key="chunk_index", range=models.Range(
+                gte=index - max_chunks, lte=index + max_chunks)),
+        ])
+        with self.retriever._lock:
+            records, _ = self.retriever.client.scroll(
+                self.retriever.collection, scroll_filter=flt, limit=4 * max_chunks + 2,
+                with_payload=_FIELDS, with_vectors=False,
+            )
+        by_index: dict[int, ChunkPayload] = {}
+        ids: dict[int, str] = {}
+        for r in records:
+            cp = ChunkPayload.read(r.payload)
+            by_index[cp.chunk_index] = cp
+            ids[cp.chunk_index] = str(r.id)
+
+        def same(i: int) -> bool:
+            c = by_index.get(i)
+            return c is not None and c.unit_kind not in _WHOLE_UNITS and c.section_path == path
+
+        def bounds(i: int) -> bool:
+            # Another section's chunk or a record (records follow the section chunks),
+            # or past either end of the document.
+            return i < 0 or i >= int(pl.get("doc_chunks") or 0) or (
+                i in by_index and not same(i))
+
+        if not same(index):
+            return None
+        lo = hi = index
+        while same(lo - 1):
+            lo -= 1
+        while same(hi + 1):
+            hi += 1
+        # Whole only when bounded on both sides by what this caller may read: a missing
+        # neighbour may be more of the section.
+        if not (bounds(lo - 1) and bounds(hi + 1)):
+            return None
+        chunks = [_Chunk(ids[i], i, by_index[i].char_start, by_index[i].char_end,
+                         by_index[i].text) for i in range(lo, hi + 1)]
+        text, start, end = stitch(chunks)
+        provenance = passage.provenance.model_copy(update={"char_start": start,
+                                                           "char_end": end})
+        return passage.model_copy(update={"text": text, "provenance": provenance})
 
     def _payloads(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         with self.retriever._lock:  # embedded Qdrant: one caller at a time

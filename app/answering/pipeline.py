@@ -48,7 +48,7 @@ from app.answering.prompting import (
     label,
     unit_answer_schema,
 )
-from app.answering.record_answer import record_answer
+from app.answering.record_answer import is_class_list_question, record_answer
 from app.answering.relevance import (
     Evidence,
     QuestionFocus,
@@ -95,6 +95,8 @@ class Draft:
     # Citations by selection: each passage's units, and which of them the prompt shows.
     units: list[list[Unit]] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)
+    # The asker's access groups: whatever is read after retrieval is read with them.
+    access_groups: list[str] = field(default_factory=list)
 
     @property
     def unit_index(self) -> dict[str, tuple[Unit, Passage]]:
@@ -234,6 +236,7 @@ class AnswerService:
                         extra={"passage_ids": excluded})
         draft = Draft(request, passages, patient, {"retrieval": _ms(t)})
         draft.excluded = excluded
+        draft.access_groups = list(principal.groups)
         return draft
 
     def precheck(self, draft: Draft) -> AskResponse | None:
@@ -289,16 +292,25 @@ class AnswerService:
         return messages, unit_answer_schema(draft.shown)
 
     def looked_up(self, draft: Draft) -> AskResponse | None:
-        """A formulary status question answered from its records (record_answer.py),
-        when that answer verifies and addresses the question; else None (the model)."""
+        """A formulary question answered from its records (record_answer.py), when that
+        answer verifies and addresses the question; else None (the model)."""
         if not self.settings.record_answers:
             return None
         t = time.perf_counter()
-        if not draft.units:
-            draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
         question = draft.request.question
-        generated = record_answer(question, question_focus(question, draft.patient),
-                                  draft.passages, draft.units)
+        focus = question_focus(question, draft.patient)
+        whole: set[int] = set()
+        if is_class_list_question(question, focus) and self.context is not None:
+            # A class's list from part of a table would be verified and incomplete:
+            # only a table read whole, with the whole of it then shown and cited.
+            for i, p in enumerate(draft.passages):
+                if p.provenance.unit_kind == "table":
+                    full = self.context.whole_section(p, draft.access_groups)
+                    if full is not None:
+                        draft.passages[i] = full
+                        whole.add(i)
+        draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
+        generated = record_answer(question, focus, draft.passages, draft.units, whole)
         if generated is None:
             return None
         answer = self.complete_units(draft, generated)
@@ -313,10 +325,10 @@ class AnswerService:
 
     def _generate_by_units(self, draft: Draft) -> AskResponse:
         t = time.perf_counter()
-        messages, schema = self.unit_messages(draft)
         answer = self.looked_up(draft)
         if answer is not None:
             return answer
+        messages, schema = self.unit_messages(draft)
         try:
             generated = self.generator.generate_units(messages, schema, set(draft.shown),
                                                       phi=draft.phi)
@@ -327,11 +339,11 @@ class AnswerService:
         return self.complete_units(draft, generated)
 
     def _stream_by_units(self, draft: Draft, t: float) -> Iterator[StreamEvent]:
-        messages, schema = self.unit_messages(draft)
         answer = self.looked_up(draft)
         if answer is not None:
             yield StreamEvent("answer", answer.model_dump(mode="json"))
             return
+        messages, schema = self.unit_messages(draft)
 
         def finish(raw: str) -> AskResponse:
             try:

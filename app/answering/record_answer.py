@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from app.answering.prompting import GenUnitAnswer, GenUnitSentence
 from app.answering.relevance import QuestionFocus
 from app.answering.units import Unit, cells
-from retrieval.drugs import DrugMention, mentioned_in
+from retrieval.drug_classes import DrugClass, classes_in
+from retrieval.drugs import DrugMention, drug_names, mentioned_in
 from retrieval.models import Passage
 
 # What a lookup can answer; any other attribute the question asks sends it to the model.
@@ -239,9 +240,15 @@ def row_sentences(row: RecordRow, asks_quantity: bool) -> list[GenUnitSentence]:
 
 
 def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
-                  units: list[list[Unit]]) -> GenUnitAnswer | None:
+                  units: list[list[Unit]], whole: set[int] | None = None,
+                  ) -> GenUnitAnswer | None:
     """The answer a lookup gives, to be verified like any other; None when the question
-    is not a lookup or the retrieved records do not hold every drug it names."""
+    is not a lookup or the retrieved records do not hold every drug it names. `whole`:
+    the tables (passage indices) known to be whole, the only ones a class's list is read
+    from."""
+    listed = class_list_answer(question, focus, passages, units, whole or set())
+    if listed is not None:
+        return listed
     if not is_record_question(question, focus):
         return None
     found = matching_rows(question, focus, passages, units)
@@ -253,3 +260,55 @@ def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
     sentences = [s for rows in found.values() for r in rows
                  for s in row_sentences(r, asks_quantity)]
     return GenUnitAnswer(sentences=sentences[:6])
+
+
+# --- a class's preferred agents ---------------------------------------------------------
+
+def is_class_list_question(question: str, focus: QuestionFocus) -> list[DrugClass]:
+    """The classes of "Which statins are preferred on the Ohio Medicaid PDL?": a status
+    asked of a class the class table knows (retrieval/drug_classes.py), no drug named, one
+    question only ("…, and which need a PA?" asks more than a column holds)."""
+    names = {a.name for a in focus.attributes}
+    if "formulary_status" not in names or not names <= _RECORD_ATTRIBUTES:
+        return []
+    if focus.drugs or focus.patient_drugs or len(_CLAUSE.split(question)) > 1:
+        return []
+    return classes_in(question)
+
+
+def class_list_answer(question: str, focus: QuestionFocus, passages: list[Passage],
+                      units: list[list[Unit]], whole: set[int]) -> GenUnitAnswer | None:
+    """The class's members in the status column asked for, from the best-ranked whole
+    status table that lists any, named as the table prints them, cited row by row."""
+    classes = is_class_list_question(question, focus)
+    if not classes:
+        return None
+    wanted = "non-preferred" if re.search(r"\bnon[- ]?preferred\b", question, re.I) \
+        else "preferred"
+    for i, (passage, own) in enumerate(zip(passages, units, strict=False)):
+        if passage.provenance.unit_kind != "table" or i not in whole:
+            continue
+        members: list[tuple[Unit, str]] = []
+        for u in own:
+            if u.kind != "row" or not u.header:
+                continue
+            column = next((i for i, h in enumerate(u.header)
+                           if h.strip().casefold() == wanted), None)
+            row = cells(u.source_text(passage))
+            if column is None or column >= len(row) or not row[column]:
+                continue
+            cell = row[column]
+            if any(c.has_member(g) for c in classes for g in drug_names(cell)):
+                members.append((u, cell))
+        if not members:
+            continue
+        where = f"{passage.provenance.payer} formulary" if passage.provenance.payer \
+            else "formulary"
+        path = " › ".join(passage.provenance.section_path)
+        status = "Preferred" if wanted == "preferred" else "Non-Preferred"
+        # A drug on several rows (one per strength) is named once, each row cited.
+        agents = ", ".join(dict.fromkeys(cell for _, cell in members))
+        text = f"{status} on the {where} ({path}): {agents}."
+        return GenUnitAnswer(sentences=[GenUnitSentence(
+            text=text, units=[u.uid for u, _ in members])])
+    return None

@@ -30,7 +30,28 @@ def test_stitch_keeps_overlaps_once_and_offsets_exact() -> None:
     assert (start, end) == (0, 35)
     assert len(text) == end - start
     assert text[:28] == doc[:28]
-    assert text[30:] == doc[30:35] and text[28:30] == "  "
+    assert text[30:] == doc[30:35] and text[28:30] == "\n\n"
+
+
+def test_a_table_stitched_across_a_stripped_line_break_keeps_its_rows() -> None:
+    from app.answering.units import split_passage
+    from retrieval.models import Passage, Provenance
+
+    # Two chunks of one table; the line break between them was stripped at ingest. Joined
+    # by a space, "| Victoza (QL) |" would run into the row before it and stop being a row.
+    doc = "| Preferred | Non-Preferred |\n| --- | --- |\n| Trulicity (QL) | Xultophy |\n" \
+          "| Victoza (QL) | |"
+    cut = doc.index("| Victoza")
+    a = _Chunk("a", 0, 0, cut - 1, doc[:cut - 1])
+    b = _Chunk("b", 1, cut, len(doc), doc[cut:])
+    text, start, end = stitch([a, b])
+    assert text == doc and (start, end) == (0, len(doc))
+    passage = Passage(id="t", text=text, score=1.0, provenance=Provenance(
+        doc_id="d", title="t", source_file="f.md", doc_type="formulary", char_start=0,
+        char_end=len(text), unit_kind="table"))
+    rows = [u.reading(passage) for u in split_passage(passage, 0) if u.kind == "row"]
+    assert rows == ["Preferred: Trulicity (QL) | Non-Preferred: Xultophy",
+                    "Preferred: Victoza (QL)"]
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +132,23 @@ def test_retrieved_neighbours_are_not_repeated(index) -> None:  # type: ignore[n
     for i, o in enumerate(out):
         for j, w in enumerate(warfarin):
             assert i == j or w.text not in o.text, (i, j)
+
+
+def test_a_whole_section_is_every_chunk_of_it_or_nothing(index) -> None:  # type: ignore[no-untyped-def]
+    retriever, doc_text = index
+    hit = _hit(retriever, "Step 12 day 36 adjust by 60 percent")
+    assembler = ContextAssembler(retriever, budget_chars=4000)
+    whole = assembler.whole_section(hit, ["public"])
+    assert whole is not None and whole.id == hit.id
+    pv = whole.provenance
+    # Every step of the section, and nothing of the next one.
+    assert _same_span(whole.text, doc_text, pv.char_start, pv.char_end)
+    assert whole.text.startswith("Step 1:") and whole.text.rstrip().endswith("flowsheet.")
+    assert all(f"Step {n}:" in whole.text for n in range(1, 25))
+    assert "room temperature" not in whole.text
+    # A section longer than the chunks read, or unreadable to the caller: not whole.
+    assert assembler.whole_section(hit, ["public"], max_chunks=1) is None
+    assert assembler.whole_section(hit, ["other-org"]) is None
 
 
 def test_neighbours_respect_access_groups_and_the_keep_check(index) -> None:  # type: ignore[no-untyped-def]
