@@ -28,14 +28,14 @@ DIABETES = "formularies/ohio-medicaid-updl/current-2024/diabetes_non-insulin.md"
 PDL = "formularies/ohio-medicaid-updl/current-2024/preferred_drug_list.md"
 
 
-def _rows(rel: str, *names: str) -> list[Passage]:
-    """The record passages of a shipped formulary whose text names each of `names`, in
-    that order (as retrieval would rank them)."""
+def _rows(rel: str, *names: str, kind: str = "row") -> list[Passage]:
+    """The record (or table) passages of a shipped formulary whose text names each of
+    `names`, in that order (as retrieval would rank them)."""
     source = next(s for s in discover(CORPORA) if s.relpath == rel)
     doc = parse_file(source, 50_000_000)
     chunks = [c for c in chunk_document(doc, 1200, 150, payer=source.payer,
                                         effective_date=source.effective_date)
-              if c.kind == "row"]
+              if c.kind == kind]
     out = []
     for name in names:
         chunk = next(c for c in chunks if name in c.text)
@@ -45,7 +45,7 @@ def _rows(rel: str, *names: str) -> list[Passage]:
                                doc_type="formulary", section_path=list(chunk.section.path),
                                char_start=chunk.start, char_end=chunk.end,
                                effective_date=source.effective_date, payer=source.payer,
-                               unit_kind="row")))
+                               unit_kind=kind)))
     return out
 
 
@@ -53,8 +53,10 @@ def _units(passages: list[Passage]) -> list[list[Unit]]:
     return [split_passage(p, i) for i, p in enumerate(passages)]
 
 
-def _answer(question: str, passages: list[Passage]) -> list[str] | None:
-    generated = record_answer(question, question_focus(question), passages, _units(passages))
+def _answer(question: str, passages: list[Passage], whole: set[int] | None = None,
+            ) -> list[str] | None:
+    generated = record_answer(question, question_focus(question), passages, _units(passages),
+                              whole)
     return None if generated is None else [s.text for s in generated.sentences]
 
 
@@ -124,6 +126,24 @@ def test_a_list_printing_two_status_columns_holds_one_record_per_column() -> Non
 def test_no_record_of_the_drug_asked_about_means_no_lookup() -> None:
     passages = _rows(LIPOTROPICS, "Simvastatin Tab (all strengths)")
     assert _answer("Is Repatha preferred on Ohio Medicaid's PDL?", passages) is None
+
+
+def test_a_classs_preferred_agents_come_from_a_whole_table_and_only_its_members() -> None:
+    (table,) = _rows(PDL, "| Acarbose", kind="table")  # Diabetes - Non-Insulin, one chunk
+    question = "SGLT2 inhibitors preferred on the Ohio Medicaid PDL?"
+    (sentence,) = _answer(question, [table], whole={0}) or []
+    # The class's members of the Preferred column; not its other drugs (Byetta, a GLP-1
+    # agonist), not its Non-Preferred column (Steglatro).
+    assert sentence == ("Preferred on the Ohio Medicaid formulary (Preferred Drug List › "
+                        "Endocrine Agents › Diabetes - Non-Insulin): Farxiga, Invokamet, "
+                        "Invokana, Jardiance, Synjardy.")
+    # A table not known to be whole is never read as the class's list.
+    assert _answer(question, [table], whole=set()) is None
+    # A second question, or a class the class table does not know: the model's.
+    assert _answer("Which SGLT2 inhibitors are preferred, and which need a PA?", [table],
+                   whole={0}) is None
+    assert _answer("Which sulfonylureas are preferred on the Ohio Medicaid PDL?", [table],
+                   whole={0}) is None
 
 
 # --- through the API -------------------------------------------------------------------
