@@ -424,7 +424,9 @@ def missing_restrictions(sentence: str, source: str) -> list[str]:
     """Formulary restrictions (prior authorization, step therapy, quantity limit) the
     sentence says apply that `source` does not state (its flag, its name or a QL table's
     quantity column)."""
-    text, have = normalise(sentence), _FLAG_NOT_SET.sub(" ", normalise(source))
+    # A sentence restating a record's "prior authorization: no" claims no restriction.
+    text = _FLAG_NOT_SET.sub(" ", normalise(sentence))
+    have = _FLAG_NOT_SET.sub(" ", normalise(source))
     missing = []
     for name, pattern in _RESTRICTIONS.items():
         claimed = [m for m in pattern.finditer(text)

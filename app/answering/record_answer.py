@@ -249,6 +249,12 @@ def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
     listed = class_list_answer(question, focus, passages, units, whole or set())
     if listed is not None:
         return listed
+    if is_record_question(question, focus):
+        # A plan the question names is looked up first: an Ohio row for the same drug
+        # does not answer "… on the Vandelay Bronze plan?".
+        on_plans = plan_answer(question, focus, passages, units)
+        if on_plans is not None:
+            return on_plans
     if not is_record_question(question, focus):
         return None
     found = matching_rows(question, focus, passages, units)
@@ -260,6 +266,48 @@ def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
     sentences = [s for rows in found.values() for r in rows
                  for s in row_sentences(r, asks_quantity)]
     return GenUnitAnswer(sentences=sentences[:6])
+
+
+# --- a drug on named plans (a CMS QHP drug list) -----------------------------------------
+
+_PLAN_ITEM = re.compile(r"^-\s*plan\s+", re.I)
+
+
+def plan_answer(question: str, focus: QuestionFocus, passages: list[Passage],
+                units: list[list[Unit]]) -> GenUnitAnswer | None:
+    """A CMS QHP drug record states tier and utilisation rules plan by plan ("- plan
+    Vandelay Insurance Silver Health Plan (…), tier GENERIC, prior authorization: no,
+    …"): the plan lines of the best-ranked record naming the drug (and the strength
+    asked), those of the plans the question names when it names any. A plan it names
+    that no line is: no lookup."""
+    wanted = focus.drugs or focus.patient_drugs
+    strengths = _STRENGTH.findall(question)
+    for passage, own in zip(passages, units, strict=False):
+        if passage.provenance.unit_kind != "row":
+            continue
+        items = [u for u in own if u.kind == "item"
+                 and _PLAN_ITEM.match(u.source_text(passage))]
+        drug = next((u for u in own if u.kind == "sentence"
+                     and u.reading(passage).endswith(":")), None)
+        if not items or drug is None:
+            continue
+        name = drug.reading(passage).rstrip(":").strip()
+        if not all(mentioned_in(d, name) for d in wanted):
+            continue
+        if strengths and not all(re.search(rf"(?<![\d.]){re.escape(a)}\s*{re.escape(u)}",
+                                           name, re.I) for a, u in strengths):
+            continue
+        # The plan words the question gives (not the drug's own names).
+        plan_words = [n for n in focus.names if n.casefold() not in name.casefold()]
+        chosen = [u for u in items if all(w.casefold() in u.source_text(passage).casefold()
+                                          for w in plan_words)]
+        if not chosen:
+            return None
+        sentences = [GenUnitSentence(
+            text=f"{name}: {_PLAN_ITEM.sub('plan ', u.reading(passage)).rstrip('.')}.",
+            units=[drug.uid, u.uid]) for u in chosen]
+        return GenUnitAnswer(sentences=sentences[:6])
+    return None
 
 
 # --- a class's preferred agents ---------------------------------------------------------

@@ -174,6 +174,9 @@ def test_a_restriction_the_cited_record_does_not_state_is_unsupported() -> None:
         "prior authorization"]
     assert missing_restrictions("Atorvastatin is subject to step therapy.", qhp) == []
     assert missing_restrictions("It has a quantity limit.", qhp) == ["quantity limit"]
+    # Restating the record's "prior authorization: no" claims no restriction either.
+    assert missing_restrictions("Atorvastatin: plan Gold (P1), prior authorization: no.",
+                                qhp) == []
     # An Ohio QL table states a limit by its quantity column; a claimed absence is left
     # to the negation check.
     assert missing_restrictions("Lovastatin has a quantity limit of 204 per 102 days.",

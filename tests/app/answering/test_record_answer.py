@@ -146,6 +146,21 @@ def test_a_classs_preferred_agents_come_from_a_whole_table_and_only_its_members(
                    whole={0}) is None
 
 
+def test_a_plan_the_question_names_is_answered_from_that_plans_line() -> None:
+    (tylenol,) = _rows("formularies/cms-qhp/drugs-1.json", "Tylenol")
+    assert _answer("Tylenol 500 mg coverage tier on the Vandelay Bronze plan?", [tylenol]) == [
+        "Acetaminophen 500 MG Oral Tablet [Tylenol] (RxNorm 209459): plan Vandelay Insurance "
+        "Bronze Health Plan (12345XX9876541), tier GENERIC, prior authorization: no, step "
+        "therapy: no, quantity limit: no, years 2020."]
+    # No plan named: every plan's line. A plan no line names, or another strength: none.
+    assert len(_answer("Tylenol 500 mg coverage tier for Vandelay plans?", [tylenol])
+               or []) == 3
+    assert _answer("Tylenol 500 mg coverage tier on the Vandelay Platinum plan?",
+                   [tylenol]) is None
+    assert _answer("Tylenol 325 mg coverage tier on the Vandelay Bronze plan?",
+                   [tylenol]) is None
+
+
 # --- through the API -------------------------------------------------------------------
 
 @pytest.fixture
