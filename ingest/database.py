@@ -26,17 +26,31 @@ def engine_url(url: str) -> str:
     return url
 
 
-# Rows hold questions, answers and FHIR resource ids (audit payloads): SQLAlchemy logs
-# every fetched row at DEBUG, so its engine logger stays at INFO whatever the root level
-# (seen: an audit payload with a Patient id in a DEBUG log line). Statements still log at
-# INFO, their parameters hidden (hide_parameters below).
-_ENGINE_LOGGER = "sqlalchemy.engine"
+# Audit rows hold questions and FHIR ids, and SQLAlchemy logs every fetched row at DEBUG
+# (seen: an audit payload with a Patient id in a DEBUG log line). Its DEBUG records are
+# dropped at the engine's logger, whatever level an operator opens it to; statements
+# (INFO, parameters hidden below) still log when asked for. The level is left alone:
+# SQLAlchemy keeps its loggers at WARNING, so nothing logs per query by default (pinning
+# INFO had every statement in `medcite up`'s log).
+_ENGINE_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.engine.Engine")
+
+
+class _NoRows(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+def _drop_rows() -> None:
+    for name in _ENGINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoRows) for f in logger.filters):
+            logger.addFilter(_NoRows())
 
 
 def make_engine(url: str) -> Engine:
     url = engine_url(url)
     parsed = make_url(url)
-    logging.getLogger(_ENGINE_LOGGER).setLevel(logging.INFO)
+    _drop_rows()
     # Parameters hold questions: keep them out of SQLAlchemy's logs and error messages.
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, hide_parameters=True, pool_pre_ping=True)
