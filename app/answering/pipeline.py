@@ -386,6 +386,12 @@ class AnswerService:
                 + "; ".join(problems) + ".", removed=sentences, off_topic=True, focus=focus)
         answer = self._finish(draft, sentences)
         untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []
+        asked = classes_in(draft.request.question)
+        if asked:
+            # "Which SGLT2 inhibitors are preferred?" cites rows of a table that lists
+            # other classes too: only the asked class's members are items left untold.
+            untold = [n for n in untold
+                      if any(c.has_member(g) for c in asked for g in drug_names(n))]
         if untold:
             # A list question answered with some of the items its evidence lists: say so.
             answer.status_reason = (

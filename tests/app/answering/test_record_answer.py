@@ -218,3 +218,18 @@ def test_lookups_can_be_turned_off(ask, standin_llm: StandInLLM) -> None:  # typ
                                      "Medicaid?")
     assert body["answered_from"] == "model"
     assert len(standin_llm.prompts) == 1
+
+
+def test_a_class_list_through_the_api_names_only_the_class_and_leaves_no_member_untold(
+        ask, standin_llm: StandInLLM) -> None:  # type: ignore[no-untyped-def]
+    body = ask()("Which statins are preferred on the Ohio Medicaid lipotropics list?")
+    assert body["status"] == "verified" and body["answered_from"] == "records", body
+    assert standin_llm.prompts == []
+    (sentence,) = body["sentences"]
+    named = sentence["text"].split(": ", 1)[1].rstrip(".")
+    for statin in ("Atorvastatin", "Lovastatin", "Pravastatin", "Rosuvastatin", "Simvastatin"):
+        assert statin in named, named
+    for other in ("Cholestyramine", "Ezetimibe", "Gemfibrozil", "Repatha"):
+        assert other not in named
+    # The table's other classes are not "items the answer does not name".
+    assert body["status_reason"] is None, body["status_reason"]
