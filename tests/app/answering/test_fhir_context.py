@@ -84,7 +84,9 @@ def test_response_lists_the_patient_facts_used_and_the_prompt_carries_allergies(
 ) -> None:
     from app.api.main import create_app
 
-    services = make_services(llm_base_url=standin_llm.url, llm_structured_output="none")
+    # The prompt is under test: the question goes to the model, not to a formulary lookup.
+    services = make_services(llm_base_url=standin_llm.url, llm_structured_output="none",
+                             record_answers=False)
     with TestClient(create_app(settings, services)) as api:
         r = api.post("/ask", headers={"Authorization": f"Bearer {keys.clinician}"}, json={
             "question": STATIN_QUESTION,

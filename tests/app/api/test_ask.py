@@ -123,7 +123,9 @@ def test_fhir_context_is_used_without_identifiers(
     from app.api.main import create_app
 
     # The stand-in generator records the prompt: no identifier reaches the model either.
-    services = make_services(llm_base_url=standin_llm.url, rate_limit_per_minute=0)
+    # (A formulary lookup would answer without a prompt: off, so the prompt is tested.)
+    services = make_services(llm_base_url=standin_llm.url, rate_limit_per_minute=0,
+                             record_answers=False)
     bundle = json.loads(BUNDLE.read_text())
     with TestClient(create_app(settings, services)) as client:
         r = client.post("/ask", headers=_auth(keys.integration), json={

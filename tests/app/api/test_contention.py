@@ -189,9 +189,10 @@ def test_slow_generator_slows_answers_down_and_sheds_only_past_the_queue(
     of one and a 1 s wait, the burst is shed at once with Retry-After. Health, documents
     and audit answer quickly throughout."""
     with slow_llm(2.0) as llm:
+        # Every ask generates (a formulary lookup would skip the slow generator).
         roomy = make_services(llm_base_url=llm, rate_limit_per_minute=0,
                               max_concurrent_answers=1, answer_queue=8,
-                              answer_queue_wait_s=60.0)
+                              answer_queue_wait_s=60.0, record_answers=False)
         with serve(create_app(roomy.settings, roomy)) as url:
             audit_from = _last_seq(roomy)
             with side_traffic(url, keys) as side:
@@ -207,7 +208,7 @@ def test_slow_generator_slows_answers_down_and_sheds_only_past_the_queue(
 
         tight = make_services(llm_base_url=llm, rate_limit_per_minute=0,
                               max_concurrent_answers=1, answer_queue=1,
-                              answer_queue_wait_s=1.0)
+                              answer_queue_wait_s=1.0, record_answers=False)
         with serve(create_app(tight.settings, tight)) as url:
             audit_from = _last_seq(tight)
             with side_traffic(url, keys) as side:

@@ -58,7 +58,8 @@ def test_no_log_record_carries_patient_identifiers_or_the_question(
     at DEBUG: no formatted record may hold the patient's identifiers or the question."""
     question = "Is gemfibrozil a preferred drug for a patient like this on the formulary?"
     identifiers = _patient_identifiers()
-    services = make_services(llm_base_url=standin_llm.url)
+    # Generation over HTTP is part of what is logged: no formulary lookup short-cut.
+    services = make_services(llm_base_url=standin_llm.url, record_answers=False)
     with serve(create_app(services.settings, services), log_level="debug") as url:
         caplog.set_level(logging.DEBUG)
         for name in LOGGERS:
