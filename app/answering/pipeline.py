@@ -48,7 +48,11 @@ from app.answering.prompting import (
     label,
     unit_answer_schema,
 )
-from app.answering.record_answer import is_class_list_question, record_answer
+from app.answering.record_answer import (
+    is_class_list_question,
+    is_lookup_question,
+    record_answer,
+)
 from app.answering.relevance import (
     Evidence,
     QuestionFocus,
@@ -282,7 +286,8 @@ class AnswerService:
     def unit_messages(self, draft: Draft) -> tuple[list[dict[str, str]], dict[str, object]]:
         """The prompt (only the units worth reading, within the budget) and the answer
         schema whose enum holds exactly the ids shown."""
-        draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
+        if not draft.units:  # split already when a lookup was tried
+            draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
         draft.shown = select_units(draft.request.question, draft.passages, draft.units,
                                    self.settings.prompt_unit_chars)
         messages = build_unit_messages(
@@ -299,6 +304,8 @@ class AnswerService:
         t = time.perf_counter()
         question = draft.request.question
         focus = question_focus(question, draft.patient)
+        if not is_lookup_question(question, focus):
+            return None  # most questions: nothing read, nothing split
         whole: set[int] = set()
         if is_class_list_question(question, focus) and self.context is not None:
             # A class's list from part of a table would be verified and incomplete:
@@ -386,12 +393,6 @@ class AnswerService:
                 + "; ".join(problems) + ".", removed=sentences, off_topic=True, focus=focus)
         answer = self._finish(draft, sentences)
         untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []
-        asked = classes_in(draft.request.question)
-        if asked:
-            # "Which SGLT2 inhibitors are preferred?" cites rows of a table that lists
-            # other classes too: only the asked class's members are items left untold.
-            untold = [n for n in untold
-                      if any(c.has_member(g) for c in asked for g in drug_names(n))]
         if untold:
             # A list question answered with some of the items its evidence lists: say so.
             answer.status_reason = (
@@ -486,7 +487,8 @@ def _item_name(unit: Unit, passage: Passage) -> str:
 
 
 def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
-    """Rows or items of the tables and lists the answer cites that it does not name."""
+    """Rows or items of the tables and lists the answer cites that it does not name (of
+    the class the question names, when it names one)."""
     index = draft.unit_index
     cited = [index[c.unit_id] for s in sentences for c in s.citations if c.unit_id in index]
     text = " ".join(s.text for s in sentences).casefold()
@@ -500,6 +502,12 @@ def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
             key = name.split(" ")[0].casefold() if name else ""
             if len(key) >= 4 and key not in text and name not in untold:
                 untold.append(name)
+    asked = classes_in(draft.request.question)
+    if asked:
+        # "Which SGLT2 inhibitors are preferred?" cites rows of a table that lists other
+        # classes too: only the asked class's members are items left untold.
+        untold = [n for n in untold
+                  if any(c.has_member(g) for c in asked for g in drug_names(n))]
     return untold
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from app.answering.citation_checks import without_exclusions
 from app.answering.prompting import GenUnitAnswer, GenUnitSentence
 from app.answering.relevance import QuestionFocus
 from app.answering.units import Unit, cells
@@ -88,6 +89,11 @@ def is_record_question(question: str, focus: QuestionFocus) -> bool:
     return all(_RECORD_WORDS.search(p) for p in parts)
 
 
+def is_lookup_question(question: str, focus: QuestionFocus) -> bool:
+    """Whether any lookup could answer the question: checked before a passage is read."""
+    return is_record_question(question, focus) or bool(is_class_list_question(question, focus))
+
+
 def read_records(passage: Passage, units: list[Unit]) -> list[RecordRow]:
     """The records a row passage holds: one, or one per status column of a list that
     prints a preferred and a non-preferred drug side by side ("Tramadol/Acetaminophen:
@@ -150,16 +156,13 @@ def read_records(passage: Passage, units: list[Unit]) -> list[RecordRow]:
     return out
 
 
-def _has_strength(row: RecordRow, strengths: list[tuple[str, str]]) -> bool:
-    """Every strength the question names is the row's, and not among its exclusions
-    ("all strengths excl 500 MG & 850 MG" is not the 500 mg row)."""
-    text = row.text
-    excluded = " ".join(re.findall(r"\bexcl\w*\b[^|)]*", text, re.I))
-    for amount, unit in strengths:
-        pattern = re.compile(rf"(?<![\d.]){re.escape(amount)}\s*{re.escape(unit)}", re.I)
-        if not pattern.search(text) or pattern.search(excluded):
-            return False
-    return True
+def _has_strengths(text: str, strengths: list[tuple[str, str]]) -> bool:
+    """Every strength the question names is in `text`, outside its exclusions ("all
+    strengths excl 500 MG & 850 MG" is not the 500 mg row; the verifier's own reading of
+    exclusions)."""
+    kept = without_exclusions(text)
+    return all(re.search(rf"(?<![\d.]){re.escape(amount)}\s*{re.escape(unit)}", kept, re.I)
+               for amount, unit in strengths)
 
 
 def matching_rows(question: str, focus: QuestionFocus, passages: list[Passage],
@@ -167,22 +170,21 @@ def matching_rows(question: str, focus: QuestionFocus, passages: list[Passage],
     """Per drug asked about, its records in rank order (from the document of its best
     one), or an empty dict when a drug has none."""
     wanted: list[DrugMention] = focus.drugs or focus.patient_drugs
-    strengths = [(a, u) for a, u in _STRENGTH.findall(question)]
+    strengths = _STRENGTH.findall(question)
     rows = [r for p, own in zip(passages, units, strict=False) for r in read_records(p, own)]
     found: dict[str, list[RecordRow]] = {}
     for drug in wanted:
         mine = [r for r, p in ((r, passages[r.head.passage_index]) for r in rows)
                 if (mentioned_in(drug, r.name + " " + (r.description or ""))
                     or any(n.casefold() in r.name.casefold() for n in focus.names))
-                and (not strengths or _has_strength(r, strengths))
+                and _has_strengths(r.text, strengths)
                 and _same_payer(focus, p)]
         # "Generic lubiprostone": the rows that print the name the question uses, when
         # there are any, not its brand's (Amitiza, brand preferred over generic).
-        said = [syn for syn in drug.synonyms
-                if re.search(rf"(?<![a-z0-9]){re.escape(syn)}(?![a-z0-9])", question.lower())]
-        literal = [r for r in mine if any(
-            re.search(rf"(?<![a-z0-9]){re.escape(syn)}(?![a-z0-9])",
-                      (r.name + " " + (r.description or "")).lower()) for syn in said)]
+        said = DrugMention(drug.name, frozenset(
+            syn for syn in drug.synonyms
+            if mentioned_in(DrugMention(drug.name, frozenset({syn})), question)))
+        literal = [r for r in mine if mentioned_in(said, r.name + " " + (r.description or ""))]
         if not literal and re.search(r"\bgeneric\b", question, re.I):
             return {}  # only the brand's row: it does not say what the generic's is
         mine = literal or mine
@@ -294,8 +296,7 @@ def plan_answer(question: str, focus: QuestionFocus, passages: list[Passage],
         name = drug.reading(passage).rstrip(":").strip()
         if not all(mentioned_in(d, name) for d in wanted):
             continue
-        if strengths and not all(re.search(rf"(?<![\d.]){re.escape(a)}\s*{re.escape(u)}",
-                                           name, re.I) for a, u in strengths):
+        if not _has_strengths(name, strengths):
             continue
         # The plan words the question gives (not the drug's own names).
         plan_words = [n for n in focus.names if n.casefold() not in name.casefold()]
