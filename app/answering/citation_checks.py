@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
+from app.answering.list_items import left_out
 from app.answering.models import AnswerSentence, Citation, CitationStatus
 from app.answering.relevance import missing_entities, populations_in
 from app.answering.text import STOPWORDS, normalise
@@ -579,6 +580,11 @@ def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str
         status = CitationStatus.unsupported
         reasons.append(f"the cited text is about {unasked} patients; neither the sentence "
                        "nor the question says so")
+    dropped = left_out(sentence, [u.reading(p) for u, p in cited], question)
+    if dropped and status is CitationStatus.supported:
+        # True as far as it goes, but it reads as the whole list: partial, never verified.
+        status = CitationStatus.partial
+        reasons.append("leaves out what the cited text lists with it: " + ", ".join(dropped))
     citations = [
         Citation(passage_id=p.id, unit_id=u.uid, quote=u.source_text(p), status=status,
                  score=score, reasons=list(reasons), span_start=u.start, span_end=u.end)

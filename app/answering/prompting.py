@@ -148,11 +148,11 @@ Return a JSON object with "abstain", "reason" and "sentences". Each sentence has
 "units": the ids of the units that state what the sentence says.
 
 Example. Units: [P1.1] The usual adult dose of Examplex is 5 mg twice daily. [P1.2] Do \
-not exceed 20 mg per day. [P2.3] Preferred: Examplex QL | Quantity: 60 | Time (Days): 30. \
+not exceed 20 mg per day. [P2.3] Non-Preferred: Examplex PA. \
 For "What is the dose of Examplex, and is it preferred?" return:
 {"abstain": false, "reason": "", "sentences": [{"text": "The usual adult dose of Examplex \
 is 5 mg twice daily, up to 20 mg per day.", "units": ["P1.1", "P1.2"]}, {"text": \
-"Examplex is preferred, with a quantity limit of 60 per 30 days.", "units": ["P2.3"]}]}
+"Examplex is non-preferred and needs prior authorization (PA).", "units": ["P2.3"]}]}
 
 Rules:
 - Answer the question asked, directly, in 1 to 4 short sentences; each cites the units \

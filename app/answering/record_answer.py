@@ -37,8 +37,11 @@ _RECORD_ATTRIBUTES = frozenset({"formulary_status", "quantity_limit", "coverage_
 _CLAUSE = re.compile(r"(?:,|;|\s-\s|\band\b|\bor\b)\s*(?=(?:what|which|how|when|why|is|are|"
                      r"does|do|did|can|should|must)\b)", re.I)
 _RECORD_WORDS = re.compile(r"prefer|formulary|\bpdl\b|\btier\b|status|\blist\b|prior auth|"
-                           r"\bpa\b|quantity|\blimits?\b|\bql\b|step therapy|\bst\b|covered",
+                           r"\bpa\b|quantity|\blimits?\b|\bql\b|step therapy|\bst\b|covered|"
+                           r"restrict",
                            re.I)
+_AS_OF = re.compile(r"^\s*(?:as of|on|in)\s+[\w ,/-]{3,30}?,\s*(?=(?:is|are|does|do|what)\b)",
+                    re.I)
 # A list asked for, unless the question names the candidates ("Lantus, Basaglar or
 # Semglee").
 _LIST = re.compile(r"\b(?:which|all|every|what are)\b|^\s*list\b", re.I)
@@ -85,7 +88,10 @@ def is_record_question(question: str, focus: QuestionFocus) -> bool:
         return False
     if _LIST.search(question) and not re.search(r"\bor\b", question):
         return False  # "which isotretinoin brands are preferred": the category's list
-    parts = [p for p in _CLAUSE.split(question) if p.strip()]
+    # "As of April 2024, is …": the date qualifies the question (the request's as_of
+    # picks the version searched); it is not a clause of its own.
+    asked = _AS_OF.sub("", question)
+    parts = [p for p in _CLAUSE.split(asked) if p.strip()]
     return all(_RECORD_WORDS.search(p) for p in parts)
 
 
@@ -165,6 +171,31 @@ def _has_strengths(text: str, strengths: list[tuple[str, str]]) -> bool:
                for amount, unit in strengths)
 
 
+# Dosage forms as a question says them, and as formulary rows abbreviate them.
+_FORMS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
+    (re.compile(asked, re.I), re.compile(printed, re.I)) for asked, printed in (
+        (r"\btab(?:let)?s?\b", r"\btab"),
+        (r"\bcap(?:sule)?s?\b", r"\bcap"),
+        (r"\b(?:oral )?(?:solution|liquid|syrup)s?\b", r"\bsol(?:n|ution)?\b|\bliquid|\bsyrup"),
+        (r"\b(?:injection|injectable|pens?|syringes?|vials?)\b", r"\binj|\bpen\b|syringe|vial"),
+        (r"\b(?:patch|patches|transdermal)\b", r"\bpatch|transdermal"),
+    ))
+# A combination's strengths ("10-325", "5/325"), matched in either spelling.
+_COMBINATION = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*[-/]\s*(\d+(?:\.\d+)?)(?![\d.])")
+
+
+def _has_forms(text: str, question: str) -> bool:
+    """Every dosage form the question names is the row's (False when it names none, so
+    that no row is preferred)."""
+    asked = [printed for said, printed in _FORMS if said.search(question)]
+    return bool(asked) and all(printed.search(text) for printed in asked)
+
+
+def _has_combination(text: str, question: str) -> bool:
+    return all(re.search(rf"(?<![\d.]){re.escape(a)}\s*[-/]\s*{re.escape(b)}(?![\d.])", text)
+               for a, b in _COMBINATION.findall(question))
+
+
 def matching_rows(question: str, focus: QuestionFocus, passages: list[Passage],
                   units: list[list[Unit]]) -> dict[str, list[RecordRow]]:
     """Per drug asked about, its records in rank order (from the document of its best
@@ -178,6 +209,7 @@ def matching_rows(question: str, focus: QuestionFocus, passages: list[Passage],
                 if (mentioned_in(drug, r.name + " " + (r.description or ""))
                     or any(n.casefold() in r.name.casefold() for n in focus.names))
                 and _has_strengths(r.text, strengths)
+                and _has_combination(without_exclusions(r.text), question)
                 and _same_payer(focus, p)]
         # "Generic lubiprostone": the rows that print the name the question uses, when
         # there are any, not its brand's (Amitiza, brand preferred over generic).
@@ -192,6 +224,10 @@ def matching_rows(question: str, focus: QuestionFocus, passages: list[Passage],
         # (atorvastatin oral suspension)"): the rows that print it, if any.
         given = [r for r in mine if any(n.casefold() in r.name.casefold() for n in focus.names)]
         mine = given or mine
+        # "10-325 tablets": the rows of that form, when the list prints forms (a
+        # solution's row of the same strength has another limit).
+        formed = [r for r in mine if _has_forms(r.description or r.name, question)]
+        mine = formed or mine
         if not mine:
             if focus.patient_drugs and not focus.drugs:
                 continue  # one of the patient's drugs may not be on this list

@@ -174,8 +174,11 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("contraindication", re.compile(r"contraindicat|\brules? out\b|\bruled out\b"),
               re.compile(r"contraindicat|should not be used|do not use"),
               frozenset({"34070-3"})),
+    # "Ohio Medicaid limit on hydrocodone/acetaminophen 10-325 tablets?": a formulary's
+    # limit on a drug is its quantity limit (an age or time limit is not).
     Attribute("quantity_limit", re.compile(r"quantity limit|\bql\b|how many (tablets|units|"
-                                           r"doses|fills)|per (month|day|days)"),
+                                           r"doses|fills)|per (month|day|days)|"
+                                           r"(?<!age )(?<!time )\blimits? (?:on|for)\b"),
               re.compile(r"quantity|\bql\b|limit|" + _NUMBER)),
     # A dose answer states an amount: the word "dosage" or the dosing section alone is
     # not enough ("adjust the dosage after 2 to 4 weeks" answers no dose question).
@@ -183,11 +186,12 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b|how much (?!higher|lower|"
                                  r"more|less|longer|greater)|maximum daily"),
               re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme)\b")),
-    Attribute("formulary_status", re.compile(r"preferred|formulary|\btier\b|\bpdl\b|"
-                                             r"on the .{0,40}list|status"),
+    # "Which … does Ohio Medicaid prefer", "with what restriction?" (its PA, ST, QL flags).
+    Attribute("formulary_status", re.compile(r"prefer(?:red|s)?\b|formulary|\btier\b|\bpdl\b|"
+                                             r"on the .{0,40}list|status|restrict(?:ed|ions?)\b"),
               re.compile(r"preferred|\btier\b|formulary|covered|\bpa\b|prior auth")),
     Attribute("coverage_criterion", re.compile(r"\bcover(s|ed|age)?\b|criteria|medically "
-                                               r"necessary|eligib|prior auth|reimburs"),
+                                               r"necessary|eligib|prior auth|\bpa\b|reimburs"),
               re.compile(r"cover|criteri|necessary|eligib|indicat|require|must|"
                          r"authoriz|condition")),
     # "What must be tried before...", "PA requirements for X": what an approval takes.

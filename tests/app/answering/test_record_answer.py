@@ -26,6 +26,7 @@ CORPORA = REPO_ROOT / "corpora"
 LIPOTROPICS = "formularies/ohio-medicaid-updl/current-2024/lipotropics.md"
 DIABETES = "formularies/ohio-medicaid-updl/current-2024/diabetes_non-insulin.md"
 PDL = "formularies/ohio-medicaid-updl/current-2024/preferred_drug_list.md"
+OPIOIDS = "formularies/ohio-medicaid-updl/current-2024/opioids.md"
 
 
 def _rows(rel: str, *names: str, kind: str = "row") -> list[Passage]:
@@ -66,6 +67,12 @@ def _answer(question: str, passages: list[Passage], whole: set[int] | None = Non
     ("Quantity limit on simvastatin for Ohio Medicaid?", True),
     ("Is Livalo preferred for Ohio Medicaid, and is there a quantity limit?", True),
     ("Is Humira on Ohio Medicaid's preferred list?", True),
+    # A formulary's "limit on" a drug is its quantity limit; a leading date qualifies the
+    # question (the request's as_of picks the version); "what restriction" asks its flags.
+    ("Ohio Medicaid limit on hydrocodone/acetaminophen 10-325 tablets?", True),
+    ("As of April 2024, is lubiprostone preferred by Ohio Medicaid, and with what "
+     "restriction?", True),
+    ("In June 2023, what quantity limit applied to rosuvastatin under Ohio Medicaid?", True),
     # A second question a record does not answer: the model's.
     ("Is Livalo preferred for Ohio Medicaid, and what is needed to get it?", False),
     ("Is Savaysa covered as preferred by Ohio Medicaid, or what trial is needed?", False),
@@ -100,6 +107,16 @@ def test_a_strength_the_question_names_picks_its_row_not_the_row_that_excludes_i
     assert "The quantity limit for Metformin IR (QL) (Metformin HCI Tab 500 MG) is 408 per " \
         "102 days." in text
     assert "204" not in text and "excl" not in text
+
+
+def test_a_combination_strength_and_form_pick_their_row() -> None:
+    # Ranked first: the 10-325 solution (3060 per 34 days), then the 5-325 tablet, then
+    # the 10-325 tablet the question asks about.
+    passages = _rows(OPIOIDS, "Soln 10-325 MG / 15 ML", "Tab 5-325 MG", "Tab 10-325 MG")
+    text = " ".join(_answer("Ohio Medicaid limit on hydrocodone/acetaminophen 10-325 "
+                            "tablets?", passages) or [])
+    assert "(Hydrocodone/Acetaminophen Tab 10-325 MG) is 102 per 34 days." in text
+    assert "3060" not in text and "5-325" not in text and "Soln" not in text
 
 
 def test_a_generic_asked_for_is_not_answered_by_its_brands_row() -> None:
