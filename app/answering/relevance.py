@@ -82,7 +82,7 @@ _CONDITION_WORDS = frozenset(
     """disease syndrome disorder infection cancer carcinoma failure fibrillation hypertension
     hypotension diabetes asthma copd stroke angina gout arthritis psoriasis depression
     schizophrenia pneumonia sepsis obesity migraine seizure seizures suppurativa hiv
-    tuberculosis insomnia dementia anemia hypercholesterolemia""".split()
+    tuberculosis tb insomnia dementia anemia hypercholesterolemia""".split()
 )
 # Procedures are named the same way ("sleeve gastrectomy", "angioplasty", "colonoscopy"):
 # a coverage answer about islet transplantation does not answer one about a gastrectomy.
@@ -186,9 +186,12 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b|how much (?!higher|lower|"
                                  r"more|less|longer|greater)|maximum daily"),
               re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme)\b")),
-    # "Which … does Ohio Medicaid prefer", "with what restriction?" (its PA, ST, QL flags).
+    # "Which … does Ohio Medicaid prefer", "with what restriction?" (its PA, ST, QL flags);
+    # a status "on" a list, not "her glucose status".
     Attribute("formulary_status", re.compile(r"prefer(?:red|s)?\b|formulary|\btier\b|\bpdl\b|"
-                                             r"on the .{0,40}list|status|restrict(?:ed|ions?)\b"),
+                                             r"on the .{0,40}list|formulary status|"
+                                             r"\bstatus (?=on|of|in|under|for)|"
+                                             r"restrict(?:ed|ions?)\b"),
               re.compile(r"preferred|\btier\b|formulary|covered|\bpa\b|prior auth")),
     Attribute("coverage_criterion", re.compile(r"\bcover(s|ed|age)?\b|criteria|medically "
                                                r"necessary|eligib|prior auth|\bpa\b|reimburs"),
@@ -270,6 +273,9 @@ class QuestionFocus:
     # the evidence against, else any number meets "target" (seen verified: a Medicare
     # home-INR coverage criterion).
     topic: list[str] = field(default_factory=list)
+    # Conditions the question asks to screen, test or monitor for ("screen for TB before
+    # starting Humira?"): what it is about, even beside a drug the evidence names.
+    sought: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -319,6 +325,12 @@ def _classes(question: str, found: list[DrugMention]) -> list[DrugMention]:
     return kept
 
 
+# "screen for TB", "test patients for latent TB", "TB monitoring", "HIV testing".
+_SOUGHT = re.compile(r"\b(?:screen|test|check|monitor|evaluat|assess)\w*\s+(?:\w+\s+)?for\s+"
+                     r"(?:latent\s+|active\s+)?([a-z][a-z\-]+)|"
+                     r"\b([a-z][a-z\-]+)\s+(?:screening|testing|monitoring)\b")
+
+
 def question_focus(question: str, patient: PatientContext | None = None) -> QuestionFocus:
     mentions = find_drug_mentions(question)
     text = normalise(question)
@@ -335,6 +347,8 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         # names no document, so it is not held against the evidence (nor repeated).
         names=[] if patient is not None else named_terms(question, mentions),
     )
+    focus.sought = [w for m in _SOUGHT.finditer(text) for w in m.groups()
+                    if w and w in focus.conditions]
     if patient is not None:
         # One record at a time: the fuzzy match ("Simvistatin") is over a whole record.
         found = list({d.name: d for m in patient.medications
@@ -417,9 +431,9 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     # of antibiotics (a list's own heading names its condition: "Antimigraine Agents").
     anchored = bool(focus.drugs) and not problems and not any(
         a.name == "dose" for a in focus.attributes)
-    if not anchored:
-        problems += [f"the cited evidence does not mention {w}" for w in focus.conditions
-                     if not _present(w, around) and not any(w in h for h in around)]
+    required = focus.conditions if not anchored else focus.sought
+    problems += [f"the cited evidence does not mention {w}" for w in required
+                 if not _present(w, around) and not any(w in h for h in around)]
     problems += [f"the cited evidence is not about {p.name} patients"
                  for p in focus.populations if not p.words & around]
     if focus.topic:

@@ -19,6 +19,33 @@ def test_a_swapped_indication_or_population_is_missing_whatever_else_matches() -
     assert missing_entities("Adults with rheumatoid arthritis take 40 mg", evidence) == []
 
 
+def test_a_condition_to_screen_for_must_be_in_the_evidence_even_beside_the_drug() -> None:
+    # Seen verified: "screen for TB before starting Humira?" answered with the boxed
+    # warning's serious-infections sentence, which never says TB.
+    focus = question_focus("Do I need to screen for TB before starting Humira?")
+    assert focus.sought == ["tb"]
+    infections = Evidence(text="Patients treated with HUMIRA are at increased risk for "
+                          "developing serious infections", context="HUMIRA WARNING")
+    assert addresses(focus, infections) == ["the cited evidence does not mention tb"]
+    testing = Evidence(text="Test patients for latent TB before HUMIRA use and during therapy",
+                       context="HUMIRA WARNING")
+    assert addresses(focus, testing) == []
+    # A condition that is only the patient's context is still not required beside a drug.
+    context = question_focus("Cardiac risks of haloperidol in a patient with hypokalemia?")
+    assert context.sought == [] and context.conditions == ["hypokalemia"]
+    assert addresses(context, Evidence(text="Cases of sudden death and QT-prolongation have "
+                                       "been reported in patients receiving haloperidol",
+                                       context="Haloperidol WARNINGS")) == []
+
+
+def test_a_status_is_a_formulary_status_only_on_a_list() -> None:
+    assert [a.name for a in question_focus(
+        "What is Nucynta ER's status on the Ohio Medicaid PDL?").attributes] == \
+        ["formulary_status"]
+    assert question_focus("What community program does the Task Force recommend for a "
+                          "patient with her glucose status?").attributes == []
+
+
 def test_drug_classes_are_classes_and_are_met_by_their_members() -> None:
     focus = question_focus("Which statins are preferred on the Ohio Medicaid PDL?")
     assert not focus.drugs and focus.classes
