@@ -24,7 +24,7 @@ from qdrant_client import models
 
 from retrieval.models import Passage
 from retrieval.schema import ChunkPayload
-from retrieval.search import Retriever
+from retrieval.search import Retriever, to_passage
 from retrieval.store import match, match_any
 
 _FIELDS = ["doc_id", "version_id", "section_path", "chunk_index", "doc_chunks", "char_start",
@@ -188,6 +188,30 @@ class ContextAssembler:
         provenance = passage.provenance.model_copy(update={"char_start": start,
                                                            "char_end": end})
         return passage.model_copy(update={"text": text, "provenance": provenance})
+
+    def field_of(self, passage: Passage, field: str, access_groups: list[str]
+                 ) -> Passage | None:
+        """The chunk of the passage's document version whose section is `field` (an NGC
+        summary's "Date Released"), as a passage, or None when it has none the caller
+        may read."""
+        flt = models.Filter(must=[
+            match_any("access_groups", access_groups or ["\0none"]),
+            match("doc_id", passage.provenance.doc_id),
+            *([match("version_id", passage.provenance.version_id)]
+              if passage.provenance.version_id else []),
+            match("section_path", field),
+        ])
+        with self.retriever._lock:
+            records, _ = self.retriever.client.scroll(
+                self.retriever.collection, scroll_filter=flt, limit=8, with_payload=True,
+                with_vectors=False,
+            )
+        own = [r for r in records
+               if (ChunkPayload.read(r.payload).section_path or [""])[-1] == field]
+        if not own:
+            return None
+        first = min(own, key=lambda r: ChunkPayload.read(r.payload).chunk_index)
+        return to_passage(first, passage.score)
 
     def _payloads(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         with self.retriever._lock:  # embedded Qdrant: one caller at a time

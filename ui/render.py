@@ -511,8 +511,9 @@ def render_patient(patient: PatientContext | None) -> str | None:
 
 def render_footer(response: AskResponse) -> str:
     # A lookup's answer says so: a clinician should know no model wrote it.
-    parts = (["answered from the formulary's records (a lookup; no model wrote it)"]
-             if response.answered_from == "records" else [f"model {response.model}"])
+    parts = ([f"answered from {response.model.split(' (', 1)[0]} (a lookup; no model "
+              "wrote it)"] if response.answered_from == "records"
+             else [f"model {response.model}"])
     parts += [f"{name} {ms / 1000:.1f} s" for name, ms in response.timings_ms.items()]
     return escape_text(" · ".join(parts))
 

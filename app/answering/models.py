@@ -118,8 +118,9 @@ class AskResponse(BaseModel):
     model: str
     answered_from: Literal["model", "records"] = Field(
         default="model", description="'records': a formulary status question answered "
-        "from the formulary's records (a lookup, verified like a generated answer), not "
-        "written by the model.")
+        "from the formulary's records, or a document's release date from its release "
+        "field (a lookup, verified like a generated answer), not written by the model; "
+        "`model` says which.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
     answer_id: int | None = Field(
         default=None, description="The seq of this answer's audit record: what feedback "

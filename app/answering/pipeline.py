@@ -27,6 +27,13 @@ from app.answering.citation_checks import (
     verify_sentence,
     verify_units,
 )
+from app.answering.document_facts import (
+    RELEASE_FIELD,
+    asked_document,
+    is_release_field,
+    is_release_question,
+    release_answer,
+)
 from app.answering.fhir_context import describe, parse_bundle, retrieval_query
 from app.answering.injection import looks_like_instructions
 from app.answering.model_verifiers import ExtraVerifier, apply_verifiers
@@ -74,7 +81,9 @@ from retrieval.search import Retriever
 log = logging.getLogger("medcite.answer")
 
 # What an answer's `model` says when no model wrote it: a formulary lookup.
-RECORD_LOOKUP = "formulary records (lookup, no generation)"
+RECORD_LOOKUP = "the formulary's records (lookup, no generation)"
+# … or a document's release field (document_facts.py).
+RELEASE_LOOKUP = "the document's release field (lookup, no generation)"
 
 ABSTAIN_NO_PASSAGES = (
     "No passage in the knowledge base you can access is relevant to this question."
@@ -304,6 +313,8 @@ class AnswerService:
         t = time.perf_counter()
         question = draft.request.question
         focus = question_focus(question, draft.patient)
+        if is_release_question(question, focus):
+            return self._released(draft, t)
         if not is_lookup_question(question, focus):
             return None  # most questions: nothing read, nothing split
         whole: set[int] = set()
@@ -328,6 +339,35 @@ class AnswerService:
             return None
         draft.timings["lookup"] = _ms(t)
         return answer.model_copy(update={"model": RECORD_LOOKUP, "answered_from": "records",
+                                         "timings_ms": dict(draft.timings)})
+
+    def _released(self, draft: Draft, t: float) -> AskResponse | None:
+        """The asked document's release field, quoted (document_facts.py), when it
+        verifies and addresses the question; else None (the model). The field is fetched
+        from the document's version when retrieval ranked other fields above it."""
+        doc = asked_document(draft.passages)
+        if doc is None:
+            return None
+        field_at = next((i for i, p in enumerate(draft.passages)
+                         if p.provenance.doc_id == doc.provenance.doc_id
+                         and is_release_field(p)), None)
+        if field_at is None and self.context is not None:
+            fetched = self.context.field_of(doc, RELEASE_FIELD, draft.access_groups)
+            if fetched is not None:
+                draft.passages.append(fetched)
+                field_at = len(draft.passages) - 1
+        if field_at is None:
+            return None
+        draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
+        generated = release_answer(draft.passages[field_at], draft.units[field_at])
+        if generated is None:
+            return None
+        answer = self.complete_units(draft, generated)
+        if answer.status is not AnswerStatus.verified:
+            draft.timings.pop("verification", None)
+            return None
+        draft.timings["lookup"] = _ms(t)
+        return answer.model_copy(update={"model": RELEASE_LOOKUP, "answered_from": "records",
                                          "timings_ms": dict(draft.timings)})
 
     def _generate_by_units(self, draft: Draft) -> AskResponse:

@@ -104,7 +104,8 @@ class Settings(BaseSettings):
     prompt_unit_chars: int = Field(default=1800, ge=500, alias="MEDCITE_PROMPT_UNIT_CHARS")
     # A question that asks only a drug's formulary status, restrictions or quantity limit
     # is answered from the formulary's records (app/answering/record_answer.py), verified
-    # like a generated answer; off, every question goes to the model.
+    # like a generated answer, and "when was guideline X released?" from its release field
+    # (app/answering/document_facts.py); off, every question goes to the model.
     record_answers: bool = Field(default=True, alias="MEDCITE_RECORD_ANSWERS")
     # Widen fragment hits with neighbouring chunks of their section, within context_chars.
     context_neighbours: int = Field(default=2, ge=0, le=5, alias="MEDCITE_CONTEXT_NEIGHBOURS")

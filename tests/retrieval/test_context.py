@@ -151,6 +151,21 @@ def test_a_whole_section_is_every_chunk_of_it_or_nothing(index) -> None:  # type
     assert assembler.whole_section(hit, ["other-org"]) is None
 
 
+def test_a_named_field_of_the_hits_document_is_fetched_even_when_not_retrieved(index) -> None:  # type: ignore[no-untyped-def]
+    # As a guideline's "Date Released" field is for "when was it released?".
+    retriever, doc_text = index
+    hit = _hit(retriever, "Step 12 day 36 adjust by 60 percent")
+    assembler = ContextAssembler(retriever, budget_chars=4000)
+    field = assembler.field_of(hit, "Storage", ["public"])
+    assert field is not None and field.text.strip() == "Keep tablets at room temperature."
+    pv = field.provenance
+    assert pv.doc_id == hit.provenance.doc_id and pv.section_path[-1] == "Storage"
+    assert doc_text[pv.char_start:pv.char_end].strip() == field.text.strip()
+    # Only the hit's own document, and only for a caller who may read it.
+    assert assembler.field_of(hit, "Apixaban note", ["public"]) is None
+    assert assembler.field_of(hit, "Storage", ["other-org"]) is None
+
+
 def test_neighbours_respect_access_groups_and_the_keep_check(index) -> None:  # type: ignore[no-untyped-def]
     retriever, _ = index
     hit = _hit(retriever, "Step 12 day 36 adjust by 60 percent")

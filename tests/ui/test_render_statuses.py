@@ -26,7 +26,7 @@ def _passage(text: str) -> Passage:
 def _response(status: AnswerStatus, **extra: object) -> AskResponse:
     return AskResponse(question="q", status=status, abstained=status != AnswerStatus.verified
                        and status != AnswerStatus.evidence_only, sentences=[],
-                       passages=[_passage(TABLE)], model="m", **extra)
+                       passages=[_passage(TABLE)], **{"model": "m", **extra})
 
 
 def test_evidence_only_is_a_warning_with_quotes_never_an_answer() -> None:
@@ -75,8 +75,13 @@ def test_markdown_tables_in_passages_render_as_tables_with_the_cited_row_marked(
 
 def test_an_answer_from_the_formulary_records_says_no_model_wrote_it() -> None:
     looked_up = _response(AnswerStatus.verified, answered_from="records",
+                          model="the formulary's records (lookup, no generation)",
                           timings_ms={"retrieval": 900.0, "lookup": 40.0})
     assert render.render_footer(looked_up) == (
         "answered from the formulary's records (a lookup; no model wrote it) · "
         "retrieval 0.9 s · lookup 0.0 s")
+    released = looked_up.model_copy(update={
+        "model": "the document's release field (lookup, no generation)"})
+    assert render.render_footer(released).startswith(
+        "answered from the document's release field (a lookup; no model wrote it)")
     assert render.render_footer(_response(AnswerStatus.verified)).startswith("model m")
