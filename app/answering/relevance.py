@@ -254,6 +254,7 @@ _PATIENT = re.compile(r"\b(?:my|this|the|his|her|their)\s+(?:patient'?s?\s+)?(?:
                       r"home\s+|previous\s+)?(?:[a-z]+\s+)?(?:medications?|medicines?|drugs?|"
                       r"prescriptions?)\b")
 _PAYERS = ("ohio", "medicaid", "medicare", "qhp")
+_PAYER_NAMES = frozenset({"ohio", "medicaid", "medicare", "part"})
 
 
 @dataclass
@@ -276,6 +277,10 @@ class QuestionFocus:
     # Conditions the question asks to screen, test or monitor for ("screen for TB before
     # starting Humira?"): what it is about, even beside a drug the evidence names.
     sought: list[str] = field(default_factory=list)
+    # A long-acting product the question names ("haloperidol decanoate", "depot"): its
+    # own product, not the drug's tablets (seen verified: the tablets' injectable-to-oral
+    # switchover for "convert oral haloperidol to monthly decanoate injections").
+    forms: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -303,6 +308,7 @@ _NOT_TOPIC = STOPWORDS | frozenset("""
     currently current new next quickly soon early later besides instead around time times
     prescribed prescribe started begin stop stopped continue qualify qualifies eligible
     beneficiary beneficiaries ncd lcd medicare medicaid covered coverage cover billed bill
+    pay pays paid help helps work up part
     """.split())
 
 
@@ -325,6 +331,9 @@ def _classes(question: str, found: list[DrugMention]) -> list[DrugMention]:
     return kept
 
 
+# Esters and depots that make a drug a different, long-acting product.
+_LONG_ACTING = re.compile(r"\b(?:decanoate|enanthate|palmitate|pamoate|lauroxil|cypionate|"
+                          r"undecanoate|depot)\b")
 # "screen for TB", "test patients for latent TB", "TB monitoring", "HIV testing".
 _SOUGHT = re.compile(r"\b(?:screen|test|check|monitor|evaluat|assess)\w*\s+(?:\w+\s+)?for\s+"
                      r"(?:latent\s+|active\s+)?([a-z][a-z\-]+)|"
@@ -349,6 +358,7 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
     )
     focus.sought = [w for m in _SOUGHT.finditer(text) for w in m.groups()
                     if w and w in focus.conditions]
+    focus.forms = list(dict.fromkeys(m.group().lower() for m in _LONG_ACTING.finditer(text)))
     if patient is not None:
         # One record at a time: the fuzzy match ("Simvistatin") is over a whole record.
         found = list({d.name: d for m in patient.medications
@@ -356,9 +366,13 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         named = classes_in(question)
         members = [d for d in found if any(c.has_member(d.name) for c in named)]
         focus.patient_drugs = members or (found if _PATIENT.search(text) else [])
+    # A payer's name is not what a coverage question is about: "Does Medicare cover
+    # cochlear implants …?" was answered (partially verified) from the NCD for
+    # endothelial cell photography; its own words are the topic.
+    own_names = [n for n in focus.names if n.lower() not in _PAYER_NAMES]
     if not (focus.drugs or focus.classes or focus.patient_drugs or focus.conditions
-            or focus.names) and patient is None:
-        focus.topic = [w for w in dict.fromkeys(_words(question))
+            or own_names) and patient is None:
+        focus.topic = [w for w in dict.fromkeys(x.strip("-") for x in _words(question))
                        if len(w) > 2 and w not in _NOT_TOPIC]
     return focus
 
@@ -436,6 +450,8 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
                  if not _present(w, around) and not any(w in h for h in around)]
     problems += [f"the cited evidence is not about {p.name} patients"
                  for p in focus.populations if not p.words & around]
+    problems += [f"the cited evidence is not about the {f} product" for f in focus.forms
+                 if f not in around]
     if focus.topic:
         missing = [w for w in focus.topic if not _present(w, around)]
         if len(missing) * 2 > len(focus.topic):

@@ -38,6 +38,33 @@ def test_a_condition_to_screen_for_must_be_in_the_evidence_even_beside_the_drug(
                                        context="Haloperidol WARNINGS")) == []
 
 
+def test_a_coverage_question_naming_only_its_payer_is_about_its_own_words() -> None:
+    # Seen: "cochlear implants" answered from the NCD for endothelial cell photography.
+    focus = question_focus("Does Medicare cover cochlear implants for adults with "
+                           "bilateral sensorineural hearing loss?")
+    assert "cochlear" in focus.topic and "medicare" not in focus.topic
+    photography = Evidence(text="Endothelial cell photography is covered for adults who "
+                           "are about to undergo a secondary intraocular lens implantation",
+                           context="Medicare NCD Endothelial Cell Photography")
+    assert any("not about" in p for p in addresses(focus, photography))
+    implants = Evidence(text="Cochlear implants are covered for adults with bilateral "
+                        "sensorineural hearing loss", context="Medicare NCD Cochlear "
+                        "Implantation")
+    assert addresses(focus, implants) == []
+
+
+def test_a_long_acting_product_asked_about_must_be_the_evidences() -> None:
+    focus = question_focus("How do I convert oral haloperidol to monthly haloperidol "
+                           "decanoate injections?")
+    assert focus.forms == ["decanoate"]
+    tablets = Evidence(text="The oral form should supplant the injectable as soon as "
+                       "practicable", context="Haloperidol tablet Switchover Procedure")
+    assert addresses(focus, tablets) == ["the cited evidence is not about the decanoate "
+                                         "product"]
+    assert addresses(focus, Evidence(text="Haloperidol decanoate 50 is given monthly",
+                                     context="Haloperidol decanoate injection")) == []
+
+
 def test_a_status_is_a_formulary_status_only_on_a_list() -> None:
     assert [a.name for a in question_focus(
         "What is Nucynta ER's status on the Ohio Medicaid PDL?").attributes] == \
