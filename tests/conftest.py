@@ -277,7 +277,8 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
     number changed), swap_indication (a condition and population it does not name added),
     off_topic (the unit sharing fewest words and no number), miscite (the good sentence citing the
     unit sharing fewest words), vacuous (a sentence that only points
-    elsewhere), bad_ids (an id that was not in the prompt), malformed (not JSON),
+    elsewhere), header (the good sentence behind its passage's header line), bad_ids
+    (an id that was not in the prompt), malformed (not JSON),
     abstain."""
     question = prompt.rsplit("Question:", 1)[-1].strip()
     units = _UNIT_LINE.findall(prompt)
@@ -303,6 +304,10 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
         uid = "P99.1"
     elif mode == "miscite":
         uid = ranked[-1][0]  # states the best unit, cites the worst
+    elif mode == "header":
+        # The unit's passage header copied in front of it, as the 1.5B model does.
+        head = re.search(rf"^\[{uid.split('.')[0]}\] (.*)$", prompt, re.M)
+        text = f"{head.group(1) if head else ''} {text}"
     return json.dumps({"abstain": False, "reason": "",
                        "sentences": [{"text": text, "units": [uid]}]})
 

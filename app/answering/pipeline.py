@@ -54,6 +54,7 @@ from app.answering.prompting import (
     build_unit_messages,
     label,
     unit_answer_schema,
+    without_header,
 )
 from app.answering.record_answer import (
     is_class_list_question,
@@ -412,8 +413,9 @@ class AnswerService:
         shown = [index[u] for u in draft.shown if u in index]
         question = draft.request.question
         sentences = [
-            recited(verify_units(s.text.strip(), [index[u] for u in dict.fromkeys(s.units)
-                                                  if u in index], question), shown, question)
+            recited(verify_units(without_header(s.text, draft.passages).strip(),
+                                 [index[u] for u in dict.fromkeys(s.units) if u in index],
+                                 question), shown, question)
             for s in generated.sentences if s.text.strip()
         ]
         by_id = {p.id: p for p in draft.passages}

@@ -178,14 +178,35 @@ def render_units(
         shown = [u for u in own if u.uid in keep]
         if not shown:
             continue
-        where = " > ".join(p.provenance.section_path)
-        head = f"[{label(i)}] {p.provenance.title}" + (f" | {where}" if where else "")
-        if p.provenance.payer:
-            head += f" | payer: {p.provenance.payer}"
-        if p.provenance.effective_date:
-            head += f" | effective {p.provenance.effective_date}"
+        head = f"[{label(i)}] {passage_header(p)}"
         blocks.append("\n".join([head, *(f"[{u.uid}] {u.reading(p)}" for u in shown)]))
     return "\n\n".join(blocks)
+
+
+def passage_header(p: Passage) -> str:
+    """The line above a passage's units in the prompt: where the units come from."""
+    where = " > ".join(p.provenance.section_path)
+    head = p.provenance.title + (f" | {where}" if where else "")
+    if p.provenance.payer:
+        head += f" | payer: {p.provenance.payer}"
+    if p.provenance.effective_date:
+        head += f" | effective {p.provenance.effective_date}"
+    return head
+
+
+def without_header(text: str, passages: list[Passage]) -> str:
+    """A sentence with a passage's header line copied in front of it (seen: "LIPITOR
+    (atorvastatin calcium) tablets | 2 DOSAGE AND ADMINISTRATION > 2.6 … | effective
+    2014-01-13 In patients taking …"), without the header: it is where the units come
+    from, not a claim, and its section numbers and dates are in no unit, so the sentence
+    would fail verification for words the model never meant to state."""
+    stripped = text.lstrip()
+    for p in passages:
+        head = passage_header(p)
+        if stripped.startswith(head):
+            rest = stripped[len(head):].lstrip(" :|-")
+            return rest if rest else text
+    return text
 
 
 def build_unit_messages(
