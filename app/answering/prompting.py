@@ -183,13 +183,21 @@ def render_units(
     return "\n\n".join(blocks)
 
 
+_DATED_TYPES = frozenset({"formulary", "coverage"})
+
+
 def passage_header(p: Passage) -> str:
     """The line above a passage's units in the prompt: where the units come from."""
     where = " > ".join(p.provenance.section_path)
     head = p.provenance.title + (f" | {where}" if where else "")
     if p.provenance.payer:
         head += f" | payer: {p.provenance.payer}"
-    if p.provenance.effective_date:
+    # A payer's list or policy is read as of its effective date; a label's or a
+    # guideline's version date is not a clinical fact, and the model gave it as the
+    # answer ("the ulcerative colitis indication was added to the Humira label in
+    # 2013-09-30", the label version's date).
+    if p.provenance.effective_date and (p.provenance.payer
+                                        or p.provenance.doc_type in _DATED_TYPES):
         head += f" | effective {p.provenance.effective_date}"
     return head
 

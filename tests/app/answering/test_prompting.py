@@ -1,0 +1,31 @@
+"""The prompt's passage headers (app/answering/prompting.py): where units come from, a
+list's date only where the date is part of the answer, and a copied header recognised."""
+
+from __future__ import annotations
+
+from app.answering.prompting import passage_header, without_header
+from retrieval.models import Passage, Provenance
+
+
+def _passage(doc_type: str, payer: str | None = None) -> Passage:
+    return Passage(id="p", text="x", score=1.0, provenance=Provenance(
+        doc_id="d", title="LIPITOR (atorvastatin calcium) tablets", source_file="f",
+        doc_type=doc_type, section_path=["2 DOSAGE AND ADMINISTRATION", "2.6 Cyclosporine"],
+        char_start=0, char_end=1, effective_date="2014-01-13", payer=payer))
+
+
+def test_a_labels_version_date_is_not_in_its_header_a_formularys_is() -> None:
+    assert passage_header(_passage("label")) == (
+        "LIPITOR (atorvastatin calcium) tablets | 2 DOSAGE AND ADMINISTRATION > "
+        "2.6 Cyclosporine")
+    assert passage_header(_passage("formulary", "Ohio Medicaid")).endswith(
+        " | payer: Ohio Medicaid | effective 2014-01-13")
+
+
+def test_a_copied_header_is_removed_and_nothing_else() -> None:
+    label = _passage("label")
+    said = "In patients taking cyclosporine, avoid LIPITOR."
+    assert without_header(f"{passage_header(label)} {said}", [label]) == said
+    assert without_header(said, [label]) == said
+    # A header alone is not emptied into nothing.
+    assert without_header(passage_header(label), [label]) == passage_header(label)
