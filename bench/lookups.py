@@ -2,8 +2,9 @@
 eval/corpora_questions.jsonl, graded against the key facts written from the documents,
 without a model (issue #20).
 
-For each question, retrieval as `/ask` does it, then `AnswerService.looked_up`: the
-lookup's answer when it verifies, else None (the question goes to the model). Reports how
+For each question, `AnswerService.prepare` as `/ask` calls it (retrieval, the abstention
+check, then the lookup, all before the admission gate): the lookup's answer when it
+verifies, else the question would go to the model. Reports how
 many questions a lookup answered, how many of those are correct (every key fact, a gold
 document cited: `app/evaluation/answers/grading.py`), how many are wrong but verified
 (the product's worst outcome), how many of the unanswerable questions it answered at
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 from app.evaluation.answers.grading import grade
 from app.evaluation.datasets import load_corpora_questions
@@ -38,16 +38,12 @@ def main() -> None:
     try:
         for q in load_corpora_questions():
             questions += 1
-            t = time.perf_counter()
-            draft, early = services.answers.prepare(_request(q), WHO)
-            retrieval_ms.append((time.perf_counter() - t) * 1000)
-            if early is not None:
+            # prepare() is retrieval, the abstention check, then the lookup.
+            draft, response = services.answers.prepare(_request(q), WHO)
+            retrieval_ms.append(draft.timings.get("retrieval", 0.0))
+            if response is None or response.answered_from != "records":
                 continue
-            t = time.perf_counter()
-            response = services.answers.looked_up(draft)
-            if response is None:
-                continue
-            lookup_ms.append((time.perf_counter() - t) * 1000)
+            lookup_ms.append(response.timings_ms.get("lookup", 0.0))
             answered += 1
             cited = {p.id for s in response.sentences for c in s.citations
                      for p in response.passages if c.passage_id == p.id}

@@ -81,6 +81,8 @@ from retrieval.search import Retriever
 
 log = logging.getLogger("medcite.answer")
 
+# The stream's event before generation starts: the API's admission point.
+GENERATE = "generate"
 # What an answer's `model` says when no model wrote it: a formulary lookup.
 RECORD_LOOKUP = "the formulary's records (lookup, no generation)"
 # … or a document's release field (document_facts.py).
@@ -93,7 +95,7 @@ ABSTAIN_NO_PASSAGES = (
 
 @dataclass(frozen=True)
 class StreamEvent:
-    event: str  # passages | token | answer
+    event: str  # passages | generate (internal) | token | answer
     data: dict[str, Any]
 
 
@@ -111,6 +113,8 @@ class Draft:
     shown: list[str] = field(default_factory=list)
     # The asker's access groups: whatever is read after retrieval is read with them.
     access_groups: list[str] = field(default_factory=list)
+    # A lookup was tried (prepare does it before the admission gate): not again.
+    lookup_tried: bool = False
 
     @property
     def unit_index(self) -> dict[str, tuple[Unit, Passage]]:
@@ -170,10 +174,15 @@ class AnswerService:
         self, request: AskRequest, principal: Principal
     ) -> tuple[Draft, AskResponse | None]:
         """Everything before the model: retrieval, then an abstention decided without it
-        (returned second, else None). Split from `generate_answer` so the API can meter
-        only generation through its admission gate."""
+        or a lookup's answer (returned second, else None). Split from `generate_answer`
+        so the API can meter only generation through its admission gate: a lookup takes
+        milliseconds and must not queue behind a generation (seen: two lookups shed with
+        503 while the one-slot CPU generator wrote a 50 s answer)."""
         draft = self.retrieve(request, principal)
-        return draft, self.precheck(draft)
+        early = self.precheck(draft)
+        if early is None and self.by_units:
+            early = self.looked_up(draft)
+        return draft, early
 
     def warm_up(self) -> bool:
         """The generator reads the fixed instructions before the first question (see
@@ -205,9 +214,14 @@ class AnswerService:
         draft = self.retrieve(request, principal)
         yield StreamEvent("passages", {"passages": [p.model_dump() for p in draft.passages]})
         early = self.precheck(draft)
+        if early is None and self.by_units:
+            early = self.looked_up(draft)
         if early is not None:
             yield StreamEvent("answer", early.model_dump(mode="json"))
             return
+        # The model from here on: the API takes its admission slot on this event (never
+        # sent to the client), so abstentions and lookups do not wait for one.
+        yield StreamEvent(GENERATE, {})
         t = time.perf_counter()
         if self.by_units:
             yield from self._stream_by_units(draft, t)
@@ -309,8 +323,9 @@ class AnswerService:
     def looked_up(self, draft: Draft) -> AskResponse | None:
         """A formulary question answered from its records (record_answer.py), when that
         answer verifies and addresses the question; else None (the model)."""
-        if not self.settings.record_answers:
+        if not self.settings.record_answers or draft.lookup_tried:
             return None
+        draft.lookup_tried = True
         t = time.perf_counter()
         question = draft.request.question
         focus = question_focus(question, draft.patient)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -11,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from app.answering.models import AskRequest, AskResponse
-from app.answering.pipeline import StreamEvent
+from app.answering.pipeline import GENERATE, StreamEvent
 from app.api.admission import Overloaded
 from app.api.deps import get_services, require_role
 from app.api.routes.ask import (
@@ -60,8 +61,12 @@ async def ask_stream(
         raise
     events = services.answers.stream(body, principal)
     try:
-        # Run the first step now, so a bad bundle is a 422 rather than a broken stream.
+        # Run the steps before the model now, so a bad bundle is a 422 rather than a
+        # broken stream, and so that an answer given without the model (an abstention,
+        # a lookup) takes no admission slot: the next event is that answer, or the
+        # pipeline's GENERATE mark.
         first = await run_in_threadpool(next, events)
+        second = await run_in_threadpool(next, events, None)
     except Exception as exc:
         # Before the first event (retrieval: the store, the embedder) the failure is still
         # an HTTP status, as on /ask: 503 for a service that is down, else 500.
@@ -71,16 +76,22 @@ async def ask_stream(
         if status == 500:
             raise HTTPException(500, INTERNAL) from None
         raise HTTPException(503, f"{error_of(exc)}; try again shortly") from None
-    # The rest (the abstention check and generation) runs while the response streams, so
-    # the admission slot is held until the stream ends.
-    try:
-        await services.admission.acquire()
-    except Overloaded as exc:
-        refused = at_capacity(exc)
-        await record_ask(services, principal, body, started, 503,
-                         error=f"HTTP 503: {refused.detail}")
-        raise refused from None
-    release = _release_once(services, time.perf_counter())
+    # Generation runs while the response streams, so its admission slot is held until
+    # the stream ends.
+    needs_model = second is not None and second.event == GENERATE
+    if needs_model:
+        try:
+            await services.admission.acquire()
+        except Overloaded as exc:
+            refused = at_capacity(exc)
+            await record_ask(services, principal, body, started, 503,
+                             error=f"HTTP 503: {refused.detail}")
+            raise refused from None
+        release = _release_once(services, time.perf_counter())
+    else:
+        def release() -> None:
+            return None
+    rest = events if second is None or needs_model else itertools.chain([second], events)
 
     def record(status: int, response: AskResponse | None, error: str | None) -> int:
         return append_ask_record(services, principal, body, started, status, response, error)
@@ -94,7 +105,9 @@ async def ask_stream(
     def stream_events() -> Iterator[str]:
         yield sse(first)
         try:
-            for event in events:
+            for event in rest:
+                if event.event == GENERATE:
+                    continue
                 if event.event != "answer":
                     yield sse(event)
                     continue

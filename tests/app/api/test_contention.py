@@ -223,3 +223,44 @@ def test_slow_generator_slows_answers_down_and_sheds_only_past_the_queue(
         print(f"slow generator (2 s), 1 in flight, queue 1 (1 s): {answered} answered, "
               f"{shed} shed (slowest shed {max(shed_times):.1f} s) in {elapsed:.1f} s; "
               f"{side.summary()}")
+
+
+def test_lookups_do_not_wait_for_the_generators_slot(
+    make_services: Callable[..., Services], keys: Keys
+) -> None:
+    """Seen on a live API: two formulary lookups shed with 503 at_capacity while the
+    one-slot CPU generator wrote a 50 s answer. A lookup needs no generator: with the
+    only slot held by a slow generation and no queue, lookups on /ask and /ask/stream are
+    answered at once, and a second model question is still shed."""
+    with slow_llm(6.0) as llm:
+        services = make_services(llm_base_url=llm, rate_limit_per_minute=0,
+                                 max_concurrent_answers=1, answer_queue=0,
+                                 answer_queue_wait_s=0.5)
+        auth = {"Authorization": f"Bearer {keys.clinician}"}
+        with serve(create_app(services.settings, services)) as url, \
+                httpx.Client(timeout=REQUEST_TIMEOUT_S) as http, ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(http.post, f"{url}/ask", headers=auth,
+                               json={"question": QUESTIONS[0]})
+            deadline = time.monotonic() + 30
+            while services.admission.stats().in_flight == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert services.admission.stats().in_flight == 1, "the model question holds the slot"
+            lookup = "Is atorvastatin a preferred drug on the Ohio Medicaid lipotropics list?"
+            started = time.perf_counter()
+            asked = http.post(f"{url}/ask", headers=auth, json={"question": lookup})
+            with http.stream("POST", f"{url}/ask/stream", headers=auth,
+                             json={"question": lookup}) as streamed:
+                events = [line.split(":", 1)[1].strip() for line in streamed.iter_lines()
+                          if line.startswith("event:")]
+                stream_status = streamed.status_code
+            waited = time.perf_counter() - started
+            shed = http.post(f"{url}/ask", headers=auth,
+                             json={"question": QUESTIONS[3]})
+            assert services.admission.stats().in_flight == 1 and not slow.done(), \
+                "the lookups ran while the generation still held the slot"
+            assert slow.result(timeout=REQUEST_TIMEOUT_S).status_code == 200
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["answered_from"] == "records" and asked.json()["status"] == "verified"
+    assert stream_status == 200 and events == ["passages", "answer"], events
+    assert waited < 6.0, waited
+    assert shed.status_code == 503 and "at capacity" in shed.json()["detail"], shed.text
