@@ -84,7 +84,7 @@ def serve_and_ask(draft: int, prompts: list[tuple[str, list[dict[str, str]], dic
                                                   int]], port: int) -> list[dict[str, Any]]:
     from app.core.settings import Settings
     from app.llm.client import response_format
-    from app.llm.local_server import PACKAGED_MODELS, ensure_gguf
+    from app.llm.local_server import PACKAGED_MODELS, ensure_gguf, stop_server
 
     settings = Settings()
     gguf = ensure_gguf(PACKAGED_MODELS[settings.local_llm], settings.models_dir)
@@ -119,11 +119,7 @@ def serve_and_ask(draft: int, prompts: list[tuple[str, list[dict[str, str]], dic
                              "text": out["choices"][0]["message"]["content"]})
             return rows
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
 
 def _p95(values: list[float]) -> float:
