@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from app.answering.ages import asked_age, outside_ages
 from app.answering.models import PatientContext
 from app.answering.text import STOPWORDS, normalise
 from retrieval.drug_classes import CLASSES, DrugClass, classes_in
@@ -281,6 +282,9 @@ class QuestionFocus:
     # own product, not the drug's tablets (seen verified: the tablets' injectable-to-oral
     # switchover for "convert oral haloperidol to monthly decanoate injections").
     forms: list[str] = field(default_factory=list)
+    # The patient's age the question gives ("a 14-year-old"): evidence stating age
+    # ranges must hold it (app/answering/ages.py).
+    age: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -359,6 +363,7 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
     focus.sought = [w for m in _SOUGHT.finditer(text) for w in m.groups()
                     if w and w in focus.conditions]
     focus.forms = list(dict.fromkeys(m.group().lower() for m in _LONG_ACTING.finditer(text)))
+    focus.age = asked_age(question)
     if patient is not None:
         # One record at a time: the fuzzy match ("Simvistatin") is over a whole record.
         found = list({d.name: d for m in patient.medications
@@ -452,6 +457,11 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
                  for p in focus.populations if not p.words & around]
     problems += [f"the cited evidence is not about the {f} product" for f in focus.forms
                  if f not in around]
+    if focus.age is not None and (ranges := outside_ages(focus.age, where)):
+        told = ", ".join(f"{low:g}–{high:g}" if high != float("inf") else f"{low:g}+"
+                         for low, high in ranges[:4])
+        problems.append(f"the cited evidence is for other ages ({told} years), not "
+                        f"{focus.age}")
     if focus.topic:
         missing = [w for w in focus.topic if not _present(w, around)]
         if len(missing) * 2 > len(focus.topic):
