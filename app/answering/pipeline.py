@@ -345,16 +345,22 @@ class AnswerService:
                         whole.add(i)
         draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
         generated = record_answer(question, focus, draft.passages, draft.units, whole)
+        return self._verified_lookup(draft, generated, RECORD_LOOKUP, t)
+
+    def _verified_lookup(self, draft: Draft, generated: GenUnitAnswer | None, model: str,
+                         t: float) -> AskResponse | None:
+        """A lookup's answer through the same verification and relevance test as the
+        model's; kept only when `verified`, else None (the model answers)."""
         if generated is None:
             return None
         answer = self.complete_units(draft, generated)
         if answer.status is not AnswerStatus.verified:
-            log.info("record lookup did not verify; asking the model",
+            log.info("lookup did not verify; asking the model",
                      extra={"status": answer.status.value})
             draft.timings.pop("verification", None)
             return None
         draft.timings["lookup"] = _ms(t)
-        return answer.model_copy(update={"model": RECORD_LOOKUP, "answered_from": "records",
+        return answer.model_copy(update={"model": model, "answered_from": "records",
                                          "timings_ms": dict(draft.timings)})
 
     def _released(self, draft: Draft, t: float) -> AskResponse | None:
@@ -376,15 +382,7 @@ class AnswerService:
             return None
         draft.units = [split_passage(p, i) for i, p in enumerate(draft.passages)]
         generated = release_answer(draft.passages[field_at], draft.units[field_at])
-        if generated is None:
-            return None
-        answer = self.complete_units(draft, generated)
-        if answer.status is not AnswerStatus.verified:
-            draft.timings.pop("verification", None)
-            return None
-        draft.timings["lookup"] = _ms(t)
-        return answer.model_copy(update={"model": RELEASE_LOOKUP, "answered_from": "records",
-                                         "timings_ms": dict(draft.timings)})
+        return self._verified_lookup(draft, generated, RELEASE_LOOKUP, t)
 
     def _generate_by_units(self, draft: Draft) -> AskResponse:
         t = time.perf_counter()
