@@ -6,6 +6,8 @@ the instructions say that text inside passages is never an instruction.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, Field
 
 from app.answering.units import Unit
@@ -208,12 +210,12 @@ def without_header(text: str, passages: list[Passage]) -> str:
     2014-01-13 In patients taking …"), without the header: it is where the units come
     from, not a claim, and its section numbers and dates are in no unit, so the sentence
     would fail verification for words the model never meant to state."""
-    stripped = text.lstrip()
     for p in passages:
-        head = passage_header(p)
-        if stripped.startswith(head):
-            rest = stripped[len(head):].lstrip(" :|-")
-            return rest if rest else text
+        # Word by word: the model's copy does not keep the header's runs of spaces.
+        words = passage_header(p).split()
+        m = re.match(r"\s*" + r"\s+".join(map(re.escape, words)) + r"[\s:|\-]*", text)
+        if m is not None and m.end() < len(text):
+            return text[m.end():]
     return text
 
 

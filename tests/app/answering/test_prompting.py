@@ -27,5 +27,10 @@ def test_a_copied_header_is_removed_and_nothing_else() -> None:
     said = "In patients taking cyclosporine, avoid LIPITOR."
     assert without_header(f"{passage_header(label)} {said}", [label]) == said
     assert without_header(said, [label]) == said
+    # Copied with its spacing normalised: the header's double space became one.
+    spaced = label.model_copy(update={"provenance": label.provenance.model_copy(update={
+        "section_path": ["2  DOSAGE AND ADMINISTRATION", "2.6 Cyclosporine"]})})
+    assert without_header("LIPITOR (atorvastatin calcium) tablets | 2 DOSAGE AND "
+                          f"ADMINISTRATION > 2.6 Cyclosporine {said}", [spaced]) == said
     # A header alone is not emptied into nothing.
     assert without_header(passage_header(label), [label]) == passage_header(label)
