@@ -277,7 +277,8 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
     number changed), swap_indication (a condition and population it does not name added),
     off_topic (the unit sharing fewest words and no number), miscite (the good sentence citing the
     unit sharing fewest words), vacuous (a sentence that only points
-    elsewhere), header (the good sentence behind its passage's header line), bad_ids
+    elsewhere), header (the good sentence behind its passage's header line),
+    header_alone (the header as a sentence of its own, then the good one), bad_ids
     (an id that was not in the prompt), malformed (not JSON),
     abstain."""
     question = prompt.rsplit("Question:", 1)[-1].strip()
@@ -304,12 +305,15 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
         uid = "P99.1"
     elif mode == "miscite":
         uid = ranked[-1][0]  # states the best unit, cites the worst
-    elif mode == "header":
+    head = re.search(rf"^\[{uid.split('.')[0]}\] (.*)$", prompt, re.M)
+    if mode == "header" and head:
         # The unit's passage header copied in front of it, as the 1.5B model does.
-        head = re.search(rf"^\[{uid.split('.')[0]}\] (.*)$", prompt, re.M)
-        text = f"{head.group(1) if head else ''} {text}"
-    return json.dumps({"abstain": False, "reason": "",
-                       "sentences": [{"text": text, "units": [uid]}]})
+        text = f"{head.group(1)} {text}"
+    sentences = [{"text": text, "units": [uid]}]
+    if mode == "header_alone" and head:
+        # … or written as a sentence of its own before it.
+        sentences.insert(0, {"text": head.group(1), "units": [uid]})
+    return json.dumps({"abstain": False, "reason": "", "sentences": sentences})
 
 
 class _StandInLLM(BaseHTTPRequestHandler):

@@ -425,11 +425,12 @@ class AnswerService:
         index = draft.unit_index
         shown = [index[u] for u in draft.shown if u in index]
         question = draft.request.question
+        said = [(without_header(s.text, draft.passages).strip(), s.units)
+                for s in generated.sentences]
         sentences = [
-            recited(verify_units(without_header(s.text, draft.passages).strip(),
-                                 [index[u] for u in dict.fromkeys(s.units) if u in index],
+            recited(verify_units(text, [index[u] for u in dict.fromkeys(units) if u in index],
                                  question), shown, question)
-            for s in generated.sentences if s.text.strip()
+            for text, units in said if text
         ]
         by_id = {p.id: p for p in draft.passages}
         sentences = [apply_verifiers(s, by_id, self.verifiers, draft.phi) for s in sentences]

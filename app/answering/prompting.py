@@ -209,13 +209,15 @@ def without_header(text: str, passages: list[Passage]) -> str:
     (atorvastatin calcium) tablets | 2 DOSAGE AND ADMINISTRATION > 2.6 … | effective
     2014-01-13 In patients taking …"), without the header: it is where the units come
     from, not a claim, and its section numbers and dates are in no unit, so the sentence
-    would fail verification for words the model never meant to state."""
+    would fail verification for words the model never meant to state. A "sentence"
+    that is only a header (seen: the model wrote the header as a sentence of its own,
+    which made the answer partially verified) comes back empty: no sentence."""
     for p in passages:
         # Word by word: the model's copy does not keep the header's runs of spaces.
         words = passage_header(p).split()
-        m = re.match(r"\s*" + r"\s+".join(map(re.escape, words)) + r"[\s:|\-]*", text)
-        if m is not None and m.end() < len(text):
-            return text[m.end():]
+        m = re.match(r"\s*" + r"\s+".join(map(re.escape, words)) + r"[\s:|\-.]*", text)
+        if m is not None:
+            return text[m.end():]  # "" when the sentence was the header alone
     return text
 
 

@@ -66,9 +66,12 @@ def test_a_faithful_answer_citing_the_dose_unit_is_verified(ask, stream: bool) -
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_copied_passage_header_is_dropped_and_the_sentence_verifies(ask, stream: bool) -> None:  # type: ignore[no-untyped-def]
-    body = ask(DOSE_QUESTION, "header", stream=stream)
+@pytest.mark.parametrize("mode", ["header", "header_alone"])
+def test_a_copied_passage_header_is_dropped_and_the_sentence_verifies(  # type: ignore[no-untyped-def]
+        ask, stream: bool, mode: str) -> None:
+    body = ask(DOSE_QUESTION, mode, stream=stream)
     assert body["status"] == "verified", body
+    assert not body["removed_sentences"]
     (sentence,) = body["sentences"]
     assert " | " not in sentence["text"] and "effective" not in sentence["text"]
     assert "recommended starting dose" in sentence["text"].lower()

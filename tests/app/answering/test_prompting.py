@@ -32,5 +32,6 @@ def test_a_copied_header_is_removed_and_nothing_else() -> None:
         "section_path": ["2  DOSAGE AND ADMINISTRATION", "2.6 Cyclosporine"]})})
     assert without_header("LIPITOR (atorvastatin calcium) tablets | 2 DOSAGE AND "
                           f"ADMINISTRATION > 2.6 Cyclosporine {said}", [spaced]) == said
-    # A header alone is not emptied into nothing.
-    assert without_header(passage_header(label), [label]) == passage_header(label)
+    # A header written as a sentence of its own is no sentence.
+    assert without_header(passage_header(label), [label]) == ""
+    assert without_header(passage_header(label) + ".", [label]) == ""
