@@ -301,8 +301,10 @@ def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
     asks_quantity = any(a.name == "quantity_limit" for a in focus.attributes)
     if asks_quantity and not any(r.quantity for rows in found.values() for r in rows):
         return None  # the limit's numbers are elsewhere (a criteria page): the model's
-    sentences = [s for rows in found.values() for r in rows
-                 for s in row_sentences(r, asks_quantity)]
+    # A combination names several drugs of one row ("hydrocodone/acetaminophen"): the
+    # row is stated once.
+    rows = list({r.name_unit.uid: r for drug_rows in found.values() for r in drug_rows}.values())
+    sentences = [s for r in rows for s in row_sentences(r, asks_quantity)]
     return GenUnitAnswer(sentences=sentences[:6])
 
 

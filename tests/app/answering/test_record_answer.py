@@ -117,6 +117,8 @@ def test_a_combination_strength_and_form_pick_their_row() -> None:
                             "tablets?", passages) or [])
     assert "(Hydrocodone/Acetaminophen Tab 10-325 MG) is 102 per 34 days." in text
     assert "3060" not in text and "5-325" not in text and "Soln" not in text
+    # Both drugs of the combination name the one row: it is stated once.
+    assert text.count("102 per 34 days") == 1, text
 
 
 def test_a_generic_asked_for_is_not_answered_by_its_brands_row() -> None:
