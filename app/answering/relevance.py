@@ -423,11 +423,39 @@ def _known_classes(drug_class: DrugMention) -> list[DrugClass]:
     return classes_in(" ; ".join([drug_class.name, *sorted(drug_class.synonyms)]))
 
 
+def _named_only_by_heading(focus: QuestionFocus, evidence: Evidence) -> list[str]:
+    """A drug asked about that only the section heading names, while the cited units
+    name other drugs the question does not: the units are about those (seen verified:
+    "transplant patient on cyclosporine?" answered with the nelfinavir sentence of "2.6
+    Dosage in Patients Taking Cyclosporine, Clarithromycin, … Protease Inhibitors")."""
+    others = [d for d in find_drug_mentions(evidence.text) if not d.is_class
+              and not any(mentioned_in(q, " ; ".join(sorted(d.synonyms)))
+                          or mentioned_in(d, " ; ".join(sorted(q.synonyms)))
+                          for q in focus.drugs + focus.patient_drugs)]
+    if not others:
+        return []
+    heading = [h for h in find_drug_mentions(evidence.context) if not h.is_class]
+    out = []
+    for d in focus.drugs:
+        if not mentioned_in(d, evidence.context) or mentioned_in(d, evidence.text):
+            continue
+        # Only a heading that lists several drugs ("… Taking Cyclosporine,
+        # Clarithromycin, Itraconazole, …"): a unit under "HUMIRA: WARNING" that names
+        # methotrexate is still about Humira.
+        listed = [h for h in heading if h.name == d.name or not any(
+            mentioned_in(q, " ; ".join(sorted(h.synonyms))) for q in focus.drugs)]
+        if len(listed) >= 2:
+            out.append(f"the cited evidence names {d.name} only in its heading; its units "
+                       f"are about {', '.join(o.name for o in others[:3])}")
+    return out
+
+
 def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """Why the evidence does not address the question (empty: it does)."""
     where = evidence.text + " \n " + evidence.context
     problems = [f"the cited evidence does not name {d.name}" for d in focus.drugs
                 if not mentioned_in(d, where)]
+    problems += _named_only_by_heading(focus, evidence)
     patient_named = any(mentioned_in(d, where) for d in focus.patient_drugs)
     for c in focus.classes:
         if not (patient_named or _class_named(c, where)):

@@ -65,6 +65,30 @@ def test_a_long_acting_product_asked_about_must_be_the_evidences() -> None:
                                      context="Haloperidol decanoate injection")) == []
 
 
+def test_a_drug_only_a_several_drug_heading_names_is_not_addressed_by_another_drugs_unit(
+) -> None:
+    # Seen verified: "transplant patient on cyclosporine?" answered with the nelfinavir
+    # sentence of the section headed by cyclosporine and three other drugs.
+    focus = question_focus("Can a transplant patient on cyclosporine take atorvastatin?")
+    heading = ("LIPITOR (atorvastatin calcium) tablets 2 DOSAGE AND ADMINISTRATION 2.6 "
+               "Dosage in Patients Taking Cyclosporine, Clarithromycin, Itraconazole, or "
+               "Certain Protease Inhibitors")
+    nelfinavir = Evidence(text="In patients taking the HIV protease inhibitor nelfinavir or "
+                          "the hepatitis C protease inhibitor boceprevir, therapy with "
+                          "LIPITOR should be limited to 40 mg", context=heading)
+    assert any("only in its heading" in p for p in addresses(focus, nelfinavir))
+    avoid = Evidence(text="In patients taking cyclosporine, therapy with LIPITOR should be "
+                     "avoided", context=heading)
+    assert addresses(focus, avoid) == []
+    # A heading naming the one drug asked about still covers units naming others.
+    humira = question_focus("In the Humira boxed warning, which concomitant drugs were "
+                            "most patients taking?")
+    assert addresses(humira, Evidence(
+        text="Most patients who developed these infections were taking concomitant "
+             "immunosuppressants such as methotrexate or corticosteroids",
+        context="HUMIRA WARNING: SERIOUS INFECTIONS AND MALIGNANCY")) == []
+
+
 def test_a_status_is_a_formulary_status_only_on_a_list() -> None:
     assert [a.name for a in question_focus(
         "What is Nucynta ER's status on the Ohio Medicaid PDL?").attributes] == \
