@@ -21,7 +21,7 @@ from rapidfuzz import fuzz
 from app.answering.list_items import left_out
 from app.answering.models import AnswerSentence, Citation, CitationStatus
 from app.answering.relevance import missing_entities, populations_in
-from app.answering.text import STOPWORDS, normalise
+from app.answering.text import STOPWORDS, normalise, stem
 from app.answering.units import Unit, split_passage
 from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
 from retrieval.models import Passage
@@ -170,15 +170,8 @@ def missing_drugs(sentence: str, source: str) -> list[str]:
             if not d.is_class and not mentioned_in(d, source)]
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ations", "ation", "ing", "ies", "es", "ed", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
-
 def content_words(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(normalise(text)) if w not in STOPWORDS and len(w) > 2}
+    return {stem(w) for w in _WORD.findall(normalise(text)) if w not in STOPWORDS and len(w) > 2}
 
 
 def has_negation(text: str) -> bool:
@@ -197,7 +190,7 @@ def coverage(sentence: str, evidence: str, context: str) -> tuple[float, list[st
     if uncovered:
         for drug in find_drug_mentions(" ".join(uncovered)):
             if mentioned_in(drug, evidence + " " + context):
-                uncovered = [w for w in uncovered if w not in {_stem(s) for s in drug.synonyms}]
+                uncovered = [w for w in uncovered if w not in {stem(s) for s in drug.synonyms}]
     return 1.0 - len(uncovered) / len(words), uncovered
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from app.answering.text import STOPWORDS, normalise
+from app.answering.text import STOPWORDS, normalise, stem
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-]*")
 # Clauses: an enumeration never runs across these.
@@ -94,25 +94,18 @@ def enumerations(text: str) -> list[list[str]]:
     return found
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "es", "ed", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
-
 def _named(item: list[str], words: set[str]) -> bool:
     """Whether the sentence names the item: any of its content words will do, so that
     an item is counted as left out only when nothing of it is said."""
-    return any(_stem(w) in words for w in _content(item))
+    return any(stem(w) in words for w in _content(item))
 
 
 def left_out(sentence: str, cited: list[str], question: str = "") -> list[str]:
     """Items of a cited unit's list that the sentence leaves out while naming two or
     more of the others; [] when it names the whole list, at most one item, or only
     items the question asked about."""
-    said = {_stem(w) for w in _words(sentence)}
-    asked = {_stem(w) for w in _words(question)}
+    said = {stem(w) for w in _words(sentence)}
+    asked = {stem(w) for w in _words(question)}
     out: list[str] = []
     for text in cited:
         for items in enumerations(text):

@@ -428,6 +428,12 @@ def _named_only_by_heading(focus: QuestionFocus, evidence: Evidence) -> list[str
     name other drugs the question does not: the units are about those (seen verified:
     "transplant patient on cyclosporine?" answered with the nelfinavir sentence of "2.6
     Dosage in Patients Taking Cyclosporine, Clarithromycin, … Protease Inhibitors")."""
+    # Cheap test first: addresses() runs for every candidate evidence unit, and the
+    # dictionary lookups below are only needed when a drug is named by the heading alone.
+    by_heading = [d for d in focus.drugs
+                  if mentioned_in(d, evidence.context) and not mentioned_in(d, evidence.text)]
+    if not by_heading:
+        return []
     others = [d for d in find_drug_mentions(evidence.text) if not d.is_class
               and not any(mentioned_in(q, " ; ".join(sorted(d.synonyms)))
                           or mentioned_in(d, " ; ".join(sorted(q.synonyms)))
@@ -436,9 +442,7 @@ def _named_only_by_heading(focus: QuestionFocus, evidence: Evidence) -> list[str
         return []
     heading = [h for h in find_drug_mentions(evidence.context) if not h.is_class]
     out = []
-    for d in focus.drugs:
-        if not mentioned_in(d, evidence.context) or mentioned_in(d, evidence.text):
-            continue
+    for d in by_heading:
         # Only a heading that lists several drugs ("… Taking Cyclosporine,
         # Clarithromycin, Itraconazole, …"): a unit under "HUMIRA: WARNING" that names
         # methotrexate is still about Humira.

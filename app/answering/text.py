@@ -19,3 +19,12 @@ def normalise(text: str) -> str:
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"')
     text = text.replace("\u201d", '"').replace("\u2013", "-").replace("\u2014", "-")
     return text.casefold()
+
+
+def stem(word: str) -> str:
+    """A word without its commonest inflection, so that a claim's words match its
+    source's ("reported" ~ "reports"): shared by the coverage check and the list check."""
+    for suffix in ("ations", "ation", "ing", "ies", "es", "ed", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
