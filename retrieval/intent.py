@@ -53,7 +53,7 @@ OTC_USES = "34067-9"
 _ATTRIBUTES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"\bboxed\b|black[- ]box", re.I), (BOXED_WARNING,)),
     (re.compile(r"contraindicat|must not (?:be )?(?:use|take|give)|should not (?:be )?"
-                r"(?:use|take|give)n?|\bcannot (?:use|take)\b", re.I),
+                r"(?:use|take|give)n?|\bcannot (?:use|take)\b|\brules? out\b|\bruled out\b", re.I),
      (CONTRAINDICATIONS, OTC_DO_NOT_USE)),
     (re.compile(r"\bdos(?:e|es|ing|age|ed)\b|how much|how often|\bmg\b|starting|maximum|"
                 r"titrat|\bdirections\b|how (?:should|do) (?:i|you|we) (?:take|give|use)",
@@ -68,7 +68,7 @@ _ATTRIBUTES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
       OTC_STOP_USE, OTC_WHEN_USING, OTC_ASK_DOCTOR_PHARMACIST)),
     (re.compile(r"adverse|side[- ]effects?|reactions?\b|tolerab", re.I),
      (ADVERSE_REACTIONS,)),
-    (re.compile(r"pregnan|lactat|breast[- ]?feed|nursing", re.I),
+    (re.compile(r"pregnan|conceiv|lactat|breast[- ]?feed|nursing", re.I),
      (PREGNANCY, TERATOGENIC, LACTATION, NURSING, SPECIFIC_POPULATIONS)),
     (re.compile(r"child|pediatric|paediatric|\bkids?\b|adolescen", re.I),
      (PEDIATRIC, SPECIFIC_POPULATIONS)),

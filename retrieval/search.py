@@ -246,6 +246,17 @@ class Retriever:
                     if sparse.indices:
                         prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE,
                                                         limit=PREFETCH, filter=tables))
+                if intent is not None and intent.coverage:
+                    # "How often can HbA1c be billed to Medicare?": a guideline's prose
+                    # on the same test outscored every coverage policy in both arms, so
+                    # the NCD never became a candidate for the coverage boost to lift.
+                    # The policies get arms of their own, as whole tables do for lists.
+                    policies = models.Filter(must=[match_any("doc_type", ["coverage"])])
+                    prefetch.append(models.Prefetch(query=dense, using=DENSE, limit=PREFETCH,
+                                                    params=params, filter=policies))
+                    if sparse.indices:
+                        prefetch.append(models.Prefetch(query=sparse_query, using=SPARSE,
+                                                        limit=PREFETCH, filter=policies))
                 hits = self.client.query_points(
                     self.collection, prefetch=prefetch, query=self._fusion(len(prefetch)),
                     query_filter=flt, limit=fetch, with_payload=True,

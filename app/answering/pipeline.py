@@ -27,6 +27,7 @@ from app.answering.citation_checks import (
     verify_sentence,
     verify_units,
 )
+from app.answering.contraindications import omitted_contraindication
 from app.answering.document_facts import (
     RELEASE_FIELD,
     asked_document,
@@ -447,6 +448,17 @@ class AnswerService:
             return self.fallback(
                 draft, "The generated answer does not address the question: "
                 + "; ".join(problems) + ".", removed=sentences, off_topic=True, focus=focus)
+        cited = {c.unit_id for s in ok for c in s.citations if c.unit_id}
+        omitted = omitted_contraindication(question, draft.passages, draft.units, cited)
+        if omitted:
+            added = verify_units(" ".join(u.reading(p) for u, p in omitted), omitted, question)
+            if added.status is CitationStatus.supported:
+                for c in added.citations:
+                    c.reasons.append("quoted by the server: the contraindication the sources "
+                                     "state for the patients asked about, which the "
+                                     "generated answer left out")
+                # First: what the patients asked about must not do comes before the rest.
+                sentences.insert(0, added)
         answer = self._finish(draft, sentences)
         untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []
         if untold:

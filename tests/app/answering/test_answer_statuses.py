@@ -161,3 +161,24 @@ def test_the_prompt_offers_only_units_and_the_schema_enumerates_them(
     schema = standin_llm.handler.bodies[-1]["response_format"]["schema"]
     enum = schema["properties"]["sentences"]["items"]["properties"]["units"]["items"]["enum"]
     assert enum == shown
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_leaving_out_the_asked_populations_contraindication_gets_it(  # type: ignore[no-untyped-def]
+        ask, stream: bool) -> None:
+    """The stand-in answers from the counselling sentence (birth control while using
+    LIPITOR), true and cited, but silent on the contraindication the retrieved
+    Contraindications section states for women who are or may become pregnant: seen
+    verified with the real model. The server quotes that section's units first."""
+    body = ask("Trying to conceive: should women of childbearing age keep using birth "
+               "control while taking LIPITOR?", "good", stream=stream)
+    assert body["status"] == "verified", body
+    first, *rest = body["sentences"]
+    assert "fetal harm" in first["text"] and "pregnant" in first["text"]
+    assert all(c["status"] == "supported" for c in first["citations"])
+    assert any("quoted by the server" in r for c in first["citations"] for r in c["reasons"])
+    by_id = {p["id"]: p for p in body["passages"]}
+    assert all("CONTRAINDICATIONS" in " ".join(by_id[c["passage_id"]]["provenance"]
+                                               ["section_path"]).upper()
+               for c in first["citations"])
+    assert any("birth control" in s["text"] for s in rest)

@@ -1,0 +1,68 @@
+"""A contraindication the sources state for the patients a question asks about is part of
+the answer.
+
+"A woman trying to conceive asks whether she can keep taking atorvastatin" was answered,
+every sentence supported, from the label's counselling section (birth control, "discuss
+when to stop"), while the retrieved Contraindications section says "Women who are
+pregnant or may become pregnant. LIPITOR may cause fetal harm …". True sentences that
+leave out the contraindication for the very population asked about are not a safe
+answer, and no check on the sentences themselves can see what is missing. So when the
+question names a population (pregnant, breastfeeding, pediatric, renal or hepatic
+impairment …) and a drug, and a retrieved Contraindications section of that drug's label
+names the population, an answer that cites no contraindication gets those units, quoted
+verbatim, as a sentence of its own.
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.answering.relevance import Population, populations_in
+from app.answering.units import Unit
+from retrieval.drugs import drug_names
+from retrieval.models import Passage
+
+CONTRAINDICATIONS = "34070-3"
+# Units quoted at most: the section's sentences about the population, not all of it.
+MAX_UNITS = 2
+
+
+def is_contraindication(passage: Passage) -> bool:
+    if passage.provenance.section_code == CONTRAINDICATIONS:
+        return True
+    return any("contraindication" in s.lower() for s in passage.provenance.section_path)
+
+
+def _names(population: Population, text: str) -> bool:
+    words = set(re.findall(r"[a-z][a-z\-]+", text.lower()))
+    return bool(words & population.words) or population.asked.search(text.lower()) is not None
+
+
+def omitted_contraindication(
+    question: str, passages: list[Passage], units: list[list[Unit]], cited: set[str]
+) -> list[tuple[Unit, Passage]]:
+    """The units of the first retrieved Contraindications section of the asked drug's
+    label that name the asked population, when the answer (`cited` unit ids) cites no
+    contraindication unit; [] otherwise."""
+    populations = populations_in(question)
+    drugs = set(drug_names(question))
+    if not populations or not drugs:
+        return []
+    by_id = {u.uid: (u, passages[u.passage_index]) for own in units for u in own}
+    if any(is_contraindication(by_id[c][1]) for c in cited if c in by_id):
+        return []
+    for index, passage in enumerate(passages):
+        if not is_contraindication(passage):
+            continue
+        if not drugs & set(drug_names(f"{passage.provenance.title} {passage.text}")):
+            continue
+        own = units[index] if index < len(units) else []
+        path = " ".join(passage.provenance.section_path)
+        for population in populations:
+            hits = [u for u in own if _names(population, u.reading(passage))][:MAX_UNITS]
+            if not hits and own and _names(population, path):
+                # A section headed by the population ("4.3 Pregnancy") is about it whole.
+                hits = own[:1]
+            if hits:
+                return [(u, passage) for u in hits]
+    return []
