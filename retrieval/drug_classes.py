@@ -38,7 +38,9 @@ class DrugClass:
         g = generic.lower()
         if g in self.not_members:
             return False
-        if g in self.members:
+        # The dictionary may name a member with its salt or form: Prevalite is
+        # "cholestyramine resin".
+        if g in self.members or g.split(" ", 1)[0] in self.members:
             return True
         return any(re.search(rf"[a-z]{re.escape(s)}\b", g) for s in self.stems)
 

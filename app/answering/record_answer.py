@@ -351,51 +351,83 @@ def plan_answer(question: str, focus: QuestionFocus, passages: list[Passage],
 
 # --- a class's preferred agents ---------------------------------------------------------
 
+# A clause a status column answers: "which need a PA?" beside "which are preferred?" asks
+# for the other column too (the cells print a preferred agent's own PA flag: "Repatha (PA)").
+_COLUMN_CLAUSE = re.compile(r"prefer|\bpa\b|prior auth|\bformulary\b|\bpdl\b|\blist\b",
+                            re.I)
+_NON_PREFERRED = re.compile(r"\bnon[- ]?preferred\b", re.I)
+_PA = re.compile(r"\bpa\b|prior auth", re.I)
+
+
 def is_class_list_question(question: str, focus: QuestionFocus) -> list[DrugClass]:
-    """The classes of "Which statins are preferred on the Ohio Medicaid PDL?": a status
-    asked of a class the class table knows (retrieval/drug_classes.py), no drug named, one
-    question only ("…, and which need a PA?" asks more than a column holds)."""
+    """The classes of "Which statins are preferred on the Ohio Medicaid PDL?" (or "…
+    prefer, and which need a PA?"): a status asked of a class the class table knows
+    (retrieval/drug_classes.py), no drug named, every clause one a status column answers
+    ("…, and what must be tried first?" asks more than a column holds)."""
     names = {a.name for a in focus.attributes}
     if "formulary_status" not in names or not names <= _RECORD_ATTRIBUTES:
         return []
-    if focus.drugs or focus.patient_drugs or len(_CLAUSE.split(question)) > 1:
+    if focus.drugs or focus.patient_drugs:
+        return []
+    clauses = [c for c in _CLAUSE.split(question) if c.strip()]
+    if len(clauses) > 1 and not all(_COLUMN_CLAUSE.search(c) for c in clauses):
         return []
     return classes_in(question)
 
 
+def _columns(question: str) -> list[str]:
+    """The status columns asked for. A PA asked without "preferred" has no column: a
+    preferred agent may need one too, so the non-preferred column alone is not the
+    answer."""
+    non = _NON_PREFERRED.search(question) is not None
+    preferred = re.search(r"\bprefer", _NON_PREFERRED.sub("", question), re.I) is not None
+    if preferred and (non or _PA.search(question)):
+        return ["preferred", "non-preferred"]
+    if non:
+        return ["non-preferred"]
+    return ["preferred"] if preferred else []
+
+
 def class_list_answer(question: str, focus: QuestionFocus, passages: list[Passage],
                       units: list[list[Unit]], whole: set[int]) -> GenUnitAnswer | None:
-    """The class's members in the status column asked for, from the best-ranked whole
+    """The class's members in the status columns asked for, from the best-ranked whole
     status table that lists any, named as the table prints them, cited row by row."""
     classes = is_class_list_question(question, focus)
     if not classes:
         return None
-    wanted = "non-preferred" if re.search(r"\bnon[- ]?preferred\b", question, re.I) \
-        else "preferred"
+    wanted = _columns(question)
+    if not wanted:
+        return None
     for i, (passage, own) in enumerate(zip(passages, units, strict=False)):
         if passage.provenance.unit_kind != "table" or i not in whole:
             continue
-        members: list[tuple[Unit, str]] = []
+        members: dict[str, list[tuple[Unit, str]]] = {w: [] for w in wanted}
         for u in own:
             if u.kind != "row" or not u.header:
                 continue
-            column = next((i for i, h in enumerate(u.header)
-                           if h.strip().casefold() == wanted), None)
             row = cells(u.source_text(passage))
-            if column is None or column >= len(row) or not row[column]:
-                continue
-            cell = row[column]
-            if any(c.has_member(g) for c in classes for g in drug_names(cell)):
-                members.append((u, cell))
-        if not members:
+            for w in wanted:
+                column = next((i for i, h in enumerate(u.header)
+                               if h.strip().casefold() == w), None)
+                if column is None or column >= len(row) or not row[column]:
+                    continue
+                cell = row[column]
+                if any(c.has_member(g) for c in classes for g in drug_names(cell)):
+                    members[w].append((u, cell))
+        if not members[wanted[0]]:
             continue
         where = f"{passage.provenance.payer} formulary" if passage.provenance.payer \
             else "formulary"
         path = " › ".join(passage.provenance.section_path)
-        status = "Preferred" if wanted == "preferred" else "Non-Preferred"
-        # A drug on several rows (one per strength) is named once, each row cited.
-        agents = ", ".join(dict.fromkeys(cell for _, cell in members))
-        text = f"{status} on the {where} ({path}): {agents}."
-        return GenUnitAnswer(sentences=[GenUnitSentence(
-            text=text, units=[u.uid for u, _ in members])])
+        sentences = []
+        for w, found in members.items():
+            if not found:
+                continue
+            status = "Preferred" if w == "preferred" else "Non-Preferred"
+            # A drug on several rows (one per strength) is named once, each row cited.
+            agents = ", ".join(dict.fromkeys(cell for _, cell in found))
+            sentences.append(GenUnitSentence(
+                text=f"{status} on the {where} ({path}): {agents}.",
+                units=[u.uid for u, _ in found]))
+        return GenUnitAnswer(sentences=sentences)
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retrieval.drug_classes import class_members, classes_in
-from retrieval.drugs import find_drug_mentions
+from retrieval.drugs import drug_names, find_drug_mentions
 from retrieval.intent import read_intent
 
 
@@ -47,3 +47,12 @@ def test_a_class_status_question_asks_for_a_list_of_its_members() -> None:
     assert "empagliflozin" in intent.class_drugs and not intent.drugs
     # A named drug keeps its own question: its row, not the list.
     assert not read_intent("Is Jardiance preferred on the Ohio Medicaid PDL?").listing
+
+
+def test_a_member_named_with_its_salt_or_form_is_still_a_member() -> None:
+    """The drug dictionary names Prevalite "cholestyramine resin": a bile acid
+    sequestrant, left out of Ohio Medicaid's preferred bile-acid list before."""
+    (bile,) = classes_in("Which bile acid sequestrants does Ohio Medicaid prefer?")
+    assert drug_names("Prevalite") == ["cholestyramine resin"]
+    assert bile.has_member("cholestyramine resin")
+    assert not bile.has_member("ezetimibe")

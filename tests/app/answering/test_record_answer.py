@@ -158,9 +158,20 @@ def test_a_classs_preferred_agents_come_from_a_whole_table_and_only_its_members(
                         "Invokana, Jardiance, Synjardy.")
     # A table not known to be whole is never read as the class's list.
     assert _answer(question, [table], whole=set()) is None
-    # A second question, or a class the class table does not know: the model's.
-    assert _answer("Which SGLT2 inhibitors are preferred, and which need a PA?", [table],
+    # "…, and which need a PA?": both columns, each agent as the table prints it (a
+    # preferred agent's own PA flag with it); the model read a bile-acid table's
+    # non-preferred column as preferred.
+    both = _answer("Which SGLT2 inhibitors are preferred, and which need a PA?", [table],
+                   whole={0}) or []
+    assert both[0] == sentence
+    assert both[1].startswith("Non-Preferred on the Ohio Medicaid formulary") \
+        and "Steglatro" in both[1] and "Jardiance" not in both[1]
+    # A PA alone has no column (a preferred agent may need one too); a clause no column
+    # answers, or a class the class table does not know: the model's.
+    assert _answer("Which SGLT2 inhibitors on the Ohio PDL need a PA?", [table],
                    whole={0}) is None
+    assert _answer("Which SGLT2 inhibitors are preferred, and what must be tried first?",
+                   [table], whole={0}) is None
     assert _answer("Which sulfonylureas are preferred on the Ohio Medicaid PDL?", [table],
                    whole={0}) is None
 
