@@ -9,7 +9,7 @@ leave out the contraindication for the very population asked about are not a saf
 answer, and no check on the sentences themselves can see what is missing. So when the
 question names a population (pregnant, breastfeeding, pediatric, renal or hepatic
 impairment …) and a drug, and a retrieved Contraindications section of that drug's label
-names the population, an answer that cites no contraindication gets those units, quoted
+names the population, an answer that does not cite those units gets them, quoted
 verbatim, as a sentence of its own.
 """
 
@@ -41,17 +41,21 @@ def _names(population: Population, text: str) -> bool:
 def omitted_contraindication(
     question: str, passages: list[Passage], units: list[list[Unit]], cited: set[str]
 ) -> list[tuple[Unit, Passage]]:
-    """The units of the first retrieved Contraindications section of the asked drug's
-    label that name the asked population, when the answer (`cited` unit ids) cites no
-    contraindication unit; [] otherwise."""
+    """The units of a retrieved Contraindications section of the asked drug's label that
+    name the asked population and that the answer (`cited` unit ids) does not cite: of
+    the section the answer cites, if it cites one, else of the first retrieved; [] when
+    there is none or the answer cites them all."""
     populations = populations_in(question)
     drugs = set(drug_names(question))
     if not populations or not drugs:
         return []
-    by_id = {u.uid: (u, passages[u.passage_index]) for own in units for u in own}
-    if any(is_contraindication(by_id[c][1]) for c in cited if c in by_id):
-        return []
-    for index, passage in enumerate(passages):
+    cited_passages = {int(c[1:].split(".")[0]) - 1 for c in cited
+                      if re.fullmatch(r"P\d+\.\d+", c)}
+    # The section the answer already cites first: another version's copy of the same
+    # sentences would say them twice.
+    order = sorted(range(len(passages)), key=lambda i: (i not in cited_passages, i))
+    for index in order:
+        passage = passages[index]
         if not is_contraindication(passage):
             continue
         if not drugs & set(drug_names(f"{passage.provenance.title} {passage.text}")):
@@ -64,5 +68,5 @@ def omitted_contraindication(
                 # A section headed by the population ("4.3 Pregnancy") is about it whole.
                 hits = own[:1]
             if hits:
-                return [(u, passage) for u in hits]
+                return [(u, passage) for u in hits if u.uid not in cited]
     return []

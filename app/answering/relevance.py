@@ -454,6 +454,10 @@ def _named_only_by_heading(focus: QuestionFocus, evidence: Evidence) -> list[str
     return out
 
 
+def _findable(word: str, words: set[str]) -> bool:
+    return _present(word, words) or any(word in w for w in words)
+
+
 def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """Why the evidence does not address the question (empty: it does)."""
     where = evidence.text + " \n " + evidence.context
@@ -483,8 +487,13 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     anchored = bool(focus.drugs) and not problems and not any(
         a.name == "dose" for a in focus.attributes)
     required = focus.conditions if not anchored else focus.sought
+    # What the question asks to screen or test for is the answer itself, so the cited
+    # units (or their heading) must name it: "Do I need to screen for TB before starting
+    # Humira?" came back verified with the boxed warning's serious-infection sentences,
+    # TB named only by other sentences of that section.
+    cited = set(_words(where))
     problems += [f"the cited evidence does not mention {w}" for w in required
-                 if not _present(w, around) and not any(w in h for h in around)]
+                 if not _findable(w, cited if w in focus.sought else around)]
     problems += [f"the cited evidence is not about {p.name} patients"
                  for p in focus.populations if not p.words & around]
     problems += [f"the cited evidence is not about the {f} product" for f in focus.forms

@@ -41,8 +41,10 @@ def test_an_answer_citing_no_contraindication_gets_the_one_for_the_asked_populat
     assert [u.reading(p) for u, p in found] == [
         "Women who are pregnant or may become pregnant.",
         "LIPITOR may cause fetal harm when administered to a pregnant woman."]
-    # Cited already: nothing to add.
-    assert omitted_contraindication(QUESTION, passages, units, {"P2.2"}) == []
+    # Cited already, both: nothing to add; one of them: the other.
+    assert omitted_contraindication(QUESTION, passages, units, {"P2.1", "P2.2"}) == []
+    assert [u.uid for u, _ in omitted_contraindication(QUESTION, passages, units,
+                                                       {"P2.2"})] == ["P2.1"]
 
 
 def test_only_the_asked_drugs_label_and_the_asked_population_count() -> None:

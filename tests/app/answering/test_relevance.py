@@ -27,6 +27,10 @@ def test_a_condition_to_screen_for_must_be_in_the_evidence_even_beside_the_drug(
     infections = Evidence(text="Patients treated with HUMIRA are at increased risk for "
                           "developing serious infections", context="HUMIRA WARNING")
     assert addresses(focus, infections) == ["the cited evidence does not mention tb"]
+    # Nor when only the section's other sentences name it (seen verified again).
+    beside = Evidence(text=infections.text, context="HUMIRA WARNING",
+                      surroundings="Test patients for latent TB before HUMIRA use")
+    assert addresses(focus, beside) == ["the cited evidence does not mention tb"]
     testing = Evidence(text="Test patients for latent TB before HUMIRA use and during therapy",
                        context="HUMIRA WARNING")
     assert addresses(focus, testing) == []
