@@ -69,7 +69,7 @@ from app.answering.relevance import (
     populations_in,
     question_focus,
 )
-from app.answering.units import Unit, split_passage
+from app.answering.units import Unit, cells, split_passage
 from app.core.settings import Settings
 from app.llm.client import MalformedOutput, parse_answer, parse_unit_answer
 from app.llm.router import GeneratorRouter
@@ -554,6 +554,32 @@ def _item_name(unit: Unit, passage: Passage) -> str:
     return " ".join(first.lstrip("-*• ").split()[:4])
 
 
+def _first_key(name: str) -> str:
+    return name.split(" ")[0].casefold() if name else ""
+
+
+def _row_items(rows: list[tuple[Unit, Passage]], text: str) -> list[str]:
+    """A table's items, read from the columns the answer draws on: its Preferred
+    column's agents for "which are preferred?", not the Non-Preferred cells beside them
+    (seen: a complete list of preferred PPIs reported as leaving out rabeprazole)."""
+    table = [[" ".join(c.split()) for c in cells(u.source_text(p))] for u, p in rows]
+    width = max((len(r) for r in table), default=0)
+    def named_by(key: Callable[[str], str]) -> list[int]:
+        return [sum(1 for r in table if j < len(r) and len(key(r[j])) >= 4
+                    and key(r[j]) in text) for j in range(width)]
+
+    # Cells named as the table prints them ("Lansoprazole Cap", not the other column's
+    # "Lansoprazole ODT"), else by their first word (a model's "lansoprazole").
+    named = named_by(lambda c: " ".join(c.casefold().split()[:2]))
+    if not any(named):
+        named = named_by(_first_key)
+    # A column counts when the answer names as many of its cells as half the best
+    # column's: one agent shared by two columns does not make the other the answer's.
+    best = max(named, default=0)
+    columns = [j for j in range(width) if best and named[j] * 2 >= best] or [0]
+    return [r[j] for r in table for j in columns if j < len(r) and r[j]]
+
+
 def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
     """Rows or items of the tables and lists the answer cites that it does not name (of
     the class the question names, when it names one)."""
@@ -561,15 +587,18 @@ def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
     cited = [index[c.unit_id] for s in sentences for c in s.citations if c.unit_id in index]
     text = " ".join(s.text for s in sentences).casefold()
     groups = {(u.passage_index, u.kind, u.header) for u, _ in cited if u.kind in ("row", "item")}
-    untold: list[str] = []
+    names: list[str] = []
     for own in draft.units:
-        for u in own:
-            if (u.passage_index, u.kind, u.header) not in groups:
-                continue
-            name = _item_name(u, draft.passages[u.passage_index])
-            key = name.split(" ")[0].casefold() if name else ""
-            if len(key) >= 4 and key not in text and name not in untold:
-                untold.append(name)
+        members = [(u, draft.passages[u.passage_index]) for u in own
+                   if (u.passage_index, u.kind, u.header) in groups]
+        rows = [(u, p) for u, p in members if u.kind == "row" and len(u.header) >= 2]
+        names += _row_items(rows, text) if rows else []
+        names += [_item_name(u, p) for u, p in members if (u, p) not in rows]
+    untold: list[str] = []
+    for name in names:
+        key = _first_key(name)
+        if len(key) >= 4 and key not in text and name not in untold:
+            untold.append(name)
     asked = classes_in(draft.request.question)
     if asked:
         # "Which SGLT2 inhibitors are preferred?" cites rows of a table that lists other

@@ -72,3 +72,21 @@ def test_evidence_for_a_list_question_is_every_row_that_names_a_member() -> None
     # One fact asked: the best three units, as before.
     one = "Is simvastatin preferred on the Ohio Medicaid PDL?"
     assert len(addressing_units(one, question_focus(one, None), draft)) <= 3
+
+
+def test_a_complete_column_is_not_reported_as_leaving_out_the_other_columns_agents() -> None:
+    """Seen: every preferred PPI named, and the answer reported as leaving out
+    rabeprazole, a Non-Preferred cell beside them."""
+    question = "Which lipotropics are preferred by Ohio Medicaid?"
+    p = Passage(id="t", text=STATINS, score=1.0, provenance=Provenance(
+        doc_id="d", title="Preferred Drug List", source_file="pdl.md", doc_type="formulary",
+        unit_kind="table", section_path=["Lipotropics"], char_start=0,
+        char_end=len(STATINS)))
+    draft = Draft(AskRequest(question=question), [p], None, {})
+    draft.units = [split_passage(p, 0)]
+    rows = [draft.unit_index[f"P1.{i}"] for i in range(1, 11)]
+    preferred = [r.split(" | ")[0].strip("| ") for r in STATINS.splitlines()[2:]]
+    every = verify_units("Preferred: " + ", ".join(preferred) + ".", rows)
+    assert untold_items(draft, [every]) == []
+    some = verify_units("Preferred: " + ", ".join(preferred[:8]) + ".", rows)
+    assert untold_items(draft, [some]) == ["Rosuvastatin (QL)", "Simvastatin (QL)"]
