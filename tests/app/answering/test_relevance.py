@@ -444,3 +444,23 @@ def test_a_procedure_the_question_names_must_be_in_the_evidence() -> None:
     assert missing_entities("Medicare covers angioplasty of the carotid artery.",
                             "Medicare covers carotid artery stenting.") == ["angioplasty"]
     assert missing_entities("Two colonoscopies are covered.", "One colonoscopy is covered.") == []
+
+
+def test_a_coverage_questions_own_words_match_their_abbreviations() -> None:
+    """Seen off-topic although the NCD answering it was retrieved: "HbA1c" was read as
+    "hba" (no evidence says that), so two of the three topic words ("well-controlled"
+    the other) were missing from "glycated hemoglobin tests ... on a controlled diabetic
+    patient"."""
+    focus = question_focus("How often can HbA1c be billed to Medicare in a well-controlled "
+                           "diabetic?")
+    assert focus.topic == ["hba1c", "well-controlled", "diabetic"]
+    ncd = Evidence(text="It is not considered reasonable and necessary to perform glycated "
+                   "hemoglobin tests more often than every three months on a controlled "
+                   "diabetic patient.", context="Glycated Hemoglobin/Glycated Protein "
+                   "Limitations | payer: Medicare")
+    assert addresses(focus, ncd) == []
+    monitors = Evidence(text="The patient has been diagnosed as having diabetes; the "
+                        "physician states the patient is capable of being trained to use "
+                        "the device.", context="Home Blood Glucose Monitors | payer: Medicare")
+    assert addresses(focus, monitors) == ["the cited evidence is not about hba1c, "
+                                          "well-controlled"]
