@@ -174,6 +174,10 @@ def render_sentence(sentence: AnswerSentence, numbers: dict[str, int]) -> str:
             'style="text-decoration:underline wavy #c62828">'
             f"{text}</span>"
         )
+    if sentence.quoted_by_server:
+        # The source's words added by the server, not the model's: say so.
+        text = ('<span class="medcite-quoted" style="color:#6a1b9a;font-weight:600">'
+                "Contraindication, quoted from the source:</span> " + text)
     parts = [text]
     for citation in sentence.citations:
         parts.append(f"{marker(numbers.get(citation.passage_id))}&nbsp;{render_badge(citation)}")

@@ -64,6 +64,10 @@ class AnswerSentence(BaseModel):
     text: str
     citations: list[Citation]
     status: CitationStatus
+    quoted_by_server: bool = Field(
+        default=False, description="The source's own words, added by the server and not "
+        "written by the model: a contraindication for the patients the question asks about "
+        "that the generated answer left out.")
 
 
 class EvidenceQuote(BaseModel):

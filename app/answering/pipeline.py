@@ -457,6 +457,7 @@ class AnswerService:
                     c.reasons.append("quoted by the server: the contraindication the sources "
                                      "state for the patients asked about, which the "
                                      "generated answer left out")
+                added.quoted_by_server = True
                 # First: what the patients asked about must not do comes before the rest.
                 sentences.insert(0, added)
         answer = self._finish(draft, sentences)

@@ -85,3 +85,17 @@ def test_an_answer_from_the_formulary_records_says_no_model_wrote_it() -> None:
     assert render.render_footer(released).startswith(
         "answered from the document's release field (a lookup; no model wrote it)")
     assert render.render_footer(_response(AnswerStatus.verified)).startswith("model m")
+
+
+def test_a_sentence_the_server_quoted_is_labelled_as_the_sources_words() -> None:
+    cite = Citation(passage_id="p1", unit_id="P1.1", quote="Women who are pregnant.",
+                    status=CitationStatus.supported, score=1.0)
+    quoted = AnswerSentence(text="Women who are pregnant.", citations=[cite],
+                            status=CitationStatus.supported, quoted_by_server=True)
+    written = AnswerSentence(text="Discuss pregnancy plans.", citations=[cite],
+                             status=CitationStatus.supported)
+    response = _response(AnswerStatus.verified).model_copy(
+        update={"sentences": [quoted, written]})
+    shown = render.render_answer(response)
+    assert "Contraindication, quoted from the source:" in shown[0]
+    assert "quoted from the source" not in shown[1]

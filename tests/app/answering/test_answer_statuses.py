@@ -176,6 +176,7 @@ def test_an_answer_leaving_out_the_asked_populations_contraindication_gets_it(  
     first, *rest = body["sentences"]
     assert "fetal harm" in first["text"] and "pregnant" in first["text"]
     assert all(c["status"] == "supported" for c in first["citations"])
+    assert first["quoted_by_server"] and not any(s["quoted_by_server"] for s in rest)
     assert any("quoted by the server" in r for c in first["citations"] for r in c["reasons"])
     by_id = {p["id"]: p for p in body["passages"]}
     assert all("CONTRAINDICATIONS" in " ".join(by_id[c["passage_id"]]["provenance"]
