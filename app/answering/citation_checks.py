@@ -339,6 +339,9 @@ def verify_sentence(
 _VACUOUS = re.compile(
     r"\b(listed|shown|described|mentioned|stated|outlined) (above|below|earlier)\b"
     r"|\bthe following\b\s*:?\s*$|[:;,]\s*(and|or)?\s*$|\b(and|or)\s*\.?\s*$"
+    # A label's pointer to its own full text ("See full prescribing information for
+    # complete boxed warning."): shown as the evidence for a boxed-warning question.
+    r"|^see (?:the )?(?:full prescribing information|section|table|figure)\b"
 )
 MIN_CONTENT_WORDS = 3
 

@@ -24,6 +24,7 @@ from app.answering.citation_checks import (
     record_context,
     section_populations,
     unit_context,
+    vacuous,
     verify_sentence,
     verify_units,
 )
@@ -757,7 +758,8 @@ def addressing_units(
         for u in own:
             p = draft.passages[u.passage_index]
             overlap = _overlap(words, u.reading(p) + " " + unit_context(p))
-            if overlap < MIN_EVIDENCE_OVERLAP or addresses(focus, evidence_from([(u, p)])):
+            if overlap < MIN_EVIDENCE_OVERLAP or vacuous(u.reading(p)) \
+                    or addresses(focus, evidence_from([(u, p)])):
                 continue
             found.append((-overlap, u.passage_index, u, p))
     found.sort(key=lambda f: (f[0], f[1]))

@@ -197,3 +197,15 @@ def test_a_status_named_as_a_list_or_a_status_is_claimed() -> None:
     assert status_flip(said, row + " " + other) is not None
     assert status_flip("Humira is on the preferred list.", row) is None
     assert status_flip("Humira has non-preferred status.", row) is not None
+
+
+def test_a_pointer_to_the_full_text_states_nothing() -> None:
+    """Shown as the evidence for "Which kinds of serious infections does the Humira boxed
+    warning name?": the highlights' pointer, not a warning."""
+    from app.answering.citation_checks import vacuous
+
+    assert vacuous("See full prescribing information for complete boxed warning.")
+    assert vacuous("See Section 5.1 for details.")
+    assert not vacuous("Patients treated with HUMIRA are at increased risk for developing "
+                       "serious infections.")
+    assert not vacuous("Seek medical attention if symptoms of infection appear.")
