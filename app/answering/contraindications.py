@@ -15,14 +15,12 @@ verbatim, as a sentence of its own.
 
 from __future__ import annotations
 
-import re
-
-from app.answering.relevance import Population, populations_in
+from app.answering.relevance import populations_in
 from app.answering.units import Unit
 from retrieval.drugs import drug_names
+from retrieval.intent import CONTRAINDICATIONS
 from retrieval.models import Passage
 
-CONTRAINDICATIONS = "34070-3"
 # Units quoted at most: the section's sentences about the population, not all of it.
 MAX_UNITS = 2
 
@@ -31,11 +29,6 @@ def is_contraindication(passage: Passage) -> bool:
     if passage.provenance.section_code == CONTRAINDICATIONS:
         return True
     return any("contraindication" in s.lower() for s in passage.provenance.section_path)
-
-
-def _names(population: Population, text: str) -> bool:
-    words = set(re.findall(r"[a-z][a-z\-]+", text.lower()))
-    return bool(words & population.words) or population.asked.search(text.lower()) is not None
 
 
 def omitted_contraindication(
@@ -49,8 +42,7 @@ def omitted_contraindication(
     drugs = set(drug_names(question))
     if not populations or not drugs:
         return []
-    cited_passages = {int(c[1:].split(".")[0]) - 1 for c in cited
-                      if re.fullmatch(r"P\d+\.\d+", c)}
+    cited_passages = {u.passage_index for own in units for u in own if u.uid in cited}
     # The section the answer already cites first: another version's copy of the same
     # sentences would say them twice.
     order = sorted(range(len(passages)), key=lambda i: (i not in cited_passages, i))
@@ -63,8 +55,8 @@ def omitted_contraindication(
         own = units[index] if index < len(units) else []
         path = " ".join(passage.provenance.section_path)
         for population in populations:
-            hits = [u for u in own if _names(population, u.reading(passage))][:MAX_UNITS]
-            if not hits and own and _names(population, path):
+            hits = [u for u in own if population.named_in(u.reading(passage))][:MAX_UNITS]
+            if not hits and own and population.named_in(path):
                 # A section headed by the population ("4.3 Pregnancy") is about it whole.
                 hits = own[:1]
             if hits:

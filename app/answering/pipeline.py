@@ -593,9 +593,12 @@ def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
     for own in draft.units:
         members = [(u, draft.passages[u.passage_index]) for u in own
                    if (u.passage_index, u.kind, u.header) in groups]
-        rows = [(u, p) for u, p in members if u.kind == "row" and len(u.header) >= 2]
+        # A status table's rows are read by column; other rows and list items by their
+        # first cell or words.
+        tabled = [(u.kind == "row" and len(u.header) >= 2, u, p) for u, p in members]
+        rows = [(u, p) for t, u, p in tabled if t]
         names += _row_items(rows, text) if rows else []
-        names += [_item_name(u, p) for u, p in members if (u, p) not in rows]
+        names += [_item_name(u, p) for t, u, p in tabled if not t]
     untold: list[str] = []
     for name in names:
         key = _first_key(name)

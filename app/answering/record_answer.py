@@ -407,7 +407,7 @@ def class_list_answer(question: str, focus: QuestionFocus, passages: list[Passag
                 continue
             row = cells(u.source_text(passage))
             for w in wanted:
-                column = next((i for i, h in enumerate(u.header)
+                column = next((j for j, h in enumerate(u.header)
                                if h.strip().casefold() == w), None)
                 if column is None or column >= len(row) or not row[column]:
                     continue

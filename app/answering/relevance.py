@@ -26,6 +26,7 @@ from app.answering.text import STOPWORDS, normalise
 from retrieval.drug_classes import CLASSES, DrugClass, classes_in
 from retrieval.drugs import DrugMention, drug_names, find_drug_mentions, mentioned_in
 from retrieval.expansion import ABBREVIATIONS
+from retrieval.intent import BOXED_WARNING, CONTRAINDICATIONS
 
 _WORD = re.compile(r"[a-z][a-z\-]+")
 
@@ -44,6 +45,13 @@ class Population:
     name: str
     asked: re.Pattern[str]
     words: frozenset[str]
+
+    def named_in(self, text: str) -> bool:
+        """Whether `text` is about this population: one of its words, or a way a
+        question names it ("trying to conceive")."""
+        lowered = normalise(text)
+        return bool(self.words & set(_WORD.findall(lowered))) or \
+            self.asked.search(lowered) is not None
 
 
 def _population(name: str, asked: str, words: str) -> Population:
@@ -172,10 +180,10 @@ class Attribute:
 _NUMBER = r"\d"
 ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("boxed_warning", re.compile(r"boxed warning|black[- ]box"),
-              re.compile(r"boxed warning|\bwarning: "), frozenset({"34066-1"})),
+              re.compile(r"boxed warning|\bwarning: "), frozenset({BOXED_WARNING})),
     Attribute("contraindication", re.compile(r"contraindicat|\brules? out\b|\bruled out\b"),
               re.compile(r"contraindicat|should not be used|do not use"),
-              frozenset({"34070-3"})),
+              frozenset({CONTRAINDICATIONS})),
     # "Ohio Medicaid limit on hydrocodone/acetaminophen 10-325 tablets?": a formulary's
     # limit on a drug is its quantity limit (an age or time limit is not).
     Attribute("quantity_limit", re.compile(r"quantity limit|\bql\b|how many (tablets|units|"
