@@ -86,9 +86,13 @@ class InForce:
 
     def __init__(self, n: int) -> None:
         self.versions = {v: {"number": 1} for v in in_force(n)}
+        self.known = frozenset(version_of(i) for i in range(0, n, DOC_CHUNKS))
 
     def in_force_versions(self, collection: str, as_of: str | None = None) -> dict:
         return self.versions
+
+    def known_versions(self, collection: str) -> frozenset[str]:
+        return self.known
 
 
 def rss_mb() -> float:

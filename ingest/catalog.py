@@ -200,6 +200,7 @@ class Catalog:
             raise CatalogError(f"document catalog unavailable: {type(exc).__name__}") from exc
         self._cache_lock = threading.Lock()
         self._cache: dict[tuple[str, int, str], dict[str, RowMapping]] = {}
+        self._known: dict[tuple[str, int], frozenset[str]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -277,6 +278,26 @@ class Catalog:
             if len(self._cache) > 64:
                 self._cache.clear()
             self._cache[key] = out
+        return out
+
+    def known_versions(self, collection: str) -> frozenset[str]:
+        """Every version id the catalog holds for `collection`, in any state (pending,
+        committed, replaced): the ids a stored chunk can carry. Search filters on the
+        shorter of the in-force set and the rest of this one (retrieval/search.py).
+        Cached per generation; `begin` bumps it, so a version being written is known
+        before its first chunk is."""
+        gen = self.generation(collection)
+        with self._cache_lock:
+            hit = self._known.get((collection, gen))
+        if hit is not None:
+            return hit
+        with self.engine.connect() as conn:
+            out = frozenset(conn.execute(select(versions_table.c.version_id).where(
+                versions_table.c.collection == collection)).scalars())
+        with self._cache_lock:
+            if len(self._known) > 8:
+                self._known.clear()
+            self._known[(collection, gen)] = out
         return out
 
     def versions(self, collection: str, doc_key: str) -> list[VersionInfo]:
@@ -412,6 +433,8 @@ class Catalog:
             if others:
                 conn.execute(delete(versions_table).where(
                     versions_table.c.version_id.in_(others)))
+            # Searches read the known versions per generation (`known_versions`).
+            self._bump(conn, collection)
         return others
 
     def commit(self, collection: str, new: NewVersion, chunks: int) -> CommitResult:

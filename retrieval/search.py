@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -32,11 +33,28 @@ from retrieval.store import DENSE, SPARSE, count, match_any
 
 
 def build_filter(
-    filters: SearchFilters | None, access_groups: list[str], versions: list[str] | None = None
+    filters: SearchFilters | None, access_groups: list[str], versions: list[str] | None = None,
+    excluded: list[str] | None = None,
 ) -> models.Filter:
+    """The engine's filter: the caller's access groups, the versions in force, the
+    request's own filters.
+
+    With `excluded` (every other version the catalog knows) and fewer of them than
+    versions in force, the versions are filtered as "none of the excluded" rather than
+    "one of the in force": the same points when every chunk's version is known to the
+    catalog, and far cheaper for the engine (measured at 100k chunks, 4,500 versions in
+    force: hybrid p50 21 ms against 8 ms, bench/RESULTS.md). Whatever the engine
+    returns is still checked against the in-force set (`Retriever.search`), so a chunk
+    of a version the catalog does not know is never returned either way."""
     # An empty group (or version) list must match nothing, never everything.
     must: list[models.Condition] = [match_any("access_groups", access_groups or ["\0none"])]
-    if versions is not None:
+    must_not: list[models.Condition] = []
+    if versions is not None and excluded is not None and versions \
+            and len(excluded) < len(versions):
+        must_not.append(models.IsEmptyCondition(is_empty=models.PayloadField(key="version_id")))
+        if excluded:
+            must_not.append(match_any("version_id", excluded))
+    elif versions is not None:
         must.append(match_any("version_id", versions or ["\0none"]))
     if filters:
         if filters.doc_types:
@@ -45,7 +63,7 @@ def build_filter(
             must.append(match_any("payer", filters.payers))
         if filters.doc_ids:
             must.append(match_any("doc_id", filters.doc_ids))
-    return models.Filter(must=must)
+    return models.Filter(must=must, must_not=must_not or None)
 
 
 def to_passage(
@@ -117,6 +135,22 @@ class VersionSource(Protocol):
         self, collection: str, as_of: str | None = None
     ) -> Mapping[str, Mapping[str, Any]]: ...
 
+    def known_versions(self, collection: str) -> AbstractSet[str]:
+        """Every version a stored chunk can carry (any state)."""
+        ...
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """The versions one search may see, read from the catalog's cached sets (kept here,
+    so that comparing them by identity is sound)."""
+
+    in_force: Mapping[str, Mapping[str, Any]]
+    known: AbstractSet[str]
+    numbers: dict[str, int]  # version id -> its number, for the passages' provenance
+    versions: list[str]  # in force
+    excluded: list[str]  # known, not in force
+
 
 @dataclass
 class Retriever:
@@ -145,6 +179,7 @@ class Retriever:
     drug_arms: bool = True
     # Embedded Qdrant is not safe for concurrent use from the API's worker threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _view: VersionView | None = field(default=None, repr=False)
 
     def search(
         self,
@@ -165,10 +200,13 @@ class Retriever:
         versions: list[str] | None = None
         if self.catalog is not None:
             as_of = filters.as_of.isoformat() if filters and filters.as_of else None
-            in_force = self.catalog.in_force_versions(self.collection, as_of)
-            numbers = {vid: int(row["number"]) for vid, row in in_force.items()}
-            versions = list(in_force)
-        flt = build_filter(filters, access_groups, versions)
+            view = self._version_view(
+                self.catalog.in_force_versions(self.collection, as_of),
+                self.catalog.known_versions(self.collection))
+            numbers, versions = view.numbers, view.versions
+            flt = build_filter(filters, access_groups, versions, view.excluded)
+        else:
+            flt = build_filter(filters, access_groups, versions)
         keep = max(limit, self.rerank_candidates) if self.reranker else limit
         fetch = keep * 3
         intent = read_intent(question) if mode == "hybrid" and self.structure != "off" \
@@ -267,10 +305,29 @@ class Retriever:
                     hits = settle_ties(hits)
                 # Fused scores are not similarities; abstention needs the cosine.
                 hits = self._with_dense_scores(hits, dense)
+        if numbers is not None:
+            # The engine's filter is exact only for versions the catalog knows; a chunk
+            # of any other (an interrupted build whose catalog row is gone) stops here.
+            hits = [h for h in hits if (h.payload or {}).get("version_id") in numbers]
         passages = dedupe([to_passage(h, float(h.score), numbers) for h in hits])[:keep]
         if self.reranker is not None:
             passages = self.reranker.rerank(question, passages)
         return passages[:limit]
+
+    def _version_view(self, in_force: Mapping[str, Mapping[str, Any]],
+                      known: AbstractSet[str]) -> VersionView:
+        """What the search needs from the catalog's two sets. The catalog hands out the
+        same cached objects while nothing changes, so this is computed once per change,
+        not per question (it runs over every version the catalog holds: 4,500 at 100k
+        chunks took ~1 ms a question)."""
+        view = self._view
+        if view is not None and view.in_force is in_force and view.known is known:
+            return view
+        view = VersionView(
+            in_force, known, {vid: int(row["number"]) for vid, row in in_force.items()},
+            list(in_force), sorted(v for v in known if v not in in_force))
+        self._view = view
+        return view
 
     def _fusion(self, arms: int) -> models.Query:
         # Arms alternate dense, sparse (then the drug-filtered dense, sparse).
@@ -298,12 +355,15 @@ class Retriever:
                                       with_payload=False, with_vectors=[DENSE])
         query = np.asarray(dense, dtype=np.float32)
         query /= max(float(np.linalg.norm(query)), 1e-12)
-        cosine = {}
-        for record in stored:
-            vector = record.vector.get(DENSE) if isinstance(record.vector, dict) else None
-            if vector is not None:
-                v = np.asarray(vector, dtype=np.float32)
-                cosine[record.id] = float(v @ query / max(float(np.linalg.norm(v)), 1e-12))
+        found = [(r.id, r.vector[DENSE]) for r in stored
+                 if isinstance(r.vector, dict) and r.vector.get(DENSE) is not None]
+        cosine: dict[Any, float] = {}
+        if found:
+            # One matrix product for all hits (per-hit numpy calls were ~1 ms a search).
+            matrix = np.asarray([v for _, v in found], dtype=np.float32)
+            norms = np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)
+            scores = (matrix @ query) / norms
+            cosine = {pid: float(x) for (pid, _), x in zip(found, scores, strict=True)}
         for h in hits:
             h.score = cosine.get(h.id, 0.0)
         return hits

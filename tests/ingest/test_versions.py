@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.core.settings import REPO_ROOT, Settings
-from ingest.catalog import Catalog, in_force
+from ingest.catalog import Catalog, NewVersion, in_force
 from ingest.diff import Snapshot, diff_snapshots, split_entry
 from ingest.identity import date_from_filename, derive_doc_key
 from ingest.manifest import discover
@@ -186,6 +186,29 @@ def test_new_version_supersedes_and_old_stays_queryable_as_of(
     history = retriever.search(question, access_groups=["public"],
                                filters=SearchFilters(as_of=date(2024, 6, 1)))
     assert history and {p.provenance.version_number for p in history} == {2}
+
+
+def test_a_version_is_known_to_searches_from_its_begin_not_only_its_commit(
+    versioned,  # type: ignore[no-untyped-def]
+) -> None:
+    """Searches filter versions as "none of the known ones not in force" when that list is
+    shorter (retrieval/search.py): a version being written must be known before its first
+    chunk is stored, so `begin` moves the catalog's generation and the cached set."""
+    settings, catalog, _ = versioned
+    c = settings.collection
+
+    def version(vid: str, content: str) -> NewVersion:
+        return NewVersion(vid, "payer:list", "List", "formulary", "payer", ("public",),
+                          "list.md", "2024-01-01", content)
+
+    assert catalog.known_versions(c) == frozenset()
+    catalog.begin(c, version("a1", "x"), b"")
+    assert catalog.known_versions(c) == {"a1"}
+    assert catalog.in_force_versions(c) == {}
+    catalog.commit(c, version("a1", "x"), 3)
+    catalog.begin(c, version("a2", "y"), b"")
+    assert catalog.known_versions(c) == {"a1", "a2"}
+    assert set(catalog.in_force_versions(c)) == {"a1"}
 
 
 def test_failed_files_are_reported_and_lose_nothing(

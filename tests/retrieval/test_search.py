@@ -126,3 +126,59 @@ def test_equal_fused_scores_are_ordered_by_id_whatever_order_the_engine_gave() -
     one = settle_ties([hit(ids[0], 0.5), hit(ids[1], 0.5), hit(ids[2], 0.9)])
     other = settle_ties([hit(ids[1], 0.5), hit(ids[2], 0.9), hit(ids[0], 0.5)])
     assert [h.id for h in one] == [h.id for h in other] == [ids[2], ids[1], ids[0]]
+
+
+def test_a_chunk_of_a_version_the_catalog_does_not_know_is_never_returned(embedder) -> None:  # type: ignore[no-untyped-def]
+    """The engine filters on "none of the excluded versions" when that list is the
+    shorter; a chunk whose version the catalog never recorded (an interrupted build whose
+    row is gone) passes that filter, and the search itself must drop it."""
+    from qdrant_client import QdrantClient, models
+
+    from retrieval.search import Retriever
+    from retrieval.sparse import encode_document
+    from retrieval.store import DENSE, SPARSE, ensure_collection
+
+    rows = [(f"Atorvastatin dosing note {i}: start at 10 mg once daily.", f"v{i % 5}")
+            for i in range(10)]
+    rows.append(("Atorvastatin dosing note: start at 10 mg once daily (unfinished build).",
+                 "v-orphan"))
+    client = QdrantClient(location=":memory:")
+    ensure_collection(client, "o", embedder.dim)
+    vectors = embedder.embed([t for t, _ in rows])
+    client.upsert("o", points=[
+        models.PointStruct(id=i, vector={DENSE: v.tolist(), SPARSE: models.SparseVector(
+            indices=encode_document(t).indices, values=encode_document(t).values)},
+            payload={"text": t, "access_groups": ["public"], "version_id": vid,
+                     "doc_id": f"d{i}"})
+        for i, ((t, vid), v) in enumerate(zip(rows, vectors, strict=True))])
+
+    class Catalog:
+        in_force = {f"v{i}": {"number": 1} for i in range(4)}
+        known = frozenset({*in_force, "v4"})
+
+        def in_force_versions(self, collection: str, as_of: str | None = None) -> dict:
+            return self.in_force
+
+        def known_versions(self, collection: str) -> frozenset[str]:
+            return self.known
+
+    sent: list[models.Filter] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> object:
+            return getattr(client, name)
+
+        def query_points(self, *args: object, **kwargs: object) -> object:
+            sent.append(kwargs["query_filter"])  # type: ignore[arg-type]
+            return client.query_points(*args, **kwargs)  # type: ignore[arg-type]
+
+    retriever = Retriever(Recording(), "o", embedder, catalog=Catalog())  # type: ignore[arg-type]
+    for mode in ("hybrid", "dense", "sparse"):
+        got = retriever.search("atorvastatin starting dose unfinished build",
+                               access_groups=["public"], limit=20, mode=mode)  # type: ignore[arg-type]
+        assert got and {p.provenance.version_id for p in got} <= set(Catalog.in_force)
+        assert all(p.provenance.version_number == 1 for p in got)
+    # The engine was asked with the short form ("not v4"), which lets the orphan through.
+    assert sent[-1].must_not is not None
+    assert client.count("o", count_filter=sent[-1]).count == 9
+    client.close()

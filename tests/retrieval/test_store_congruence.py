@@ -342,3 +342,36 @@ def test_the_edge_folder_is_locked_against_a_second_client(tmp_path: Path) -> No
     finally:
         first.close()
     open_client(_Store(tmp_path, "edge")).close()
+
+
+def test_the_versions_filter_as_in_force_or_as_not_excluded_selects_the_same_points(
+        engines) -> None:  # type: ignore[no-untyped-def]
+    """`build_filter` filters versions as "one of those in force" or, when fewer, as
+    "none of the others the catalog knows" (cheaper for the engine): on both engines the
+    two select the same points, and chunks without a version are outside both."""
+    local, edge, rng = engines
+    unversioned = models.PointStruct(
+        id=10_000, vector={DENSE: rng.standard_normal(DIM).tolist(),
+                           SPARSE: models.SparseVector(indices=[1, 2], values=[1.0, 1.0])},
+        payload={"text": "legacy chunk", "access_groups": ["public"]})
+    for client in (local, edge):
+        client.upsert(C, points=[unversioned], wait=True)
+    in_force = VERSIONS[:4]
+    excluded = VERSIONS[4:]
+    as_any = build_filter(None, ["public", "cardiology"], in_force)
+    as_not = build_filter(None, ["public", "cardiology"], in_force, excluded)
+    assert as_not.must_not and not any(
+        getattr(c, "key", None) == "version_id" for c in as_not.must)
+    # More excluded than in force: the filter stays "one of those in force".
+    assert build_filter(None, ["public"], VERSIONS[:2], VERSIONS[2:]).must_not is None
+    for client in (local, edge):
+        assert client.count(C, count_filter=as_any, exact=True).count == \
+            client.count(C, count_filter=as_not, exact=True).count > 0
+        for _ in range(4):
+            dense, sparse = _query(rng)
+            a = _hybrid(client, dense, sparse, as_any, limit=40)
+            b = _hybrid(client, dense, sparse, as_not, limit=40)
+            _same_scored(a, b)  # fused ties may come in either order
+            assert all(p.payload.get("version_id") in in_force for p in b)
+    _same_scored(_hybrid(local, *_query(np.random.default_rng(3)), as_not),
+                 _hybrid(edge, *_query(np.random.default_rng(3)), as_not))
