@@ -16,7 +16,7 @@ document; its text is a rendering, not a span (payload `unit_kind` "row" says so
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest.diff import split_entry, table_rows
 from ingest.models import DocType, ParsedDocument, Section
@@ -61,6 +61,9 @@ class Chunk:
     # "row" for a formulary record; otherwise the section's kind.
     unit_kind: str = ""
     record: Record | None = field(default=None)
+    # A formulary page's criteria written for a status or a flag ("Criteria >
+    # Non-Preferred", "Criteria > Clinical PA"): the drugs of the page's rows it covers.
+    applies_to: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -104,7 +107,43 @@ def chunk_document(
         for section in doc.sections:
             for text, start, end, record in row_records(doc, section, payer, when):
                 chunks.append(Chunk(len(chunks), text, section, start, end, "row", record))
+        chunks = scope_criteria(chunks)
     return chunks
+
+
+_CRITERIA = re.compile(r"\bcriteria\b", re.I)
+_CLINICAL_PA = re.compile(r"(clinical\s+)?(pa|prior\s+authori[sz]ation)(\s+criteria)?", re.I)
+
+
+def scope_criteria(chunks: list[Chunk]) -> list[Chunk]:
+    """A formulary page writes its criteria once per status or flag ("Criteria >
+    Non-Preferred": what a non-preferred drug needs; "Criteria > Clinical PA": what a drug
+    flagged PA needs) and names no drug there, so a question about one drug never found
+    them by that drug (seen: "what must he have tried before Ohio Medicaid approves
+    colchicine?" retrieved the gout page's rows, not its Clinical PA criteria). Such a
+    section covers the page's rows with that status or flag: their drugs go with it."""
+    by_status: dict[str, set[str]] = {}
+    flagged_pa: set[str] = set()
+    for c in chunks:
+        if c.record is not None:
+            if c.record.status:
+                by_status.setdefault(c.record.status, set()).update(c.record.drugs)
+            if "PA" in c.record.flags:
+                flagged_pa.update(c.record.drugs)
+    out = []
+    for c in chunks:
+        path = c.section.path
+        if c.record is None and len(path) >= 2 and any(_CRITERIA.search(p) for p in path[:-1]):
+            last = path[-1].strip()
+            drugs: set[str] = set()
+            if _is_status_heading(last):
+                drugs = by_status.get(status_of(last) or "", set())
+            elif _CLINICAL_PA.fullmatch(last):
+                drugs = flagged_pa
+            if drugs:
+                c = replace(c, applies_to=tuple(sorted(drugs)))
+        out.append(c)
+    return out
 
 
 def _section_chunks(doc: ParsedDocument, max_chars: int, overlap: int) -> list[Chunk]:

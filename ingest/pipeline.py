@@ -160,9 +160,11 @@ def payload(
 
 def chunk_drugs(doc: ParsedDocument, chunk: Chunk) -> list[str]:
     """The drugs a chunk is about: those it names, and for a drug label the label's own
-    (its title names them; a dosing paragraph often says only "the tablets")."""
+    (its title names them; a dosing paragraph often says only "the tablets"), and for a
+    formulary's criteria written per status or flag, the drugs of the rows they cover."""
     own = doc.title if doc.doc_type == DocType.label else ""
-    return drug_names(f"{own}\n{chunk.text}")
+    named = drug_names(f"{own}\n{chunk.text}")
+    return named + [d for d in chunk.applies_to if d not in named]
 
 
 def sparse_vector(text: str) -> models.SparseVector:

@@ -125,3 +125,35 @@ def test_payload_carries_the_structure(sources, tmp_path: Path) -> None:  # type
     boxed = next(c for c in chunks if c.section.code == "34066-1")
     p = ChunkPayload.read(payload(doc, source, boxed, "v1", len(chunks), "now"))
     assert p.section_code == "34066-1" and "adalimumab" in p.drugs
+
+
+def test_criteria_written_per_status_or_flag_carry_the_drugs_they_cover(sources) -> None:  # type: ignore[no-untyped-def]
+    """"Criteria > Clinical PA" applies to the page's rows flagged PA, "Criteria >
+    Non-Preferred" to its non-preferred rows; neither names a drug, so the rows' drugs go
+    with them (the payload's `drugs`, which the drug-filtered search arms match)."""
+    from ingest.pipeline import chunk_drugs
+
+    source, doc = _parse(sources, "formularies/ohio-medicaid-updl/current-2024/gout.md")
+    chunks = chunk_document(doc, 1200, 150, payer=source.payer,
+                            effective_date=source.effective_date)
+    by_path = {c.section.path[1:]: c for c in chunks if c.kind != "row"}
+    clinical = by_path[("Criteria", "Clinical PA")]
+    non_preferred = by_path[("Criteria", "Non-Preferred")]
+    assert "colchicine" in clinical.applies_to and "allopurinol" not in clinical.applies_to
+    assert "colchicine" in chunk_drugs(doc, clinical)
+    rows = [c.record for c in chunks if c.record is not None]
+    assert set(non_preferred.applies_to) == {
+        d for r in rows if r.status == "Non-Preferred" for d in r.drugs} >= {"febuxostat"}
+    assert set(clinical.applies_to) == {d for r in rows if "PA" in r.flags for d in r.drugs}
+    # The status tables themselves, and criteria naming their own drug, are unchanged.
+    assert by_path[("Formulary", "Non-Preferred")].applies_to == ()
+    assert by_path[("Criteria", "Colchicine Capsule (Mitigare)")].applies_to == ()
+    assert by_path[("Criteria", "Subsequent Authorization")].applies_to == ()
+
+    source, doc = _parse(sources, "formularies/ohio-medicaid-updl/current-2024/lipotropics.md")
+    chunks = chunk_document(doc, 1200, 150, payer=source.payer,
+                            effective_date=source.effective_date)
+    by_path = {c.section.path[1:]: c for c in chunks if c.kind != "row"}
+    assert "evolocumab" in by_path[("Criteria", "Clinical PA")].applies_to  # Repatha (PA)
+    assert "pravastatin" not in by_path[("Criteria", "Non-Preferred")].applies_to  # preferred
+    assert "pitavastatin" in by_path[("Criteria", "Non-Preferred")].applies_to
