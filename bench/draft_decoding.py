@@ -26,7 +26,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -84,16 +83,11 @@ def serve_and_ask(draft: int, prompts: list[tuple[str, list[dict[str, str]], dic
                                                   int]], port: int) -> list[dict[str, Any]]:
     from app.core.settings import Settings
     from app.llm.client import response_format
-    from app.llm.local_server import PACKAGED_MODELS, ensure_gguf, stop_server
+    from app.llm.local_server import PACKAGED_MODELS, ensure_gguf, server_command, stop_server
 
     settings = Settings()
     gguf = ensure_gguf(PACKAGED_MODELS[settings.local_llm], settings.models_dir)
-    cores = os.cpu_count() or 2
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-           "--model_alias", "local", "--n_ctx", str(settings.local_llm_ctx),
-           "--n_threads", str(settings.local_llm_threads or max(1, cores - 1)),
-           "--n_threads_batch", str(settings.local_llm_threads or cores),
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = server_command(gguf, settings, port=port, alias="local")
     if draft:
         cmd += ["--draft_model", "prompt-lookup-decoding",
                 "--draft_model_num_pred_tokens", str(draft)]

@@ -90,14 +90,12 @@ def run(setting: Setting, load: int, prompts: list[tuple[str, list[dict[str, str
         port: int) -> list[dict[str, Any]]:
     from app.core.settings import Settings
     from app.llm.client import response_format
-    from app.llm.local_server import PACKAGED_MODELS, ensure_gguf, stop_server
+    from app.llm.local_server import PACKAGED_MODELS, ensure_gguf, server_command, stop_server
 
     settings = Settings()
     gguf = ensure_gguf(PACKAGED_MODELS[settings.local_llm], settings.models_dir)
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-           "--model_alias", "local", "--n_ctx", str(settings.local_llm_ctx),
-           "--n_threads", str(setting.threads), "--n_threads_batch", str(setting.batch_threads),
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = server_command(gguf, settings, port=port, alias="local", threads=setting.threads,
+                         batch_threads=setting.batch_threads)
     env = dict(os.environ)
     env.pop("GOMP_SPINCOUNT", None)
     if setting.spincount is not None:

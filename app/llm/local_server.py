@@ -126,6 +126,36 @@ def _die_with_parent() -> None:
         pass
 
 
+def server_command(
+    gguf: Path, settings: Settings, *, port: int, alias: str | None = None,
+    threads: int | None = None, batch_threads: int | None = None,
+) -> list[str]:
+    """The command that serves `gguf` (the product's, and the benchmarks' with their own
+    port and thread settings)."""
+    cores = os.cpu_count() or 2
+    # Token-by-token decoding synchronises its threads at every layer, so one thread
+    # descheduled by a competing process stalls them all (seen: 21 -> 0.4 tokens/s on 2
+    # cores beside an ingest; bench/llm_threads.py: two decoding threads halve the rate
+    # beside one busy process). Decoding leaves one core free; the prompt, processed in
+    # large batches, uses them all.
+    threads = threads or settings.local_llm_threads or max(1, cores - 1)
+    batch_threads = batch_threads or settings.local_llm_threads or cores
+    return [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(gguf),
+        "--model_alias", alias or settings.llm_model,
+        "--n_ctx", str(settings.local_llm_ctx),
+        "--n_threads", str(threads),
+        "--n_threads_batch", str(batch_threads),
+        # No `--cache`: llama-cpp-python's RAM prompt cache grew the server past 20 GB
+        # (the kernel's OOM killer ended it) during a 12-question evaluation. Without it
+        # the server still reuses the previous prompt's matching prefix (the fixed
+        # instructions) from its context.
+        "--host", settings.local_llm_host,
+        "--port", str(port),
+    ]
+
+
 def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[bytes] | None:
     """Start llama.cpp's server unless one already answers on the port.
 
@@ -148,29 +178,9 @@ def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[
             f"unknown local model {settings.local_llm!r}; choose one of {sorted(PACKAGED_MODELS)}"
         )
     gguf = ensure_gguf(spec, settings.models_dir)
-    cores = os.cpu_count() or 2
-    # Token-by-token decoding synchronises its threads at every layer, so one thread
-    # descheduled by a competing process stalls them all (seen: 21 -> 0.4 tokens/s on 2
-    # cores beside an ingest). Decoding leaves one core free; the prompt, processed in
-    # large batches, uses them all.
-    threads = settings.local_llm_threads or max(1, cores - 1)
-    batch_threads = settings.local_llm_threads or cores
+    cmd = server_command(gguf, settings, port=settings.local_llm_port)
     log_path = settings.data_dir / "local-llm.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(gguf),
-        "--model_alias", settings.llm_model,
-        "--n_ctx", str(settings.local_llm_ctx),
-        "--n_threads", str(threads),
-        "--n_threads_batch", str(batch_threads),
-        # No `--cache`: llama-cpp-python's RAM prompt cache grew the server past 20 GB
-        # (the kernel's OOM killer ended it) during a 12-question evaluation. Without it
-        # the server still reuses the previous prompt's matching prefix (the fixed
-        # instructions) from its context.
-        "--host", settings.local_llm_host,
-        "--port", str(settings.local_llm_port),
-    ]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
