@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from ingest.diff import split_entry, table_rows
 from ingest.models import DocType, ParsedDocument, Section
-from retrieval.drugs import drug_names
+from retrieval.drugs import drug_names, product_key
 
 # A sentence ends at . ! ? or a line break; decimals like "2.5 mg" are not ends.
 _BOUNDARY = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\[•\-])|\n+")
@@ -36,8 +36,8 @@ FLAG_LEGEND = {
     "AR": "age restriction",
     "SP": "specialty pharmacy",
 }
-# "Prefered" too: the pages misspell it, and a status column is a status column.
-_STATUS = re.compile(r"\b(non[- ]?prefer+ed|prefer+ed|not covered|covered|excluded)\b", re.I)
+# "Prefered" and "Preffered" too: the pages misspell it, and a status column is a status column.
+_STATUS = re.compile(r"\b(non[- ]?pref+er+ed|pref+er+ed|not covered|covered|excluded)\b", re.I)
 _QUANTITY = re.compile(r"\bquantity\b|\bqty\b", re.I)
 _DAYS = re.compile(r"\bdays?\b", re.I)
 
@@ -192,7 +192,7 @@ def status_of(text: str) -> str | None:
     if not match:
         return None
     words = " ".join(match.group(1).replace("-", " ").split()).title()
-    words = re.sub(r"Prefer+ed", "Preferred", words)
+    words = re.sub(r"Pref+er+ed", "Preferred", words)
     return words.replace("Non Preferred", "Non-Preferred")
 
 
@@ -206,6 +206,18 @@ def _is_status_heading(part: str) -> bool:
 
 def _flags_text(flags: frozenset[str]) -> str:
     return "; ".join(f"{f} ({FLAG_LEGEND[f]})" for f in sorted(flags) if f in FLAG_LEGEND)
+
+
+def row_drugs(name: str, generic: str = "") -> list[str]:
+    """A formulary row's drug keys: what the dictionary finds in its name (and generic
+    column), else the product's own name (`product_key`): every row of a drug list
+    names a drug, so "Auvelity: Non-Preferred" is about one even where the packaged
+    dictionary has never heard of it."""
+    found = drug_names(f"{name} {generic}".strip())
+    if found:
+        return found
+    key = product_key(name)
+    return [key] if key else []
 
 
 def row_records(
@@ -263,14 +275,14 @@ def row_records(
                     col_status = status_of(header[i])
                     facts.append(f"{name}: {col_status}" + (
                         f", {_flags_text(fl)}" if fl else "") + ".")
-                    drugs.update(drug_names(name))
+                    drugs.update(row_drugs(name))
                     flags.update(fl)
         else:
             name, fl, _ = split_entry(row[0]) if row[0] else ("", frozenset(), "")
             status = status_of(header[0]) or heading_status
             if not name:
                 continue
-            drugs.update(drug_names(" ".join(c for c in row[:2] if c)))
+            drugs.update(row_drugs(name, row[1] if len(row) > 1 else ""))
             flags.update(fl)
             facts.append(f"{name}: {status}." if status else f"{name}.")
             if fl:

@@ -31,14 +31,14 @@ from qdrant_client import QdrantClient, models
 from tqdm import tqdm
 
 from ingest.catalog import Catalog, NewVersion, pack_snapshot
-from ingest.chunking import Chunk, chunk_document, embedding_text
+from ingest.chunking import FLAG_LEGEND, Chunk, chunk_document, embedding_text
 from ingest.config import IngestSettings
 from ingest.diff import Snapshot, diff_snapshots
 from ingest.identity import content_hash, version_id
 from ingest.manifest import discover
 from ingest.models import DocType, ParsedDocument, ParseError, SourceFile
 from ingest.parsers import parse_file
-from retrieval.drugs import drug_names
+from retrieval.drugs import branded_products, drug_names
 from retrieval.embedder import Embedder
 from retrieval.schema import ChunkPayload
 from retrieval.sparse import encode_document
@@ -152,19 +152,34 @@ def payload(
         section_code=chunk.section.code,
         drugs=list(chunk.record.drugs) if chunk.record else chunk_drugs(doc, chunk),
         status=chunk.record.status if chunk.record else None,
-        flags=list(chunk.record.flags) if chunk.record else [],
+        flags=list(chunk.record.flags) if chunk.record else note_flags(chunk),
         ingested_at=now,
         metadata=doc.metadata,
     ).write()
 
 
 def chunk_drugs(doc: ParsedDocument, chunk: Chunk) -> list[str]:
-    """The drugs a chunk is about: those it names, and for a drug label the label's own
-    (its title names them; a dosing paragraph often says only "the tablets"), and for a
-    formulary's criteria written per status or flag, the drugs of the rows they cover."""
+    """The drugs a chunk is about: those it names; those its own headings name (a payer's
+    "Criteria > Dextromethorphan/Bupropion (Auvelity) > Additional Criteria" is about
+    those drugs, though its bullets name only the ones that must be tried first),
+    brands in parentheses after their ingredients included; for a drug label the
+    label's own (its title names them; a dosing paragraph often says only "the
+    tablets"); for a formulary's criteria written per status or flag, the drugs of the
+    rows they cover."""
     own = doc.title if doc.doc_type == DocType.label else ""
-    named = drug_names(f"{own}\n{chunk.text}")
-    return named + [d for d in chunk.applies_to if d not in named]
+    # The two innermost headings below the document's title: the outer ones name the
+    # chapter ("Central Nervous System Agents"), which is about every drug in it.
+    headings = "\n".join(chunk.section.path[1:][-2:])
+    named = drug_names(f"{own}\n{headings}\n{chunk.text}")
+    extra = branded_products(f"{headings}\n{chunk.text}") + list(chunk.applies_to)
+    return named + [d for d in dict.fromkeys(extra) if d not in named]
+
+
+def note_flags(chunk: Chunk) -> list[str]:
+    """A payer's note on a flag ("QL: All colchicine products", ingest/parsers/markdown.py)
+    carries that flag, typed like a row's."""
+    code = chunk.section.path[-1].split(":", 1)[0].upper() if chunk.section.path else ""
+    return [code] if code in FLAG_LEGEND and ":" in chunk.section.path[-1] else []
 
 
 def sparse_vector(text: str) -> models.SparseVector:

@@ -4,6 +4,7 @@ offline dictionary (drug-named-entity-recognition)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,7 +46,13 @@ def _is_class(entry: dict) -> bool:  # type: ignore[type-arg]
         return True
     if trees and all(t.startswith(_TARGET_TREES) for t in trees):
         return True
-    return is_class_name(str(entry.get("name", "")))
+    name = str(entry.get("name", ""))
+    if not trees and " and " in name:
+        # A product's ingredients, not a MeSH heading: "Bictegravir, Emtricitabine, and
+        # Tenofovir" (Biktarvy), "Calcium, Magnesium, Potassium, and Sodium Oxybate"
+        # (Xywav). MeSH's own comma names ("Cholesterol, LDL") stay what they were.
+        name = name.replace(",", "")
+    return is_class_name(name)
 
 
 def is_class_name(name: str) -> bool:
@@ -100,6 +107,17 @@ def _variants() -> list[str]:
                   if len(v) >= 6 and v.isalpha())
 
 
+# Synonyms in the packaged dictionary that are ordinary words where our documents use
+# them ("...allergy to two or more *generics*" is not oxazepam; "Caps" is a capsule, not
+# CAPS buffer): every single-word synonym that differs from its entry's name and is a
+# word of a general English vocabulary (or its plural), less those whose everyday sense
+# is the drug ("ecstasy", "marijuana", "antibiotics", "nitrates").
+_ORDINARY_WORDS = frozenset(
+    """generics generic caps sits indicators diamonds fargo kendrick dona hana armour
+    angelica sulfate tris flours vals nads ches aldos dids fras""".split()
+)
+
+
 def _collect(
     matches: list, found: dict[str, DrugMention], tokens: list[str] | None = None,  # type: ignore[type-arg]
 ) -> None:
@@ -107,6 +125,10 @@ def _collect(
         name = str(entry.get("name", "")).strip()
         if not name or name.lower() in found:
             continue
+        if tokens is not None and len(where) >= 2 and all(isinstance(w, int) for w in where[:2]):
+            said = " ".join(tokens[where[0]:where[1]]).lower()
+            if said in _ORDINARY_WORDS and said != name.lower():
+                continue
         synonyms = {s.lower() for s in entry.get("synonyms", ()) if len(s) <= 40}
         synonyms.add(name.lower())
         # "Low-dose aspirin" is aspirin: a passage saying "aspirin 81 mg" names it.
@@ -133,3 +155,76 @@ def mentioned_in(drug: DrugMention, text: str) -> bool:
     return any(
         re.search(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z0-9])", lowered) for s in drug.synonyms
     )
+
+
+# Words that end a product's name in a formulary cell: dosage forms, release and route.
+_FORM_WORDS = frozenset(
+    """tab tabs tablet tablets cap caps capsule capsules susp suspension sol soln solution
+    inj injection pen pens kit pak pack er xr xl sr ir dr cr la odt patch cream gel oral
+    powder granules syrup spray sprinkle chewable vial transdermal topical nasal
+    ophthalmic vaginal otc""".split()
+)
+_NAME_WORD = re.compile(r"[A-Za-z][a-z]+(?:-[A-Za-z][a-z]+)?")
+_NOT_NAME_WORDS = frozenset("in of and or with for the all other plus".split())
+
+
+def product_key(name: str) -> str | None:
+    """A product the packaged dictionary does not know ("Auvelity", "Gloperba Susp" as a
+    formulary cell writes it) as a drug key: the words of its name before any strength,
+    dosage form or route, lower-cased. None when the dictionary knows the name, or the
+    name is not shaped like one product (a class, a phrase, a code)."""
+    tokens = name.split()
+    words: list[str] = []
+    for word in tokens:
+        if word.lower() in _FORM_WORDS or not _NAME_WORD.fullmatch(word) \
+                or word.lower() in _NOT_NAME_WORDS:
+            break
+        words.append(word)
+    rest = tokens[len(words):]
+    # What may follow the name: a form, a strength, a short code ("Humulin N", "XR"),
+    # a note; anything else ("Agents, Non-Steroidal") means this was not a name.
+    if rest and not (rest[0].lower() in _FORM_WORDS or rest[0][0].isdigit()
+                     or rest[0][0] in "(<" or (rest[0].isupper() and len(rest[0]) <= 3)):
+        return None
+    # A brand is capitalised; one or two words ("Pred Forte"), never a phrase.
+    if not 1 <= len(words) <= 2 or not words[0][0].isupper():
+        return None
+    key = " ".join(words).lower()
+    if len(key) < 4 or key in _NOT_BRANDS or is_class_name(key) or find_drug_mentions(key):
+        return None
+    return key
+
+
+# Capitalised words that a formulary puts in parentheses or cells, which are not brands.
+_NOT_BRANDS = frozenset(
+    """preferred non-preferred nonpreferred optional generic brand required covered
+    excluded none other tier""".split()
+)
+
+
+# "Dextromethorphan/Bupropion (Auvelity)", "Oxybate Salts (Xywav)": a brand in
+# parentheses after words that name its ingredients.
+_BRAND_AFTER_GENERIC = re.compile(
+    r"((?:[A-Za-z][\w\-]*[ /,]+){1,4}?)\(([A-Z][a-z]{3,}(?: [A-Z][a-z]+)?)\)")
+
+
+def branded_products(text: str) -> list[str]:
+    """Keys (`product_key`) of the brands that `text` names in parentheses after their
+    ingredients, where the dictionary knows the ingredients and not the brand: the way
+    a payer's criteria name the product they are about."""
+    keys: list[str] = []
+    for match in _BRAND_AFTER_GENERIC.finditer(text):
+        key = product_key(match.group(2))
+        if key and key not in keys and drug_names(match.group(1)):
+            keys.append(key)
+    return keys
+
+
+def products_in(text: str, products: AbstractSet[str]) -> list[str]:
+    """The `products` (keys from `product_key`, e.g. the store's formulary rows) that
+    `text` names, as whole words, case-insensitively."""
+    if not products:
+        return []
+    words = re.findall(r"[a-z][a-z\-]*", text.lower())
+    grams = set(words) | {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)}
+    return sorted(grams & products)

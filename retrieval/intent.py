@@ -13,10 +13,11 @@ formulary row).
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from retrieval.drug_classes import DrugClass, class_members, classes_in
-from retrieval.drugs import drug_names
+from retrieval.drugs import drug_names, products_in
 
 BOXED_WARNING = "34066-1"
 INDICATIONS = "34067-9"
@@ -167,6 +168,23 @@ class QueryIntent:
     # (the criteria sections answer it), and whether it also asks a record's status.
     criteria: bool = False
     status: bool = True
+    # The formulary flags whose rules it asks about ("QL": how many, "AR": from what
+    # age): a payer's note on a flag ("QL – All colchicine products: 6 doses per claim")
+    # answers it with the numbers the rows' flags only announce.
+    flags: tuple[str, ...] = ()
+
+
+_FLAG_QUESTIONS = (
+    ("QL", re.compile(r"quantit|\bql\b|how many|\bdoses? per\b|per (?:fill|claim|day|month)|"
+                      r"\blimits?\b", re.I)),
+    ("AR", re.compile(r"\bage\b|\bages\b|years? old|year-old|\bchild|p(?:a)?ediatric|"
+                      r"\bteen|adolescent|\binfant", re.I)),
+    ("ST", re.compile(r"step therapy|\btried\b|\btry\b|first[- ]line", re.I)),
+)
+
+
+def asked_flags(question: str) -> tuple[str, ...]:
+    return tuple(code for code, pattern in _FLAG_QUESTIONS if pattern.search(question))
 
 
 def split_patient(query: str) -> tuple[str, str]:
@@ -188,14 +206,18 @@ def _patient_drugs(question: str, facts: str, classes: list[DrugClass]) -> tuple
     return tuple(theirs) if _ASKS_ABOUT_MEDICATION.search(question) else ()
 
 
-def read_intent(query: str) -> QueryIntent:
+def read_intent(query: str, products: AbstractSet[str] = frozenset()) -> QueryIntent:
+    """What `query` asks. `products`: drug keys beyond the packaged dictionary (a
+    formulary's own products, retrieval/drugs.py `product_key`) that count as drugs."""
     question, facts = split_patient(query)
     codes: list[str] = []
     for pattern, wanted in _ATTRIBUTES:
         if pattern.search(question):
             codes += [c for c in wanted if c not in codes]
     classes = classes_in(question)
-    drugs = tuple(drug_names(question, fuzzy=True)) or _patient_drugs(question, facts, classes)
+    named_drugs = drug_names(question, fuzzy=True)
+    named_drugs += [p for p in products_in(question, products) if p not in named_drugs]
+    drugs = tuple(named_drugs) or _patient_drugs(question, facts, classes)
     if not drugs and not classes and _NOT_A_LABEL.search(question):
         codes = []
     named = bool(drugs or classes)
@@ -214,4 +236,5 @@ def read_intent(query: str) -> QueryIntent:
         patient_facing=bool(_PATIENT_FACING.search(question)),
         criteria=formulary and bool(_CRITERIA.search(question)),
         status=bool(_STATUS.search(question)) or not _CRITERIA.search(question),
+        flags=asked_flags(question) if formulary else (),
     )

@@ -267,6 +267,20 @@ def count(client: Any, name: str, flt: models.Filter | None = None) -> int:
     return client.count(name, count_filter=flt, exact=True).count
 
 
+# More distinct drug keys than any formulary names (the shipped ones: ~1,500).
+MAX_DRUG_KEYS = 100_000
+
+
+def drug_keys(client: Any, name: str, flt: models.Filter | None = None) -> frozenset[str]:
+    """Every value of the payload's `drugs` field in the collection (a facet over its
+    keyword index), e.g. to recognise a formulary's products in a question."""
+    if not client.collection_exists(name):
+        return frozenset()
+    response = client.facet(name, key="drugs", facet_filter=flt, limit=MAX_DRUG_KEYS,
+                            exact=True)
+    return frozenset(str(h.value) for h in response.hits)
+
+
 def match(field: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=field, match=models.MatchValue(value=value))
 

@@ -39,6 +39,11 @@ _ARROW_BULLET = re.compile(r"^(\s*)=>\s*")
 _RULE = re.compile(r"^ {0,3}([-*_])(\s*\1){2,}\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)]|[A-Za-z][.)])")
 _BARE_URL = re.compile(r"^\s*<?(https?://\S+?)>?\s*$")
+# "**QL** – All colchicine products: 6 doses per claim ...", "**AR** - All drugs: a PA is
+# required for patients younger than 40 years": a formulary flag's rule for the drugs
+# named before the colon, a unit of its own (not the tail of the criteria above it).
+_FLAG_NOTE = re.compile(
+    r"^\*\*(PA|QL|ST|AR|AL|BvG|BVG|SP)\*\*\s*[–—-]\s*([^:]{2,120}):\s*(\S.*)$")
 
 _ESCAPABLE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|=^~])")
 _AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
@@ -73,7 +78,15 @@ class _Para:
     lines: list[str] = field(default_factory=list)
 
 
-_Block = _Heading | _Table | _Para
+@dataclass
+class _Note:
+    """A flag's rule (`_FLAG_NOTE`): its heading names the flag and the drugs."""
+
+    heading: str
+    text: str
+
+
+_Block = _Heading | _Table | _Para | _Note
 
 
 def parse_markdown(text: str, source: SourceFile) -> ParsedDocument:
@@ -153,6 +166,12 @@ def _read_block(lines: list[str], i: int, blocks: list[_Block]) -> int:
     heading = _heading(line)
     if heading:
         blocks.append(heading)
+        return i + 1
+    note = _FLAG_NOTE.match(line.strip())
+    if note:
+        subject = clean_inline(note.group(2))
+        blocks.append(_Note(f"{note.group(1).upper()}: {subject}",
+                            clean_inline(line.strip())))
         return i + 1
     if i + 1 < len(lines) and _SETEXT.match(lines[i + 1]) and _starts_paragraph(blocks):
         level = 1 if lines[i + 1].strip().startswith("=") else 2
@@ -302,6 +321,12 @@ def _add_blocks(builder: DocumentBuilder, blocks: list[_Block], title: str) -> N
             flush()
             for piece in _table_texts(block):
                 builder.add(path(), piece, is_table=True)
+        elif isinstance(block, _Note):
+            flush()
+            # Beside the criteria labels it follows ("Subsequent Authorization
+            # Criteria"), not under them: the rule is the drug class's own.
+            outer = tuple(h.text for h in stack if h.level < _LABEL_LEVEL) or (title,)
+            builder.add((*outer, block.heading), block.text)
         elif block.lines:
             paragraphs.append("\n".join(block.lines))
     flush()

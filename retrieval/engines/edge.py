@@ -486,6 +486,15 @@ class EdgeClient:
                 with_vector=_with_vectors(with_vectors))
         return [_record(r) for r in records]
 
+    def facet(self, collection_name: str, key: str, facet_filter: models.Filter | None = None,
+              limit: int = 10, exact: bool = False, **_: Any) -> models.FacetResponse:
+        request = qe.FacetRequest(key=key, limit=limit, exact=exact,
+                                  filter=to_filter(facet_filter))
+        with self._lock:
+            hits = self._shard(collection_name).facet(request).hits
+        return models.FacetResponse(
+            hits=[models.FacetValueHit(value=h.value, count=h.count) for h in hits])
+
     def _prefetch(self, p: models.Prefetch, outer: models.Filter | None) -> qe.Prefetch:
         # A server propagates the query's filter into every prefetch; so does this,
         # explicitly, together with the prefetch's own filter.

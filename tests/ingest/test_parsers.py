@@ -306,6 +306,22 @@ def test_markdown_pseudo_headings(docs: dict[str, ParsedDocument]) -> None:
     assert any(s.path == path for s in updl.sections)
 
 
+def test_a_formulary_flags_rule_is_a_unit_of_its_own(docs: dict[str, ParsedDocument]) -> None:
+    """"**QL** – All colchicine products: 6 doses per claim ..." follows the criteria of
+    its drug class on the page but is not one of them: its own section, headed by the
+    flag and the drugs it names, beside the criteria labels (not under them)."""
+    updl = docs[UPDL_CRITERIA]
+    by_path = {s.path: s for s in updl.sections}
+    ql = by_path[("UPDL Criteria", "Analgesic Agents", "Gout", "QL: All colchicine products")]
+    assert ql.text.startswith("QL – All colchicine products: 6 doses per claim for acute gout")
+    ar = by_path[("UPDL Criteria", "Central Nervous System (CNS) Agents", "Alzheimer's Agents",
+                  "AR: All drugs")]
+    assert "a PA is required for patients younger than 40 years" in ar.text
+    subsequent = by_path[("UPDL Criteria", "Central Nervous System (CNS) Agents",
+                          "Alzheimer's Agents", "Subsequent Authorization Criteria")]
+    assert "younger than 40" not in subsequent.text
+
+
 def test_markdown_untitled_file_uses_its_name(docs: dict[str, ParsedDocument]) -> None:
     doc = docs["coverage/cms-ncd/Diagnostic_Pap_Smears.md"]
     assert doc.title == "Diagnostic Pap Smears"

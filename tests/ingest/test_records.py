@@ -157,3 +157,32 @@ def test_criteria_written_per_status_or_flag_carry_the_drugs_they_cover(sources)
     assert "evolocumab" in by_path[("Criteria", "Clinical PA")].applies_to  # Repatha (PA)
     assert "pravastatin" not in by_path[("Criteria", "Non-Preferred")].applies_to  # preferred
     assert "pitavastatin" in by_path[("Criteria", "Non-Preferred")].applies_to
+
+
+def test_a_product_the_dictionary_lacks_and_the_criteria_headed_by_it_share_its_key(
+    sources,  # type: ignore[no-untyped-def]
+) -> None:
+    """"Auvelity: Non-Preferred" is a row about a drug although the packaged dictionary
+    has never heard of it, and "Criteria > Dextromethorphan/Bupropion (Auvelity) >
+    Additional ... Criteria", whose bullets name only the drugs to try first, is about
+    it: both carry the product's key, so the drug-filtered search arms reach both."""
+    from ingest.pipeline import chunk_drugs
+
+    source, doc = _parse(sources, "formularies/ohio-medicaid-updl/current-2024/antidepressants.md")
+    chunks = chunk_document(doc, 1200, 150, payer=source.payer,
+                            effective_date=source.effective_date)
+    rows = [c for c in chunks if c.record and c.text.split("\n")[1].startswith("Auvelity:")]
+    assert rows and all(c.record.drugs == ("auvelity",) for c in rows if c.record)
+    criteria = [c for c in chunks if c.kind != "row"
+                and "Dextromethorphan/Bupropion (Auvelity)" in c.section.path]
+    assert criteria
+    for c in criteria:
+        drugs = chunk_drugs(doc, c)
+        assert {"auvelity", "bupropion", "dextromethorphan"} <= set(drugs), drugs
+
+    source, doc = _parse(sources, "formularies/ohio-medicaid-updl/current-2024/UPDL_criteria.md")
+    chunks = chunk_document(doc, 1200, 150, payer=source.payer,
+                            effective_date=source.effective_date)
+    xywav = [c for c in chunks if c.section.path[-1] == "Additional Oxybate Salts (Xywav) Criteria"]
+    assert xywav and all("calcium, magnesium, potassium, and sodium oxybate"
+                         in chunk_drugs(doc, c) for c in xywav)

@@ -375,3 +375,16 @@ def test_the_versions_filter_as_in_force_or_as_not_excluded_selects_the_same_poi
             assert all(p.payload.get("version_id") in in_force for p in b)
     _same_scored(_hybrid(local, *_query(np.random.default_rng(3)), as_not),
                  _hybrid(edge, *_query(np.random.default_rng(3)), as_not))
+
+
+def test_the_drug_keys_facet_agrees(engines) -> None:  # type: ignore[no-untyped-def]
+    """`drug_keys` (the search's product lexicon) reads the same values on both."""
+    from retrieval.store import drug_keys
+
+    local, edge, _ = engines
+    assert drug_keys(local, C) == drug_keys(edge, C) == {"atorvastatin"}
+    labels = models.Filter(must=[match("doc_type", "label")])
+    assert drug_keys(local, C, labels) == drug_keys(edge, C, labels)
+    nothing = models.Filter(must=[match("doc_type", "nope")])
+    assert drug_keys(local, C, nothing) == drug_keys(edge, C, nothing) == frozenset()
+    assert drug_keys(edge, "missing") == frozenset()

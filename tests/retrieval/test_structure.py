@@ -156,3 +156,21 @@ def test_a_billing_question_favours_the_coverage_policy() -> None:
     field = ChunkPayload(doc_type="guideline", unit_kind="admin")
     assert structure_factor(field, read_intent("When was the PrEP guideline released?")) > 1
     assert structure_factor(field, read_intent("Who should get PrEP?")) < 1
+
+
+def test_a_product_the_dictionary_lacks_is_searched_as_a_drug(structured_retriever) -> None:  # type: ignore[no-untyped-def]
+    """Zypitamag and Gloperba are rows of the shipped Ohio pages that the packaged drug
+    dictionary does not know: the store's own product keys make them drugs of the
+    question, so the drug-filtered arms reach their row and their criteria."""
+    question = "Is Zypitamag preferred on Ohio Medicaid?"
+    assert read_intent(question).drugs == ()
+    assert structured_retriever.intent(question).drugs == ("zypitamag",)
+    hits = structured_retriever.search(question, access_groups=GROUPS)
+    assert hits[0].provenance.unit_kind == "row" and "Zypitamag" in hits[0].text
+    question = "What must a patient show before Ohio Medicaid approves Gloperba?"
+    assert structured_retriever.intent(question).drugs == ("gloperba",)
+    hits = structured_retriever.search(question, access_groups=GROUPS)
+    assert "Colchicine Solution (Gloperba)" in hits[0].provenance.section_path, \
+        [h.provenance.section_path for h in hits]
+    # Words of the formulary that are not products stay words.
+    assert structured_retriever.intent("Which drugs are preferred or non-preferred?").drugs == ()
