@@ -57,7 +57,8 @@ _ATTRIBUTES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
                 r"(?:use|take|give)n?|\bcannot (?:use|take)\b|\brules? out\b|\bruled out\b", re.I),
      (CONTRAINDICATIONS, OTC_DO_NOT_USE)),
     (re.compile(r"\bdos(?:e|es|ing|age|ed)\b|how much|how often|\bmg\b|starting|maximum|"
-                r"titrat|\bdirections\b|how (?:should|do) (?:i|you|we) (?:take|give|use)",
+                r"titrat|\bdirections\b|how (?:should|do) (?:i|you|we) (?:take|give|use)|"
+                r"\bregimens?\b|\bschedule\b|\binduction\b|\bloading\b",
                 re.I),
      (DOSAGE, DOSAGE_FORMS)),
     (re.compile(r"interact|together with|combined with|co-?administ|concomitant|"

@@ -221,7 +221,7 @@ class Retriever:
             fetch = max(fetch, STRUCTURE_CANDIDATES)
         lexical, semantic = question, question
         if self.expansion != "off":
-            lexical = expand(question).text
+            lexical = expand(question, drugs=self.expansion != "abbreviations").text
             semantic = lexical if self.expansion == "both" else question
         sparse = encode_query(lexical)
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)

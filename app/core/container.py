@@ -108,7 +108,7 @@ def build_retriever(
     )
     return Retriever(
         client, settings.collection, embedder, catalog=catalog, reranker=reranker,
-        expansion=settings.query_expansion, **settings.ranking_options(),
+        **settings.ranking_options(),
     )
 
 

@@ -126,10 +126,11 @@ class Settings(BaseSettings):
     # RRF's ranking constant; unset: Qdrant's default (2). medcite eval's
     # medcite-hybrid-rrf-k<N> variants measure it.
     rrf_k: int | None = Field(default=None, ge=1, le=1000, alias="MEDCITE_RRF_K")
-    # Brand <-> generic names and abbreviations added to the query (retrieval/expansion.py):
-    # off, lexical (sparse arm only) or both arms.
-    query_expansion: Literal["off", "lexical", "both"] = Field(
-        default="off", alias="MEDCITE_QUERY_EXPANSION"
+    # Words added to the query (retrieval/expansion.py): abbreviations' words to the
+    # sparse arm (the default, measured in bench/RESULTS-retrieval.md), brand <-> generic
+    # names and abbreviations to the sparse arm (lexical) or both arms, or nothing (off).
+    query_expansion: Literal["off", "abbreviations", "lexical", "both"] = Field(
+        default="abbreviations", alias="MEDCITE_QUERY_EXPANSION"
     )
     # Optional extra citation verifiers (app/answering/model_verifiers.py); they may only lower
     # a status.
@@ -192,7 +193,7 @@ class Settings(BaseSettings):
         so what `medcite eval`'s medcite-hybrid must run to measure it."""
         return {"rerank_candidates": self.rerank_candidates, "fusion": self.fusion,
                 "dense_weight": self.rrf_dense_weight, "rrf_k": self.rrf_k,
-                "hnsw_ef": self.hnsw_ef}
+                "hnsw_ef": self.hnsw_ef, "expansion": self.query_expansion}
 
     def isolated(self, data_dir: Path, **updates: object) -> Settings:
         """A copy whose index and databases all live in `data_dir` (an evaluation's or

@@ -32,7 +32,11 @@ def test_abbreviations_expand_only_when_written_as_abbreviations() -> None:
     assert abbreviation_expansions("Target BP in HTN with CKD?") == [
         "hypertension", "chronic kidney disease"]
     assert "morphine milligram equivalents" in expand("Daily MME limit for opioids?").terms
-    assert "prior authorization" in expand("Is PA required for Repatha?").terms
+    assert "left ventricular assist device" in expand("LVAD coverage criteria?").terms
+    # The formularies write "PA" themselves: it is searched as written.
+    assert "prior authorization" not in expand("Is PA required for Repatha?").terms
+    # The default mode adds the abbreviations' words, never drug names.
+    assert expand("Lipitor in HTN?", drugs=False).terms == ("hypertension",)
     # Lower-case "pa" and "er" are ordinary words (or parts of them), not abbreviations.
     assert abbreviation_expansions("take pa er tablets") == []
 

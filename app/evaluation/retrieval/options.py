@@ -14,6 +14,7 @@ ALL_SYSTEMS = (*(f"medcite-{m}" for m in MEDCITE_MODES), "bm25", "llamaindex")
 # expansion on the lexical arm or both arms, and the reranker MEDCITE_RERANKER /
 # MEDCITE_RERANKER_PATH configure. Run on request (--systems), not by default.
 VARIANT_SYSTEMS = (
+    "medcite-hybrid-expand-off", "medcite-hybrid-expand-abbreviations",
     "medcite-hybrid-expand-lexical", "medcite-hybrid-expand-both", "medcite-hybrid-rerank",
     "medcite-hybrid-dbsf", "medcite-hybrid-rrf-dense1.5", "medcite-hybrid-rrf-dense2",
     "medcite-hybrid-rrf-k10", "medcite-hybrid-rrf-k60",
