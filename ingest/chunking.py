@@ -184,6 +184,10 @@ def embedding_text(doc: ParsedDocument, chunk: Chunk) -> str:
     sets (MedQuAD 0.887 -> 0.843) and ranked the pediatric Lipitor dose above the adult
     one, so it was reverted (bench/RESULTS-retrieval.md)."""
     path = " > ".join(chunk.section.path)
+    if chunk.applies_to:
+        # Criteria written once per status or flag ("Clinical PA") name none of the
+        # drugs they govern; the page's rows say which (`scope_criteria`).
+        path += f"\nApplies to: {', '.join(chunk.applies_to)}"
     return f"{doc.title}\n{path}\n{chunk.text}"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.core.settings import REPO_ROOT
-from ingest.chunking import chunk_document
+from ingest.chunking import chunk_document, embedding_text
 from ingest.manifest import discover
 from ingest.models import ParsedDocument, SourceFile
 from ingest.parsers import parse_file
@@ -141,6 +141,9 @@ def test_criteria_written_per_status_or_flag_carry_the_drugs_they_cover(sources)
     non_preferred = by_path[("Criteria", "Non-Preferred")]
     assert "colchicine" in clinical.applies_to and "allopurinol" not in clinical.applies_to
     assert "colchicine" in chunk_drugs(doc, clinical)
+    # ... and the embedded and sparse text says so (the section's own text names none).
+    assert "Applies to: " in embedding_text(doc, clinical) \
+        and "colchicine" in embedding_text(doc, clinical).split("Applies to: ")[1]
     rows = [c.record for c in chunks if c.record is not None]
     assert set(non_preferred.applies_to) == {
         d for r in rows if r.status == "Non-Preferred" for d in r.drugs} >= {"febuxostat"}
