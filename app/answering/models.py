@@ -66,8 +66,10 @@ class AnswerSentence(BaseModel):
     status: CitationStatus
     quoted_by_server: bool = Field(
         default=False, description="The source's own words, added by the server and not "
-        "written by the model: a contraindication for the patients the question asks about "
-        "that the generated answer left out.")
+        "written by the model: a contraindication for the patients, or a warning for the "
+        "condition, the question asks about that the generated answer left out.")
+    quoted_as: Literal["contraindication", "warning"] | None = Field(
+        default=None, description="What a sentence quoted by the server is.")
 
 
 class EvidenceQuote(BaseModel):

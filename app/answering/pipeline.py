@@ -28,6 +28,7 @@ from app.answering.citation_checks import (
     verify_sentence,
     verify_units,
 )
+from app.answering.condition_warnings import omitted_warning
 from app.answering.contraindications import omitted_contraindication
 from app.answering.document_facts import (
     RELEASE_FIELD,
@@ -450,16 +451,24 @@ class AnswerService:
                 draft, "The generated answer does not address the question: "
                 + "; ".join(problems) + ".", removed=sentences, off_topic=True, focus=focus)
         cited = {c.unit_id for s in ok for c in s.citations if c.unit_id}
-        omitted = omitted_contraindication(question, draft.passages, draft.units, cited)
-        if omitted:
+        # First: what the patients asked about must not do, then the warning for the
+        # condition asked about, before the rest.
+        for kind, omitted, what in (
+            ("warning", omitted_warning(question, draft.passages, draft.units, cited),
+             "the warning the sources state for the condition asked about"),
+            ("contraindication",
+             omitted_contraindication(question, draft.passages, draft.units, cited),
+             "the contraindication the sources state for the patients asked about"),
+        ):
+            if not omitted:
+                continue
             added = verify_units(" ".join(u.reading(p) for u, p in omitted), omitted, question)
             if added.status is CitationStatus.supported:
                 for c in added.citations:
-                    c.reasons.append("quoted by the server: the contraindication the sources "
-                                     "state for the patients asked about, which the "
-                                     "generated answer left out")
+                    c.reasons.append(f"quoted by the server: {what}, which the generated "
+                                     "answer left out")
                 added.quoted_by_server = True
-                # First: what the patients asked about must not do comes before the rest.
+                added.quoted_as = kind  # type: ignore[assignment]
                 sentences.insert(0, added)
         answer = self._finish(draft, sentences)
         untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []

@@ -99,3 +99,8 @@ def test_a_sentence_the_server_quoted_is_labelled_as_the_sources_words() -> None
     shown = render.render_answer(response)
     assert "Contraindication, quoted from the source:" in shown[0]
     assert "quoted from the source" not in shown[1]
+    warned = quoted.model_copy(update={"quoted_as": "warning",
+                                       "text": "Particular caution ... hypokalemia."})
+    shown = render.render_answer(response.model_copy(update={"sentences": [warned, written]}))
+    assert "Warning, quoted from the source:" in shown[0]
+    assert "Contraindication" not in shown[0]

@@ -183,3 +183,28 @@ def test_an_answer_leaving_out_the_asked_populations_contraindication_gets_it(  
                                                ["section_path"]).upper()
                for c in first["citations"])
     assert any("birth control" in s["text"] for s in rest)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_leaving_out_the_asked_conditions_warning_gets_it(  # type: ignore[no-untyped-def]
+        ask, stream: bool) -> None:
+    """A risk question naming a condition that the label's warnings name (a recent stroke:
+    "A higher incidence of hemorrhagic stroke was seen in patients ... with stroke or TIA
+    within the previous 6 months"). The stand-in answers from the unit sharing most words
+    with the question, the myopathy warning, true and cited but silent on the stroke: the
+    server quotes the stroke warning first, labelled as a warning."""
+    body = ask("Which muscle risks increase when LIPITOR is used concomitantly with "
+               "cyclosporine, and any concern after a recent stroke?", "good", stream=stream)
+    assert body["status"] == "verified", body
+    first, *rest = body["sentences"]
+    assert first["quoted_by_server"] and first["quoted_as"] == "warning"
+    assert "hemorrhagic stroke" in first["text"]
+    assert all(c["status"] == "supported" for c in first["citations"])
+    assert any("quoted by the server" in r and "condition asked about" in r
+               for c in first["citations"] for r in c["reasons"])
+    by_id = {p["id"]: p for p in body["passages"]}
+    assert all("WARNING" in " ".join(by_id[c["passage_id"]]["provenance"]["section_path"])
+               .upper() for c in first["citations"])
+    # The model's own sentence stays, after it, not relabelled.
+    assert rest and not any(s["quoted_by_server"] for s in rest)
+    assert any("cyclosporine" in s["text"] for s in rest)
