@@ -302,6 +302,10 @@ def main() -> None:
                                         for lv, n, wall, res in rows],
                                "bare": bare}, default=str))
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cores = os.cpu_count() or 2
+    threads_told = (f"{args.llm_threads}" if args.llm_threads else
+                    f"{max(1, cores - 1)} decoding / {cores} prompt (the product's default)")
+    engine = "server" if settings.qdrant_url else settings.vector_engine
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; machine {platform.machine()}, "
           f"{os.cpu_count()} CPUs, {memory_gib:.0f} GiB; generator "
           f"{args.llm_url or args.model} (max_tokens {args.max_tokens}, context "
@@ -309,7 +313,8 @@ def main() -> None:
           f"{args.corpus}: {passages} passages, ingest "
           f"{ingest_s:.0f} s; gate: {args.in_flight} in flight, queue {args.queue}, wait "
           f"{args.queue_wait:g} s; LLM_TIMEOUT_S {args.llm_timeout:g}; llama.cpp threads "
-          f"{args.llm_threads or os.cpu_count()}; load average (1 min, every process on the "
+          f"{threads_told}; engine {engine}; "
+          f"load average (1 min, every process on the "
           f"machine) {load_start:.1f} as the levels began, {load_end:.1f} at the end")
     print()
     print("| clients | requests | wall s | answered/s | p50 ms | p95 ms | p99 ms | errors "
