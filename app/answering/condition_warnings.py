@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from app.answering.label_sections import drug_sections
 from app.answering.relevance import question_focus
 from app.answering.units import Unit
 from retrieval.drugs import drug_names
@@ -61,15 +62,11 @@ def omitted_warning(
     drugs = set(drug_names(question))
     if not conditions or not drugs:
         return []
-    cited_passages = {u.passage_index for own in units for u in own if u.uid in cited}
-    order = sorted(range(len(passages)), key=lambda i: (i not in cited_passages, i))
-    for index in order:
-        passage = passages[index]
-        if not is_warning(passage) or passage.provenance.doc_type != "label":
-            continue
-        if not drugs & set(drug_names(f"{passage.provenance.title} {passage.text}")):
-            continue
-        own = units[index] if index < len(units) else []
+
+    def label_warning(passage: Passage) -> bool:
+        return is_warning(passage) and passage.provenance.doc_type == "label"
+
+    for passage, own in drug_sections(drugs, passages, units, cited, label_warning):
         for condition in conditions:
             at = [k for k, u in enumerate(own) if _names(condition, u.reading(passage))]
             if not at:

@@ -15,6 +15,7 @@ verbatim, as a sentence of its own.
 
 from __future__ import annotations
 
+from app.answering.label_sections import drug_sections
 from app.answering.relevance import populations_in
 from app.answering.units import Unit
 from retrieval.drugs import drug_names
@@ -42,17 +43,7 @@ def omitted_contraindication(
     drugs = set(drug_names(question))
     if not populations or not drugs:
         return []
-    cited_passages = {u.passage_index for own in units for u in own if u.uid in cited}
-    # The section the answer already cites first: another version's copy of the same
-    # sentences would say them twice.
-    order = sorted(range(len(passages)), key=lambda i: (i not in cited_passages, i))
-    for index in order:
-        passage = passages[index]
-        if not is_contraindication(passage):
-            continue
-        if not drugs & set(drug_names(f"{passage.provenance.title} {passage.text}")):
-            continue
-        own = units[index] if index < len(units) else []
+    for passage, own in drug_sections(drugs, passages, units, cited, is_contraindication):
         path = " ".join(passage.provenance.section_path)
         for population in populations:
             hits = [u for u in own if population.named_in(u.reading(passage))][:MAX_UNITS]
