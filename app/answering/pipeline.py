@@ -783,9 +783,44 @@ def addressing_units(
                         key=lambda f: f[2].start)[:MAX_LIST_EVIDENCE_UNITS]
     else:
         chosen = found[:MAX_EVIDENCE_UNITS]
+    units = with_their_lists([(u, p) for _, _, u, p in chosen], draft.units)
     return [
         EvidenceQuote(passage_id=p.id, unit_id=u.uid, text=u.source_text(p),
                       span_start=u.start, span_end=u.end,
                       header=list(u.header) if u.kind == "row" else [])
-        for _, _, u, p in chosen
+        for u, p in units
     ]
+
+
+def with_their_lists(
+    chosen: list[tuple[Unit, Passage]], units: list[list[Unit]]
+) -> list[tuple[Unit, Passage]]:
+    """A list item quoted alone misstates its list: "TWO selective serotonin reuptake
+    inhibitors" is one of "ALL of the following" after "ONE DNRI" and "ONE SNRI". Each
+    chosen item brings its list (the run of items around it in its passage) and the
+    sentence that introduces it (ending in a colon), in document order, up to
+    MAX_LIST_EVIDENCE_UNITS units in all."""
+    out: list[tuple[Unit, Passage]] = []
+    seen: set[str] = set()
+
+    def add(unit: Unit, passage: Passage) -> None:
+        if unit.uid not in seen and len(out) < MAX_LIST_EVIDENCE_UNITS:
+            seen.add(unit.uid)
+            out.append((unit, passage))
+
+    for unit, passage in chosen:
+        own = units[unit.passage_index] if unit.passage_index < len(units) else []
+        at = next((k for k, u in enumerate(own) if u.uid == unit.uid), None)
+        if unit.kind != "item" or at is None:
+            add(unit, passage)
+            continue
+        first = last = at
+        while first > 0 and own[first - 1].kind == "item":
+            first -= 1
+        while last + 1 < len(own) and own[last + 1].kind == "item":
+            last += 1
+        if first > 0 and own[first - 1].reading(passage).rstrip().endswith(":"):
+            first -= 1
+        for u in own[first:last + 1]:
+            add(u, passage)
+    return out
