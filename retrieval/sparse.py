@@ -9,6 +9,7 @@ a fitted model or a download. Exact drug names, NDC-like codes, doses and abbrev
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -34,12 +35,20 @@ class SparseVec:
     values: list[float]
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _stemmer() -> snowballstemmer.stemmer:
     # The Snowball project's own English stemmer: NLTK's copy cost every process
     # (API, CLI, ingest worker) ~10 s of start-up importing all of NLTK, and it stemmed
     # "organization" and "organism" to "organ", "interval" to "interv".
-    return snowballstemmer.stemmer("english")
+    # One per thread: a stemmer keeps the word it is working on in itself, and one shared
+    # by an upload's ingest and three /ask threads raised IndexError mid-word
+    # (tests/app/api/test_ingest_while_serving.py), failing the upload.
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 @lru_cache(maxsize=200_000)

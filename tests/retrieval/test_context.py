@@ -207,7 +207,8 @@ def test_services_wire_context_and_reranker_from_settings(
     default = make_services()
     assert isinstance(default.answers.context, ContextAssembler)
     assert default.answers.context.budget_chars == default.settings.context_chars
-    assert default.retriever.reranker is None and default.retriever.expansion == "off"
+    # The default expands abbreviations in the lexical arm (bench/RESULTS-retrieval.md).
+    assert default.retriever.reranker is None and default.retriever.expansion == "abbreviations"
     off = make_services(context_neighbours=0, reranker="llm", query_expansion="lexical")
     assert off.answers.context is None
     assert isinstance(off.retriever.reranker, LLMReranker)
