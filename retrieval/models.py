@@ -30,9 +30,6 @@ class Provenance(BaseModel):
     unit_kind: str | None = Field(
         default=None, description="section, table, row (a formulary record), "
         "recommendation, admin (administrative/bibliographic), methods.")
-    applies_to: list[str] = Field(
-        default_factory=list, description="Drugs a formulary's criteria section governs "
-        "without naming them (the page's rows with that status or flag).")
 
 
 class Passage(BaseModel):

@@ -55,10 +55,6 @@ class ChunkPayload(BaseModel):
     # Drugs named by the unit (never classes), normalised by retrieval/drugs.py
     # drug_names: "Lipitor" and "atorvastatin calcium" are both "atorvastatin".
     drugs: list[str] = Field(default_factory=list)
-    # Of those, the drugs a formulary's criteria govern without naming them ("Criteria >
-    # Clinical PA" applies to the page's rows flagged PA; ingest/chunking.py
-    # scope_criteria): the page's own structure says so.
-    applies_to: list[str] = Field(default_factory=list)
     # A formulary record's status ("Preferred", "Non-Preferred", "Covered"...) and
     # flags ("PA", "QL", "ST", "BVG"...).
     status: str | None = None

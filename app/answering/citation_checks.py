@@ -627,9 +627,5 @@ def unasked_population(sentence: str, cited: list[tuple[Unit, Passage]],
 
 def unit_context(passage: Passage) -> str:
     """Where a unit sits: its passage's title and section path (a drug or population may
-    be named there rather than in the unit), the payer of a formulary, and the drugs a
-    formulary's criteria section governs by the page's own rows ("Criteria > Clinical PA"
-    names none of them; Repatha's row is flagged PA)."""
-    governs = ", ".join(passage.provenance.applies_to)
-    return " ".join(x for x in (_context(passage), passage.provenance.payer or "",
-                                f"Applies to: {governs}." if governs else "") if x)
+    be named there rather than in the unit), and the payer of a formulary."""
+    return " ".join(x for x in (_context(passage), passage.provenance.payer or "") if x)

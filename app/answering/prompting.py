@@ -191,22 +191,12 @@ def render_units(
 _DATED_TYPES = frozenset({"formulary", "coverage"})
 
 
-# Drugs a criteria section governs, named in its prompt header at most (a category's
-# non-preferred criteria can govern twenty; each name costs prompt time on a CPU).
-MAX_HEADER_DRUGS = 12
-
-
 def passage_header(p: Passage) -> str:
     """The line above a passage's units in the prompt: where the units come from."""
     where = " > ".join(p.provenance.section_path)
     head = p.provenance.title + (f" | {where}" if where else "")
     if p.provenance.payer:
         head += f" | payer: {p.provenance.payer}"
-    if p.provenance.applies_to:
-        # Criteria written once per status or flag name none of the drugs they govern.
-        governed = p.provenance.applies_to
-        head += " | applies to: " + ", ".join(governed[:MAX_HEADER_DRUGS]) + (
-            ", …" if len(governed) > MAX_HEADER_DRUGS else "")
     # A payer's list or policy is read as of its effective date; a label's or a
     # guideline's version date is not a clinical fact, and the model gave it as the
     # answer ("the ulcerative colitis indication was added to the Humira label in

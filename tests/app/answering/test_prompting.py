@@ -35,17 +35,3 @@ def test_a_copied_header_is_removed_and_nothing_else() -> None:
     # A header written as a sentence of its own is no sentence.
     assert without_header(passage_header(label), [label]) == ""
     assert without_header(passage_header(label) + ".", [label]) == ""
-
-
-def test_criteria_name_the_drugs_they_govern_in_their_header() -> None:
-    from app.answering.prompting import MAX_HEADER_DRUGS
-
-    few = _passage("formulary", "Ohio Medicaid")
-    few.provenance.applies_to = ["alirocumab", "evolocumab"]
-    assert " | payer: Ohio Medicaid | applies to: alirocumab, evolocumab | effective " \
-        in passage_header(few)
-    many = _passage("formulary", "Ohio Medicaid")
-    many.provenance.applies_to = [f"drug{i}" for i in range(MAX_HEADER_DRUGS + 5)]
-    header = passage_header(many)
-    assert f"drug{MAX_HEADER_DRUGS - 1}, …" in header and f"drug{MAX_HEADER_DRUGS}" not in header
-    assert "applies to" not in passage_header(_passage("label"))

@@ -464,29 +464,3 @@ def test_a_coverage_questions_own_words_match_their_abbreviations() -> None:
                         "the device.", context="Home Blood Glucose Monitors | payer: Medicare")
     assert addresses(focus, monitors) == ["the cited evidence is not about hba1c, "
                                           "well-controlled"]
-
-
-def test_criteria_a_page_applies_to_a_drug_address_it_though_they_never_name_it() -> None:
-    """"What would Ohio Medicaid require before approving Repatha?" came back off-topic on
-    two release checks: the lipotropics page's "Criteria > Clinical PA" says what a drug
-    flagged PA needs and names none (Repatha's row is flagged PA). Its passage carries
-    the drugs its page's rows put under it (`applies_to`), and that is where it sits."""
-    from app.answering.citation_checks import unit_context
-    from app.answering.pipeline import evidence_from
-
-    text = ("Clinical PA Criteria\n\n- Must have an inadequate clinical response of at least "
-            "90 days with a high-intensity statin")
-    provenance = dict(doc_id="md:lipotropics", source_file="lipotropics.md",
-                      doc_type="formulary", char_start=0, char_end=len(text),
-                      title="Lipotropics", section_path=["Lipotropics", "Criteria",
-                                                         "Clinical PA"],
-                      payer="Ohio Medicaid")
-    question = "What would Ohio Medicaid require before approving Repatha?"
-    focus = question_focus(question, None)
-    governed = Passage(id="c", text=text, score=1.0, provenance=Provenance(
-        **provenance, applies_to=["alirocumab", "evolocumab"]))
-    alone = Passage(id="c", text=text, score=1.0, provenance=Provenance(**provenance))
-    assert "Applies to: alirocumab, evolocumab." in unit_context(governed)
-    unit = split_passage(governed, 0)[-1]
-    assert addresses(focus, evidence_from([(unit, governed)])) == []
-    assert any("Evolocumab" in p for p in addresses(focus, evidence_from([(unit, alone)])))
