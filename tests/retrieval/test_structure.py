@@ -174,3 +174,34 @@ def test_a_product_the_dictionary_lacks_is_searched_as_a_drug(structured_retriev
         [h.provenance.section_path for h in hits]
     # Words of the formulary that are not products stay words.
     assert structured_retriever.intent("Which drugs are preferred or non-preferred?").drugs == ()
+
+
+def test_the_products_are_read_once_per_catalog_change_not_per_as_of_day(  # type: ignore[no-untyped-def]
+        structured_retriever) -> None:
+    """Questions as of another day replace the versions view; the product lexicon
+    depends only on what the collection holds and is not read again for them."""
+    from datetime import date
+
+    from retrieval.models import SearchFilters
+
+    class Counting:
+        def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+            self.client, self.facets = client, 0
+
+        def facet(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.facets += 1
+            return self.client.facet(*args, **kwargs)
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.client, name)
+
+    counting = Counting(structured_retriever.client)
+    retriever = dataclasses.replace(structured_retriever, client=counting, _view=None,
+                                    _products_read=None)
+    question = "Is Zypitamag preferred on Ohio Medicaid?"
+    for as_of in (None, date(2023, 6, 1), None, date(2023, 6, 1)):
+        hits = retriever.search(question, access_groups=GROUPS,
+                                filters=SearchFilters(as_of=as_of) if as_of else None)
+        assert hits
+    assert counting.facets == 1
+    assert retriever.intent(question).drugs == ("zypitamag",)
