@@ -51,14 +51,17 @@ def _names(word: str, text: str) -> bool:
 
 
 def omitted_warning(
-    question: str, passages: list[Passage], units: list[list[Unit]], cited: set[str]
+    question: str, passages: list[Passage], units: list[list[Unit]], cited: set[str],
+    conditions: list[str] | None = None,
 ) -> list[tuple[Unit, Passage]]:
     """The units of a retrieved warnings section of the asked drug's label that name the
     condition the question asks about (with the sentence they qualify), when the answer
-    (`cited` unit ids) cites none of them; [] otherwise."""
+    (`cited` unit ids) cites none of them; [] otherwise. `conditions`: the question's,
+    when its focus was already read (`relevance.question_focus`)."""
     if not _ASKS_RISK.search(question):
         return []
-    conditions = question_focus(question).conditions
+    if conditions is None:
+        conditions = question_focus(question).conditions
     drugs = set(drug_names(question))
     if not conditions or not drugs:
         return []

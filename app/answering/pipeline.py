@@ -454,7 +454,8 @@ class AnswerService:
         # First: what the patients asked about must not do, then the warning for the
         # condition asked about, before the rest.
         for kind, omitted, what in (
-            ("warning", omitted_warning(question, draft.passages, draft.units, cited),
+            ("warning", omitted_warning(question, draft.passages, draft.units, cited,
+                                        focus.conditions),
              "the warning the sources state for the condition asked about"),
             ("contraindication",
              omitted_contraindication(question, draft.passages, draft.units, cited),
