@@ -31,13 +31,14 @@ from qdrant_client import QdrantClient, models
 from tqdm import tqdm
 
 from ingest.catalog import Catalog, NewVersion, pack_snapshot
-from ingest.chunking import FLAG_LEGEND, Chunk, chunk_document, embedding_text
+from ingest.chunking import Chunk, chunk_document, embedding_text
 from ingest.config import IngestSettings
 from ingest.diff import Snapshot, diff_snapshots
 from ingest.identity import content_hash, version_id
 from ingest.manifest import discover
 from ingest.models import DocType, ParsedDocument, ParseError, SourceFile
 from ingest.parsers import parse_file
+from ingest.parsers.markdown import note_flag
 from retrieval.drugs import branded_products, drug_names
 from retrieval.embedder import Embedder
 from retrieval.schema import ChunkPayload
@@ -178,8 +179,8 @@ def chunk_drugs(doc: ParsedDocument, chunk: Chunk) -> list[str]:
 def note_flags(chunk: Chunk) -> list[str]:
     """A payer's note on a flag ("QL: All colchicine products", ingest/parsers/markdown.py)
     carries that flag, typed like a row's."""
-    code = chunk.section.path[-1].split(":", 1)[0].upper() if chunk.section.path else ""
-    return [code] if code in FLAG_LEGEND and ":" in chunk.section.path[-1] else []
+    flag = note_flag(chunk.section.path[-1]) if chunk.section.path else None
+    return [flag] if flag else []
 
 
 def sparse_vector(text: str) -> models.SparseVector:

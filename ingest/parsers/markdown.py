@@ -44,6 +44,7 @@ _BARE_URL = re.compile(r"^\s*<?(https?://\S+?)>?\s*$")
 # named before the colon, a unit of its own (not the tail of the criteria above it).
 _FLAG_NOTE = re.compile(
     r"^\*\*(PA|QL|ST|AR|AL|BvG|BVG|SP)\*\*\s*[–—-]\s*([^:]{2,120}):\s*(\S.*)$")
+_NOTE_HEADING = re.compile(r"^(PA|QL|ST|AR|AL|BVG|SP): \S")
 
 _ESCAPABLE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|=^~])")
 _AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
@@ -169,8 +170,7 @@ def _read_block(lines: list[str], i: int, blocks: list[_Block]) -> int:
         return i + 1
     note = _FLAG_NOTE.match(line.strip())
     if note:
-        subject = clean_inline(note.group(2))
-        blocks.append(_Note(f"{note.group(1).upper()}: {subject}",
+        blocks.append(_Note(note_heading(note.group(1), clean_inline(note.group(2))),
                             clean_inline(line.strip())))
         return i + 1
     if i + 1 < len(lines) and _SETEXT.match(lines[i + 1]) and _starts_paragraph(blocks):
@@ -183,6 +183,17 @@ def _read_block(lines: list[str], i: int, blocks: list[_Block]) -> int:
     assert isinstance(last, _Para)
     last.lines.append(clean_inline(_ARROW_BULLET.sub(r"\1- ", line)))
     return i + 1
+
+
+def note_heading(flag: str, subject: str) -> str:
+    """The heading of a flag's rule: "QL: All colchicine products"."""
+    return f"{flag.upper()}: {subject}"
+
+
+def note_flag(heading: str) -> str | None:
+    """The flag of a section headed by `note_heading`, else None."""
+    match = _NOTE_HEADING.match(heading)
+    return match.group(1) if match else None
 
 
 def _starts_paragraph(blocks: list[_Block]) -> bool:

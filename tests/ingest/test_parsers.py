@@ -320,6 +320,10 @@ def test_a_formulary_flags_rule_is_a_unit_of_its_own(docs: dict[str, ParsedDocum
     subsequent = by_path[("UPDL Criteria", "Central Nervous System (CNS) Agents",
                           "Alzheimer's Agents", "Subsequent Authorization Criteria")]
     assert "younger than 40" not in subsequent.text
+    from ingest.parsers.markdown import note_flag
+
+    assert (note_flag(ql.path[-1]), note_flag(ar.path[-1])) == ("QL", "AR")
+    assert note_flag(subsequent.path[-1]) is None
 
 
 def test_markdown_untitled_file_uses_its_name(docs: dict[str, ParsedDocument]) -> None:
