@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from ingest.models import DocType, ParsedDocument, ParseError, Section
 
 SECTION_SEPARATOR = "\n\n"
+JOIN_BELOW = 200  # characters: a fragment, not a topic of its own
 
 # Spaces that render as blanks; NBSP and friends are folded so quotes match typed text.
 _HSPACE = re.compile(r"[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
@@ -52,7 +53,14 @@ def relpath_stem(relpath: str) -> str:
 class DocumentBuilder:
     """Appends sections to one full text, separated by blank lines, recording offsets."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, join_continuations: bool = False) -> None:
+        # A parser whose untitled sub-sections continue their parent's text (SPL) joins a
+        # fragment added under the same path to the text right before it: haloperidol's
+        # "Adults" dose ranges are three sibling sections of one line or two each, and
+        # apart none says what it is about. Only fragments (JOIN_BELOW): joining whole
+        # untitled sub-sections ("Priapism", "Vision loss" under Patient Counseling)
+        # made one long section whose windows cut the topics apart (recall measured).
+        self._join = join_continuations
         self._parts: list[str] = []
         self._sections: list[Section] = []
         self._length = 0
@@ -86,14 +94,23 @@ class DocumentBuilder:
         clean = normalise_text(text)
         if not clean:
             return None
+        clean_path = tuple(p for p in (normalise_line(x) for x in path) if p)
+        kind = "table" if is_table and self._kind == "section" else self._kind
         if self._parts:
             self._parts.append(SECTION_SEPARATOR)
             self._length += len(SECTION_SEPARATOR)
         start = self._length
         self._parts.append(clean)
         self._length += len(clean)
-        clean_path = tuple(p for p in (normalise_line(x) for x in path) if p)
-        kind = "table" if is_table and self._kind == "section" else self._kind
+        last = self._sections[-1] if self._sections else None
+        if (self._join and last is not None and not is_table and not last.is_table
+                and min(len(last.text), len(clean)) < JOIN_BELOW
+                and (last.path, last.code, last.kind, last.page)
+                == (clean_path, self._code, kind, page)):
+            joined = Section(clean_path, last.text + SECTION_SEPARATOR + clean, last.start,
+                             self._length, page, False, code=self._code, kind=kind)
+            self._sections[-1] = joined
+            return joined
         section = Section(clean_path, clean, start, self._length, page, is_table,
                           code=self._code, kind=kind)
         self._sections.append(section)

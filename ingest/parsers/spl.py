@@ -25,13 +25,14 @@ _V = {"v": NS}
 PRODUCT_DATA_CODE = "48780-1"
 UNCLASSIFIED_CODE = "42229-5"
 PACKAGE_LABEL_CODE = "51945-4"
+BOXED_WARNING_CODE = "34066-1"
 
 # LOINC display names that title-case badly; the rest become e.g. "Storage And Handling".
 _CODE_TITLES = {
     "42231-1": "Medication Guide",
     "42230-3": "Patient Package Insert",
     PACKAGE_LABEL_CODE: "Package Label - Principal Display Panel",
-    "34066-1": "Boxed Warning",
+    BOXED_WARNING_CODE: "Boxed Warning",
     UNCLASSIFIED_CODE: "Unclassified",
 }
 # Document titles that name the format, not the product.
@@ -65,7 +66,7 @@ def is_spl(root: Element) -> bool:
 
 
 def parse_spl(root: Element, source: SourceFile) -> ParsedDocument:
-    builder = DocumentBuilder()
+    builder = DocumentBuilder(join_continuations=True)
     panels: list[Element] = []
     for section in root.findall("v:component/v:structuredBody/v:component/v:section", _V):
         if _code(section) == PACKAGE_LABEL_CODE:
@@ -92,12 +93,18 @@ def _add_section(
 ) -> None:
     if _code(section) == PRODUCT_DATA_CODE:
         return
-    title = _section_title(section, top_level=not parent)
+    own = _code(section)
+    # A label's boxed warning is one of its top-level sections. Coded inside another
+    # section it is a box drawn around text there (haloperidol's adult dose ranges
+    # inside Dosage and Administration; a cap's tamper-evident notice), and belongs
+    # to that section: a boxed-warning question must not get dose ranges.
+    if own == BOXED_WARNING_CODE and parent:
+        own = UNCLASSIFIED_CODE
+    title = _section_title(section, own, top_level=not parent)
     path = (*parent, title) if title else parent
     # A sub-section keeps its own LOINC code ("5.1 Serious Infections" is often coded
     # only as unclassified): the nearest classified one, so every chunk of Warnings
     # and Precautions says 43685-7.
-    own = _code(section)
     code = own if own and own != UNCLASSIFIED_CODE else parent_code or own or None
     with builder.scope(code=code):
         for highlight in section.findall("v:excerpt/v:highlight/v:text", _V):
@@ -109,13 +116,12 @@ def _add_section(
         _add_section(builder, child, path, code)
 
 
-def _section_title(section: Element, *, top_level: bool) -> str:
+def _section_title(section: Element, code: str, *, top_level: bool) -> str:
     title = section.find("v:title", _V)
     if title is not None:
         text = normalise_line(inner_text(title))
         if text:
             return text
-    code = _code(section)
     # An untitled unclassified sub-section is a continuation of its parent, not a new topic.
     if code == UNCLASSIFIED_CODE and not top_level:
         return ""

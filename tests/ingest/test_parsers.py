@@ -154,6 +154,42 @@ def test_spl_nested_lists_keep_their_depth(docs: dict[str, ParsedDocument]) -> N
     assert "\n    - there is a positive family history" in text
 
 
+def test_a_box_drawn_inside_a_section_is_not_the_boxed_warning(
+    docs: dict[str, ParsedDocument],
+) -> None:
+    # The haloperidol label codes its adult dose ranges 34066-1 inside Dosage and
+    # Administration; its own three fragments under "Adults" are one unit.
+    doc = docs["drug-labels/fda-spl/no-title.xml"]
+    (adults,) = [s for s in doc.sections if s.path[-1:] == ("Adults",)]
+    assert adults.code == "34068-7"
+    assert adults.path == ("DOSAGE AND ADMINISTRATION", "Inital Dosage Range", "Adults")
+    assert adults.text.startswith("Moderate Symptomatology - 0.5 mg to 2 mg b.i.d. or t.i.d.")
+    assert "Geriatric or Debilitated Patients" in adults.text
+    assert doc.text[adults.start:adults.end] == adults.text
+    assert all(len(s.path) == 1 for s in doc.sections if s.code == "34066-1")
+    cough = docs["drug-labels/fda-spl/cough.xml"]
+    assert not any("Boxed Warning" in s.path for s in cough.sections)
+    # Humira's boxed warning is a top-level section and stays one.
+    assert any(s.code == "34066-1" for s in docs["drug-labels/fda-spl/humira.xml"].sections)
+
+
+def test_builder_joins_fragments_only_where_asked() -> None:
+    joined = DocumentBuilder(join_continuations=True)
+    apart = DocumentBuilder()
+    topic = "Physicians should warn patients about this at some length. " * 5
+    for builder in (joined, apart):
+        builder.add(("A",), "Short line.")
+        builder.add(("A",), "Another short line.")
+        builder.add(("A",), topic)
+        builder.add(("A",), topic)  # a whole topic after a whole topic stays apart
+        builder.add(("B",), "Other path.")
+    assert [len(b.sections) for b in (joined, apart)] == [3, 5]
+    first = joined.sections[0]
+    built = joined.build(doc_id="d", title="t", source_file="f", doc_type=DocType.label)
+    assert first.text.startswith("Short line.\n\nAnother short line.\n\nPhysicians")
+    assert built.text[first.start:first.end] == first.text
+
+
 def test_spl_title_fallbacks(docs: dict[str, ParsedDocument]) -> None:
     assert docs["drug-labels/fda-spl/no-title.xml"].title == "Haloperidol tablet"
     assert docs["drug-labels/fda-spl/cough.xml"].title.startswith("TRIAMINIC")
