@@ -22,8 +22,9 @@ from ingest.diff import split_entry, table_rows
 from ingest.models import DocType, ParsedDocument, Section
 from retrieval.drugs import drug_names, product_key
 
-# A sentence ends at . ! ? or a line break; decimals like "2.5 mg" are not ends.
-_BOUNDARY = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\[•\-])|\n+")
+# A sentence ends at . ! ? or a line break; decimals like "2.5 mg" are not ends. A
+# bracket after a sentence belongs to it ("… weight loss. [B]", "… [see Warnings (5.1)]").
+_BOUNDARY = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(•\-])|\n+")
 
 
 # Flags formularies print after a drug's name, as the pages' legends spell them out.
@@ -70,8 +71,17 @@ class Chunk:
         return self.unit_kind or self.section.kind
 
 
+# "4." opening a numbered item ends no sentence: cut there, the item's number stays with
+# the item before it and its text starts the next chunk without it.
+_ENUMERATOR = re.compile(r"(?:^|\n)[ \t]*(?:\d{1,3}|[a-zA-Z])[.)]\s*$")
+# A window's rest shorter than this stays with it: "[B]\n4. Offer patients who achieve
+# their weight loss goal…" alone is a fragment whose section says little.
+MIN_TAIL_CHARS = 200
+
+
 def _split_points(text: str) -> list[int]:
-    return [m.end() for m in _BOUNDARY.finditer(text)]
+    return [m.end() for m in _BOUNDARY.finditer(text)
+            if not _ENUMERATOR.search(text, max(0, m.start() - 8), m.start() + 1)]
 
 
 def _windows(text: str, max_chars: int, overlap: int) -> list[tuple[int, int]]:
@@ -83,7 +93,7 @@ def _windows(text: str, max_chars: int, overlap: int) -> list[tuple[int, int]]:
         limit = start + max_chars
         candidates = [p for p in points if start < p <= limit]
         end = candidates[-1] if candidates and limit < len(text) else min(limit, len(text))
-        if limit >= len(text):
+        if limit >= len(text) or len(text) - end < MIN_TAIL_CHARS:
             end = len(text)
         if end <= start:
             end = min(limit, len(text))

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from retrieval.drugs import find_drug_mentions
+from retrieval.drug_classes import CLASSES
+from retrieval.drugs import drug_names, find_drug_mentions
+from retrieval.intent import asks_guideline_or_payer, split_patient
 
 # "abbreviations": only the abbreviations' words, to the lexical arm ("LVAD" for a policy
 # titled "Ventricular Assist Devices"); "lexical" / "both": drug names too, to the lexical
@@ -71,6 +73,8 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "oud": ("opioid use disorder",),
     "hiv": ("human immunodeficiency virus",),
     "hcv": ("hepatitis c virus",),
+    "hbv": ("hepatitis b virus",),
+    "prep": ("preexposure prophylaxis",),
     # Not "PA" or "QL": the formularies write them so themselves, and their words
     # ("prior authorization") only diluted the lexical arm (recall@5 0.946 without,
     # 0.937 with, bench/RESULTS-retrieval.md).
@@ -126,6 +130,19 @@ def drug_synonyms(question: str) -> list[str]:
     return out
 
 
+def drug_class_names(question: str) -> list[str]:
+    """The classes of the drugs a question put to a guideline or payer names: the
+    guideline writes "avoid prescribing opioids and benzodiazepines concurrently", never
+    "alprazolam". Not for a label question: Humira's label says "TNF blocker" in every
+    section, so the class's words only blurred which section answers (measured)."""
+    if not asks_guideline_or_payer(question):
+        return []
+    # The patient's own medications (appended facts) say nothing of what is asked.
+    generics = drug_names(split_patient(question)[0])
+    return [c.key for c in CLASSES
+            if not c.names.search(question) and any(c.has_member(g) for g in generics)]
+
+
 def abbreviation_expansions(question: str) -> list[str]:
     out = []
     for token in _ABBREV.findall(question):
@@ -139,7 +156,7 @@ def expand(question: str, drugs: bool = True) -> Expansion:
     terms: list[str] = []
     lowered = question.lower()
     names = drug_synonyms(question) if drugs else []
-    for term in [*abbreviation_expansions(question), *names]:
+    for term in [*abbreviation_expansions(question), *drug_class_names(question), *names]:
         if term not in terms and term not in lowered:
             terms.append(term)
     return Expansion(question, tuple(terms))

@@ -121,6 +121,9 @@ _ADMIN = re.compile(
     r"\bstatus of the guideline|\bngc\b|\bcategory\b|\bintended users\b|\bspecialt",
     re.I,
 )
+# An administrative question for a date ("when was it released?", "what year…"): the
+# document's date fields answer it, not its status or committee fields.
+_ASKS_DATE = re.compile(r"\bwhen\b|\bwhat year\b|\bdates?\b|\bhow (?:old|recent)\b", re.I)
 # A question asked of a payer's policy or a guideline, not of a drug's label: without a
 # drug named, "how often" there is a billing interval or a visit schedule, not a dose.
 _NOT_A_LABEL = re.compile(
@@ -162,6 +165,7 @@ class QueryIntent:
     formulary: bool = False
     listing: bool = False
     admin: bool = False
+    asks_date: bool = False
     coverage: bool = False
     # What a patient is told (the Medication Guide, patient information).
     patient_facing: bool = False
@@ -182,6 +186,12 @@ _FLAG_QUESTIONS = (
                       r"\bteen|adolescent|\binfant", re.I)),
     ("ST", re.compile(r"step therapy|\btried\b|\btry\b|first[- ]line", re.I)),
 )
+
+
+def asks_guideline_or_payer(question: str) -> bool:
+    """Whether the question is put to a guideline or a payer's policy, which write of
+    drug classes ("benzodiazepines"), rather than to a drug's label."""
+    return bool(_NOT_A_LABEL.search(split_patient(question)[0]))
 
 
 def asked_flags(question: str) -> tuple[str, ...]:
@@ -233,6 +243,7 @@ def read_intent(query: str, products: AbstractSet[str] = frozenset()) -> QueryIn
         # status of each of its members: a list.
         listing=bool(_LISTING.search(question)) or bool(classes and not drugs),
         admin=bool(_ADMIN.search(question)),
+        asks_date=bool(_ADMIN.search(question)) and bool(_ASKS_DATE.search(question)),
         coverage=not formulary and bool(_COVERAGE_POLICY.search(question)),
         patient_facing=bool(_PATIENT_FACING.search(question)),
         criteria=formulary and bool(_CRITERIA.search(question)),

@@ -13,6 +13,7 @@ a re-ingest publishing a new version mid-search cannot mix two versions of a doc
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
@@ -117,7 +118,10 @@ RECOMMENDATION_BOOST = 1.2  # a guideline's recommendations
 COVERAGE_BOOST = 2.0  # a coverage policy, for a question about what a payer covers or pays
 FLAG_NOTE_BOOST = 2.0  # a payer's rule for a flag the question asks about (QL, AR, ST)
 ADMIN_FACTOR = 0.3  # administrative/bibliographic fields, unless the question asks them
-ADMIN_BOOST = 2.0  # ... and when it does ("when was it released?"): the field answers it
+ADMIN_BOOST = 2.0  # ... and when it does ("who developed it?"): the field answers it
+DATE_FIELD_BOOST = 2.0  # ... a date field ("Date Released"), when it asks when
+_DATE_FIELD = re.compile(r"\bdates?\b|\breleased?\b|\brevis|\bupdated?\b|\beffective\b", re.I)
+CRITERIA_FOR_DRUG_BOOST = 1.5  # a payer's criteria that name the asked drug among theirs
 METHODS_FACTOR = 0.6  # how a guideline was made, unless the question asks
 # A label's Medication Guide and patient information restate its professional sections for
 # patients ("Your doctor should check you for TB during treatment"); a clinician's
@@ -415,6 +419,10 @@ def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
             factor *= FORMULARY_UNIT_BOOST
         elif intent.criteria and payload.unit_kind == "section":
             factor *= FORMULARY_UNIT_BOOST
+            # The criteria written for the drug's status or flag name it (ingest's
+            # `scope_criteria`); the decision tree and other pages' criteria do not.
+            if intent.drugs and set(payload.drugs) & set(intent.drugs):
+                factor *= CRITERIA_FOR_DRUG_BOOST
         elif intent.criteria and payload.unit_kind == "row":
             # A row's "PA" or "ST" flag says a criterion exists, not what it is; the
             # drug arms rank the asked drug's rows high four times over.
@@ -430,6 +438,9 @@ def structure_factor(payload: ChunkPayload, intent: QueryIntent) -> float:
         factor *= RECOMMENDATION_BOOST
     elif payload.unit_kind == "admin" and intent.admin:
         factor *= ADMIN_BOOST
+        field = payload.section_path[-1] if payload.section_path else ""
+        if intent.asks_date and _DATE_FIELD.search(field):
+            factor *= DATE_FIELD_BOOST
     elif payload.unit_kind == "admin":
         factor *= ADMIN_FACTOR
     elif payload.unit_kind == "methods" and not intent.admin:

@@ -189,3 +189,17 @@ def test_a_product_the_dictionary_lacks_and_the_criteria_headed_by_it_share_its_
     xywav = [c for c in chunks if c.section.path[-1] == "Additional Oxybate Salts (Xywav) Criteria"]
     assert xywav and all("calcium, magnesium, potassium, and sodium oxybate"
                          in chunk_drugs(doc, c) for c in xywav)
+
+
+def test_windows_cut_neither_after_an_item_number_nor_before_a_fragment() -> None:
+    from ingest.chunking import _windows
+
+    items = "".join(f"{i}. Offer the {i}th recommendation to eligible adult patients. [B]\n"
+                    for i in range(1, 30))
+    for start, end in _windows(items, 300, 60):
+        piece = items[start:end]
+        assert not piece.rstrip().endswith((".", "]")) or not piece.rstrip()[-3:-1].isdigit()
+        assert piece.lstrip()[0].isdigit(), piece[:20]
+    # A rest shorter than MIN_TAIL_CHARS stays with the window before it.
+    text = "A sentence that goes on. " * 38 + "Tail."
+    assert _windows(text, 900, 100) == [(0, len(text))]

@@ -102,3 +102,18 @@ def test_expansion_lets_a_brand_name_query_find_the_generic_passage(
     assert fused[0].provenance.source_file == "apixaban.md"
     # Scores stay dense cosines of the question (the abstention threshold's scale).
     assert all(-1.0 <= p.score <= 1.0 for p in fused)
+
+
+def test_a_guideline_question_gains_the_drugs_class_a_label_question_does_not() -> None:
+    from retrieval.expansion import drug_class_names
+
+    assert expand("Patient on chronic opioids asks for alprazolam - what does the CDC "
+                  "guideline say?", drugs=False).terms == ("benzodiazepines",)
+    # A label's own sections name its drug; its class words only blur them.
+    assert drug_class_names("Can Humira be combined with anakinra in RA?") == []
+    # A class the question already names is not added again, nor the patient's drugs'.
+    assert drug_class_names("Does the guideline allow benzodiazepines with opioids?") == []
+    assert drug_class_names("What does the VA/DoD guideline say about his dose? "
+                            "(patient: Simvastatin 20 MG)") == []
+    assert expand("When was the CDC PrEP guideline released?", drugs=False).terms == (
+        "preexposure prophylaxis",)

@@ -205,3 +205,30 @@ def test_the_products_are_read_once_per_catalog_change_not_per_as_of_day(  # typ
         assert hits
     assert counting.facets == 1
     assert retriever.intent(question).drugs == ("zypitamag",)
+
+
+def test_a_when_question_favours_the_date_field_and_criteria_favour_the_drugs_own() -> None:
+    """Measured: "When was the CDC PrEP guideline first released?" ranked two other
+    guidelines' "Guideline Status" fields above PrEP's "Date Released" (not in the top 40);
+    "Is Savaysa preferred, or what trial is needed?" ranked the decision tree and another
+    page's criteria above the Non-Preferred criteria that name edoxaban."""
+    from retrieval.schema import ChunkPayload
+    from retrieval.search import structure_factor
+
+    when = read_intent("When was the CDC PrEP guideline first released and when revised?")
+    who = read_intent("Who developed the CDC PrEP guideline?")
+    assert when.asks_date and not who.asks_date
+    date = ChunkPayload(doc_type="guideline", unit_kind="admin",
+                        section_path=["Identifying Information", "Date Released"])
+    status = ChunkPayload(doc_type="guideline", unit_kind="admin",
+                          section_path=["General", "Guideline Status"])
+    assert structure_factor(date, when) > structure_factor(status, when)
+    assert structure_factor(date, who) == structure_factor(status, who)
+
+    trial = read_intent("Is Savaysa covered as preferred by Ohio Medicaid, or what trial is "
+                        "needed?")
+    assert trial.criteria and "edoxaban" in trial.drugs
+    theirs = ChunkPayload(doc_type="formulary", unit_kind="section",
+                          drugs=["dabigatran", "edoxaban"])
+    tree = ChunkPayload(doc_type="formulary", unit_kind="section", drugs=[])
+    assert structure_factor(theirs, trial) > structure_factor(tree, trial)
