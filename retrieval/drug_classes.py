@@ -93,6 +93,9 @@ CLASSES: tuple[DrugClass, ...] = (
     DrugClass("direct oral anticoagulants",
               _names(r"doacs?|noacs?|direct oral anticoagulants?|factor xa inhibitors?"),
               ("xaban", "gatran")),
+    # The formularies' category ("Oral Anticoagulants") holds warfarin too.
+    DrugClass("oral anticoagulants", _names(r"(?<!direct )oral anticoagulants?"),
+              ("xaban", "gatran"), members=frozenset({"warfarin"})),
     DrugClass("benzodiazepines", _names(r"benzodiazepines?|benzos?"),
               ("azepam", "azolam", "azepate"),
               members=frozenset({"chlordiazepoxide", "clobazam"})),

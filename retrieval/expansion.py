@@ -74,6 +74,7 @@ ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "hiv": ("human immunodeficiency virus",),
     "hcv": ("hepatitis c virus",),
     "hbv": ("hepatitis b virus",),
+    "adhd": ("attention deficit hyperactivity disorder",),
     "prep": ("preexposure prophylaxis",),
     # Not "PA" or "QL": the formularies write them so themselves, and their words
     # ("prior authorization") only diluted the lexical arm (recall@5 0.946 without,

@@ -56,3 +56,17 @@ def test_a_member_named_with_its_salt_or_form_is_still_a_member() -> None:
     assert drug_names("Prevalite") == ["cholestyramine resin"]
     assert bile.has_member("cholestyramine resin")
     assert not bile.has_member("ezetimibe")
+
+
+def test_oral_anticoagulants_are_the_formularys_category_not_only_the_doacs() -> None:
+    # "What oral anticoagulants can I prescribe…" asks for the category's list (warfarin
+    # included); "direct oral anticoagulants" stays the DOAC class alone.
+    assert [c.key for c in classes_in("What oral anticoagulants can I prescribe?")] == [
+        "oral anticoagulants"]
+    assert [c.key for c in classes_in("Are direct oral anticoagulants preferred?")] == [
+        "direct oral anticoagulants"]
+    assert "warfarin" in class_members("oral anticoagulants")
+    assert "warfarin" not in class_members("direct oral anticoagulants")
+    intent = read_intent("What oral anticoagulants can I prescribe without a non-preferred "
+                         "PA for an Ohio Medicaid patient?")
+    assert intent.listing and "apixaban" in intent.class_drugs
