@@ -176,9 +176,11 @@ def render_sentence(sentence: AnswerSentence, numbers: dict[str, int]) -> str:
         )
     if sentence.quoted_by_server:
         # The source's words added by the server, not the model's: say so.
-        what = "Warning" if sentence.quoted_as == "warning" else "Contraindication"
+        what = {"warning": "Warning, quoted from the source:",
+                "continuation": "The source goes on:"}.get(
+                    sentence.quoted_as or "", "Contraindication, quoted from the source:")
         text = ('<span class="medcite-quoted" style="color:#6a1b9a;font-weight:600">'
-                f"{what}, quoted from the source:</span> " + text)
+                f"{what}</span> " + text)
     parts = [text]
     for citation in sentence.citations:
         parts.append(f"{marker(numbers.get(citation.passage_id))}&nbsp;{render_badge(citation)}")

@@ -67,8 +67,10 @@ class AnswerSentence(BaseModel):
     quoted_by_server: bool = Field(
         default=False, description="The source's own words, added by the server and not "
         "written by the model: a contraindication for the patients, or a warning for the "
-        "condition, the question asks about that the generated answer left out.")
-    quoted_as: Literal["contraindication", "warning"] | None = Field(
+        "condition, the question asks about that the generated answer left out; or the "
+        "source's statement right before or after a cited one that continues it on the "
+        "question.")
+    quoted_as: Literal["contraindication", "warning", "continuation"] | None = Field(
         default=None, description="What a sentence quoted by the server is.")
 
 

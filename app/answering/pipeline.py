@@ -29,6 +29,7 @@ from app.answering.citation_checks import (
     verify_units,
 )
 from app.answering.condition_warnings import omitted_warning
+from app.answering.continuation import continuing_units
 from app.answering.contraindications import omitted_contraindication
 from app.answering.document_facts import (
     RELEASE_FIELD,
@@ -471,6 +472,7 @@ class AnswerService:
                 added.quoted_by_server = True
                 added.quoted_as = kind  # type: ignore[assignment]
                 sentences.insert(0, added)
+        self._continue(draft, focus, sentences)
         answer = self._finish(draft, sentences)
         untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []
         if untold:
@@ -479,6 +481,34 @@ class AnswerService:
                 f"The answer names some of the items its cited table or list holds; not "
                 f"named: {', '.join(untold[:10])}" + (" …" if len(untold) > 10 else "") + ".")
         return answer
+
+    def _continue(self, draft: Draft, focus: QuestionFocus,
+                  sentences: list[AnswerSentence]) -> None:
+        """Quote, after the sentence it continues, the source's next (or previous)
+        statement on the question that the answer left out (continuation.py)."""
+        # The model's own supported sentences: a server quote is already the source's.
+        supported = [s for s in sentences
+                     if s.status is CitationStatus.supported and not s.quoted_by_server]
+        cited = list(dict.fromkeys(c.unit_id for s in supported for c in s.citations
+                                   if c.unit_id))
+        found = continuing_units(
+            draft.request.question, draft.units, draft.passages, cited,
+            " ".join(s.text for s in sentences),
+            lambda units: not addresses(focus, evidence_from(units, draft.passages)))
+        for anchor, unit, passage in reversed(found):
+            added = verify_units(unit.reading(passage), [(unit, passage)],
+                                 draft.request.question)
+            if added.status is not CitationStatus.supported:
+                continue
+            for c in added.citations:
+                c.reasons.append("quoted by the server: the source's statement right "
+                                 "before or after a cited one, on the question, which the "
+                                 "generated answer left out")
+            added.quoted_by_server = True
+            added.quoted_as = "continuation"
+            at = max((i for i, s in enumerate(sentences)
+                      if any(c.unit_id == anchor for c in s.citations)), default=len(sentences) - 1)
+            sentences.insert(at + 1, added)
 
     def _evidence_of(self, draft: Draft, sentences: list[AnswerSentence]) -> Evidence:
         index = draft.unit_index

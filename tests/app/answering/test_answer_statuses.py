@@ -72,9 +72,11 @@ def test_a_copied_passage_header_is_dropped_and_the_sentence_verifies(  # type: 
     body = ask(DOSE_QUESTION, mode, stream=stream)
     assert body["status"] == "verified", body
     assert not body["removed_sentences"]
-    (sentence,) = body["sentences"]
+    sentence, *more = body["sentences"]
     assert " | " not in sentence["text"] and "effective" not in sentence["text"]
     assert "recommended starting dose" in sentence["text"].lower()
+    # Anything after it is the source's own continuation, quoted and marked so.
+    assert all(s["quoted_by_server"] and s["quoted_as"] == "continuation" for s in more)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -176,13 +178,21 @@ def test_an_answer_leaving_out_the_asked_populations_contraindication_gets_it(  
     first, *rest = body["sentences"]
     assert "fetal harm" in first["text"] and "pregnant" in first["text"]
     assert all(c["status"] == "supported" for c in first["citations"])
-    assert first["quoted_by_server"] and not any(s["quoted_by_server"] for s in rest)
+    assert first["quoted_by_server"] and not any(
+        s["quoted_by_server"] and s["quoted_as"] != "continuation" for s in rest)
     assert any("quoted by the server" in r for c in first["citations"] for r in c["reasons"])
     by_id = {p["id"]: p for p in body["passages"]}
     assert all("CONTRAINDICATIONS" in " ".join(by_id[c["passage_id"]]["provenance"]
                                                ["section_path"]).upper()
                for c in first["citations"])
     assert any("birth control" in s["text"] for s in rest)
+    # The counselling sentence's next one is on the question ("trying to conceive"): the
+    # source goes on, quoted by the server right after the sentence it continues.
+    mine = next(i for i, s in enumerate(rest) if "birth control" in s["text"])
+    after = rest[mine + 1]
+    assert after["quoted_as"] == "continuation" and "trying to conceive" in after["text"]
+    assert any("right before or after a cited one" in r
+               for c in after["citations"] for r in c["reasons"])
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -1,0 +1,77 @@
+"""The source's own continuation of a cited statement, which the answer left out.
+
+Seen verified and incomplete: "Monitor HBV carriers during and several months after
+therapy." for "Chronic hepatitis B carrier starting adalimumab - what monitoring does the
+label require?", citing the first sentence of 5.4; the sentence after it, "In patients
+who develop HBV reactivation, stop HUMIRA and initiate effective anti-viral therapy …",
+is the rest of what the label requires. Likewise "recommends against routinely
+measuring LFTs or CK after a moderate-dose statin is initiated" is the item right after
+"suggests establishing baseline LFTs and CK before initiation of drug therapy".
+
+A sentence or list item right before or after a cited one, in the same passage, that is
+on the question's words and, read with the cited unit, still addresses the question, is
+the source continuing the same statement: the server quotes it verbatim after the
+sentence it continues, marked as the source's words. Table rows are not continued (the
+next row is another drug), nor a unit the answer already states or cites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.answering.citation_checks import content_words, unit_context, vacuous
+from app.answering.units import Unit
+from retrieval.models import Passage
+
+MAX_CONTINUATIONS = 2
+# Question words a neighbour (with its section path) must share: one is any sentence of
+# the section, two is the subject (the same floor as evidence-only quotes).
+MIN_OVERLAP = 2
+# A neighbour whose content words the answer already holds this much adds nothing.
+STATED = 0.8
+_KINDS = frozenset({"sentence", "item"})
+
+Anchored = tuple[str, Unit, Passage]  # (the cited unit's id it continues, unit, passage)
+
+
+def continuing_units(
+    question: str,
+    units: list[list[Unit]],
+    passages: list[Passage],
+    cited: list[str],
+    answer_text: str,
+    addresses: Callable[[list[tuple[Unit, Passage]]], bool],
+) -> list[Anchored]:
+    """Neighbours of the cited units (`cited`, in answer order) that continue them on
+    the question; `addresses(units)` is the relevance test of a verified answer."""
+    words = content_words(question)
+    said = content_words(answer_text)
+    position = {u.uid: (i, j) for i, own in enumerate(units) for j, u in enumerate(own)}
+    taken = set(cited)
+    out: list[Anchored] = []
+    for uid in cited:
+        if uid not in position:
+            continue
+        i, j = position[uid]
+        own = units[i]
+        anchor = own[j]
+        if anchor.kind not in _KINDS:
+            continue
+        for k in (j + 1, j - 1):
+            if not 0 <= k < len(own) or own[k].uid in taken or own[k].kind not in _KINDS:
+                continue
+            unit = own[k]
+            passage = passages[unit.passage_index]
+            text = unit.reading(passage)
+            mine = content_words(text)
+            if vacuous(text) or not mine or len(mine & said) >= STATED * len(mine):
+                continue
+            if len(words & content_words(text + " " + unit_context(passage))) < MIN_OVERLAP:
+                continue
+            if not addresses([(anchor, passage), (unit, passage)]):
+                continue
+            taken.add(unit.uid)
+            out.append((uid, unit, passage))
+            if len(out) == MAX_CONTINUATIONS:
+                return out
+    return out
