@@ -13,10 +13,17 @@ on the question's words and, read with the cited unit, still addresses the quest
 the source continuing the same statement: the server quotes it verbatim after the
 sentence it continues, marked as the source's words. Table rows are not continued (the
 next row is another drug), nor a unit the answer already states or cites.
+
+The same holds inside a cited unit: a Highlights item "Hepatitis B virus reactivation:
+Monitor HBV carriers during and several months after therapy. If reactivation occurs,
+stop HUMIRA and begin anti-viral therapy (5.4)" was cited for its first sentence alone.
+The sentence after the stated ones, in the unit the answer cited, is quoted too
+(`unsaid_rest`): the unit already passed the relevance test as cited.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from app.answering.citation_checks import content_words, unit_context, vacuous
@@ -30,6 +37,9 @@ MIN_OVERLAP = 2
 # A neighbour whose content words the answer already holds this much adds nothing.
 STATED = 0.8
 _KINDS = frozenset({"sentence", "item"})
+
+# Sentences inside a unit (the splitter of units.py, which keeps an item whole).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
 
 Anchored = tuple[str, Unit, Passage]  # (the cited unit's id it continues, unit, passage)
 
@@ -74,4 +84,49 @@ def continuing_units(
             out.append((uid, unit, passage))
             if len(out) == MAX_CONTINUATIONS:
                 return out
+    return out
+
+
+# A sentence of a cited unit counts as stated when the answer holds this much of it: the
+# answer words it shorter ("- Hepatitis B virus reactivation: Monitor HBV carriers …"
+# stated as "Monitor HBV carriers …").
+PART_STATED = 0.6
+
+
+def _stated(words: set[str], said: set[str]) -> bool:
+    return not words or len(words & said) >= PART_STATED * len(words)
+
+
+def unsaid_rest(
+    question: str,
+    units: list[list[Unit]],
+    passages: list[Passage],
+    cited: list[str],
+    answer_text: str,
+) -> list[tuple[str, str, Unit, Passage]]:
+    """(cited unit id, sentence, unit, passage): in each cited unit of several sentences,
+    the sentence right after the last one the answer states, when it is not stated
+    either and shares a word with the question (the unit's section path and title
+    count)."""
+    words = content_words(question)
+    said = content_words(answer_text)
+    by_id = {u.uid: u for own in units for u in own}
+    out: list[tuple[str, str, Unit, Passage]] = []
+    for uid in cited:
+        unit = by_id.get(uid)
+        if unit is None or unit.kind not in _KINDS:
+            continue
+        passage = passages[unit.passage_index]
+        parts = [x.strip() for x in _SENTENCE_END.split(unit.reading(passage)) if x.strip()]
+        stated = [i for i, x in enumerate(parts) if _stated(content_words(x), said)]
+        if len(parts) < 2 or not stated or stated[-1] + 1 >= len(parts):
+            continue
+        nxt = parts[stated[-1] + 1]
+        if vacuous(nxt) or _stated(content_words(nxt), said):
+            continue
+        if not words & content_words(nxt + " " + unit_context(passage)):
+            continue
+        out.append((uid, nxt, unit, passage))
+        if len(out) == MAX_CONTINUATIONS:
+            break
     return out

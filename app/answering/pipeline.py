@@ -29,7 +29,7 @@ from app.answering.citation_checks import (
     verify_units,
 )
 from app.answering.condition_warnings import omitted_warning
-from app.answering.continuation import continuing_units
+from app.answering.continuation import MAX_CONTINUATIONS, continuing_units, unsaid_rest
 from app.answering.contraindications import omitted_contraindication
 from app.answering.document_facts import (
     RELEASE_FIELD,
@@ -491,19 +491,20 @@ class AnswerService:
                      if s.status is CitationStatus.supported and not s.quoted_by_server]
         cited = list(dict.fromkeys(c.unit_id for s in supported for c in s.citations
                                    if c.unit_id))
-        found = continuing_units(
-            draft.request.question, draft.units, draft.passages, cited,
-            " ".join(s.text for s in sentences),
-            lambda units: not addresses(focus, evidence_from(units, draft.passages)))
-        for anchor, unit, passage in reversed(found):
-            added = verify_units(unit.reading(passage), [(unit, passage)],
-                                 draft.request.question)
+        said = " ".join(s.text for s in sentences)
+        found = unsaid_rest(draft.request.question, draft.units, draft.passages, cited, said)
+        found += [(anchor, unit.reading(passage), unit, passage) for anchor, unit, passage in
+                  continuing_units(
+                      draft.request.question, draft.units, draft.passages, cited, said,
+                      lambda units: not addresses(focus, evidence_from(units, draft.passages)))]
+        for anchor, text, unit, passage in reversed(found[:MAX_CONTINUATIONS]):
+            added = verify_units(text, [(unit, passage)], draft.request.question)
             if added.status is not CitationStatus.supported:
                 continue
             for c in added.citations:
-                c.reasons.append("quoted by the server: the source's statement right "
-                                 "before or after a cited one, on the question, which the "
-                                 "generated answer left out")
+                c.reasons.append("quoted by the server: the source's statement in or "
+                                 "right before or after a cited unit, on the question, which "
+                                 "the generated answer left out")
             added.quoted_by_server = True
             added.quoted_as = "continuation"
             at = max((i for i, s in enumerate(sentences)

@@ -193,8 +193,11 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     # A dose answer states an amount: the word "dosage" or the dosing section alone is
     # not enough ("adjust the dosage after 2 to 4 weeks" answers no dose question).
     # "single-dose vial" asks for no dose, "how much higher" for no amount.
+    # "How should haloperidol be started and titrated in a 7-year-old?" asks a dose too
+    # (seen verified: the label's indications for Tourette's, which state none); "when
+    # should statins be started" does not.
     Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b|how much (?!higher|lower|"
-                                 r"more|less|longer|greater)|maximum daily"),
+                                 r"more|less|longer|greater)|maximum daily|titrat"),
               re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme)\b")),
     # "Which … does Ohio Medicaid prefer", "with what restriction?" (its PA, ST, QL flags);
     # a status "on" a list, not "her glucose status".

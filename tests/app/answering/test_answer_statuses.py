@@ -191,7 +191,7 @@ def test_an_answer_leaving_out_the_asked_populations_contraindication_gets_it(  
     mine = next(i for i, s in enumerate(rest) if "birth control" in s["text"])
     after = rest[mine + 1]
     assert after["quoted_as"] == "continuation" and "trying to conceive" in after["text"]
-    assert any("right before or after a cited one" in r
+    assert any("right before or after a cited unit" in r
                for c in after["citations"] for r in c["reasons"])
 
 

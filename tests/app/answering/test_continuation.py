@@ -73,3 +73,24 @@ def test_a_neighbour_off_the_questions_words_is_left_out() -> None:
     units = _units(p)
     assert continuing_units("What storage temperature?", units, [p], [units[0][0].uid], "",
                             _everything) == []
+
+
+HIGHLIGHT = ("- Hepatitis B virus reactivation: Monitor HBV carriers during and several months "
+             "after therapy. If reactivation occurs, stop HUMIRA and begin anti-viral therapy "
+             "(5.4)\n- Anaphylaxis or serious allergic reactions may occur (5.3)")
+
+
+def test_the_rest_of_a_cited_unit_after_what_the_answer_states_is_quoted() -> None:
+    from app.answering.continuation import unsaid_rest
+
+    p = _passage(HIGHLIGHT, ["5 WARNINGS AND PRECAUTIONS", "Highlights"])
+    units = _units(p)
+    item = units[0][0]
+    assert item.kind == "item"
+    question = "Chronic hepatitis B carrier starting adalimumab - what monitoring is required?"
+    (found,) = unsaid_rest(question, units, [p], [item.uid],
+                           "Monitor HBV carriers during and several months after therapy.")
+    assert found[0] == item.uid and found[1].startswith("If reactivation occurs")
+    # Stated already, or nothing stated of the unit: nothing to add.
+    assert unsaid_rest(question, units, [p], [item.uid], item.reading(p)) == []
+    assert unsaid_rest(question, units, [p], [item.uid], "Something else entirely.") == []
