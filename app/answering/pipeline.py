@@ -69,6 +69,7 @@ from app.answering.relevance import (
     Evidence,
     QuestionFocus,
     addresses,
+    class_of_named,
     populations_in,
     question_focus,
 )
@@ -79,7 +80,7 @@ from app.llm.router import GeneratorRouter
 from app.security.api_keys import Principal
 from retrieval.context import ContextAssembler
 from retrieval.drug_classes import class_members, classes_in
-from retrieval.drugs import drug_names, find_drug_mentions, mentioned_in
+from retrieval.drugs import drug_names, mentioned_in
 from retrieval.models import Passage
 from retrieval.search import Retriever
 
@@ -152,8 +153,12 @@ def unsupported_reason(question: str, passages: list[Passage], min_relevance: fl
     corpus = " ".join(p.text + " " + p.provenance.title for p in passages)
     # A class ("lipotropic agents", "GLP-1 receptor agonists") is not a drug: its members
     # are not listed by the dictionary, so a passage naming them would not count.
-    absent = [d.name for d in find_drug_mentions(question)
-              if not d.is_class and not mentioned_in(d, corpus)]
+    # A guideline's or payer's statement about the drug's class is about the drug
+    # ("avoid … benzodiazepines" for alprazolam), unless a dose is asked.
+    focus = question_focus(question)
+    absent = [d.name for d in focus.drugs
+              if not mentioned_in(d, corpus)
+              and not (focus.class_stands_for_drug and class_of_named(d, corpus))]
     if absent:
         return "The retrieved sources do not mention " + ", ".join(absent) + "."
     return None

@@ -375,10 +375,19 @@ def is_class_list_question(question: str, focus: QuestionFocus) -> list[DrugClas
     return classes_in(question)
 
 
+_NOT_NON_PREFERRED = re.compile(
+    r"\b(?:without|no|not|never|avoid(?:ing)?|skip(?:ping)?)\s+(?:an?\s+|the\s+|any\s+)?"
+    r"non[- ]?pref+er+ed", re.I)
+
+
 def _columns(question: str) -> list[str]:
     """The status columns asked for. A PA asked without "preferred" has no column: a
     preferred agent may need one too, so the non-preferred column alone is not the
-    answer."""
+    answer. "Without a non-preferred PA" asks for the preferred column (seen verified: the
+    non-preferred oral anticoagulants for "What oral anticoagulants can I prescribe
+    without a non-preferred PA?")."""
+    if _NOT_NON_PREFERRED.search(question):
+        return ["preferred"]
     non = _NON_PREFERRED.search(question) is not None
     preferred = re.search(r"\bprefer", _NON_PREFERRED.sub("", question), re.I) is not None
     if preferred and (non or _PA.search(question)):

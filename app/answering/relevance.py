@@ -26,7 +26,7 @@ from app.answering.text import STOPWORDS, normalise
 from retrieval.drug_classes import CLASSES, DrugClass, classes_in
 from retrieval.drugs import DrugMention, drug_names, find_drug_mentions, mentioned_in
 from retrieval.expansion import ABBREVIATIONS
-from retrieval.intent import BOXED_WARNING, CONTRAINDICATIONS
+from retrieval.intent import BOXED_WARNING, CONTRAINDICATIONS, asks_guideline_or_payer
 
 _WORD = re.compile(r"[a-z][a-z\-]+")
 
@@ -297,6 +297,11 @@ class QuestionFocus:
     # The patient's age the question gives ("a 14-year-old"): evidence stating age
     # ranges must hold it (app/answering/ages.py).
     age: int | None = None
+    # A question put to a guideline or payer about a drug ("asks for alprazolam - what
+    # does the CDC guideline say?"), not its dose: a statement about the drug's class
+    # ("avoid prescribing opioid pain medication and benzodiazepines concurrently")
+    # is about the drug.
+    class_stands_for_drug: bool = False
 
     @property
     def empty(self) -> bool:
@@ -376,6 +381,8 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
                     if w and w in focus.conditions]
     focus.forms = list(dict.fromkeys(m.group().lower() for m in _LONG_ACTING.finditer(text)))
     focus.age = asked_age(question)
+    focus.class_stands_for_drug = asks_guideline_or_payer(question) and not any(
+        a.name == "dose" for a in focus.attributes)
     if patient is not None:
         # One record at a time: the fuzzy match ("Simvistatin") is over a whole record.
         found = list({d.name: d for m in patient.medications
@@ -425,7 +432,7 @@ def _class_named(drug_class: DrugMention, text: str) -> bool:
     return any(_present(w, have) for w in words)
 
 
-def _class_of_named(drug: DrugMention, text: str) -> bool:
+def class_of_named(drug: DrugMention, text: str) -> bool:
     """The evidence names a class the drug belongs to ("a moderate-dose statin" for the
     patient's simvastatin)."""
     return any(c.has_member(drug.name) and c.names.search(text) for c in CLASSES)
@@ -490,13 +497,14 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """Why the evidence does not address the question (empty: it does)."""
     where = evidence.text + " \n " + evidence.context
     problems = [f"the cited evidence does not name {d.name}" for d in focus.drugs
-                if not mentioned_in(d, where)]
+                if not mentioned_in(d, where)
+                and not (focus.class_stands_for_drug and class_of_named(d, where))]
     problems += _named_only_by_heading(focus, evidence)
     patient_named = any(mentioned_in(d, where) for d in focus.patient_drugs)
     for c in focus.classes:
         if not (patient_named or _class_named(c, where)):
             problems.append(f"the cited evidence is not about {c.name}")
-    if focus.patient_drugs and not any(mentioned_in(d, where) or _class_of_named(d, where)
+    if focus.patient_drugs and not any(mentioned_in(d, where) or class_of_named(d, where)
                                        for d in focus.patient_drugs):
         names = ", ".join(d.name for d in focus.patient_drugs)
         problems.append(f"the cited evidence does not name the patient's medication ({names})")

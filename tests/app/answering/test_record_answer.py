@@ -263,3 +263,15 @@ def test_a_class_list_through_the_api_names_only_the_class_and_leaves_no_member_
         assert other not in named
     # The table's other classes are not "items the answer does not name".
     assert body["status_reason"] is None, body["status_reason"]
+
+
+def test_without_a_non_preferred_pa_asks_for_the_preferred_column() -> None:
+    """Seen verified: the non-preferred oral anticoagulants (Dabigatran, Savaysa) for
+    "What oral anticoagulants can I prescribe without a non-preferred PA?"."""
+    from app.answering.record_answer import _columns
+
+    assert _columns("What oral anticoagulants can I prescribe without a non-preferred PA "
+                    "for an Ohio Medicaid patient?") == ["preferred"]
+    assert _columns("Which statins are non-preferred on Ohio Medicaid?") == ["non-preferred"]
+    assert _columns("Which statins are preferred, and which need a PA?") == [
+        "preferred", "non-preferred"]

@@ -464,3 +464,31 @@ def test_a_coverage_questions_own_words_match_their_abbreviations() -> None:
                         "the device.", context="Home Blood Glucose Monitors | payer: Medicare")
     assert addresses(focus, monitors) == ["the cited evidence is not about hba1c, "
                                           "well-controlled"]
+
+
+def test_a_guidelines_statement_about_the_drugs_class_is_about_the_drug() -> None:
+    """Seen abstained before generation: "Patient on chronic opioids asks for alprazolam -
+    what does the CDC guideline say?" — "The retrieved sources do not mention
+    alprazolam", beside "Clinicians should avoid prescribing opioid pain medication and
+    benzodiazepines concurrently whenever possible"."""
+    from app.answering.pipeline import unsupported_reason
+
+    cdc = ("4. Clinicians should avoid prescribing opioid pain medication and "
+           "benzodiazepines concurrently whenever possible.")
+    evidence = Evidence(text=cdc, context="CDC guideline for prescribing opioids")
+    asked = question_focus("Patient on chronic opioids asks for alprazolam - what does the "
+                           "CDC guideline say?")
+    assert asked.class_stands_for_drug and addresses(asked, evidence) == []
+    passage = Passage(id="p", text=cdc, score=0.7, provenance=Provenance(
+        doc_id="ngc-10953", source_file="guidelines/ngc/ngc-10953.xml", doc_type="guideline",
+        char_start=0, char_end=len(cdc), title="CDC guideline for prescribing opioids",
+        section_path=["Major Recommendations"]))
+    assert unsupported_reason(asked_question := "Patient on chronic opioids asks for "
+                              "alprazolam - what does the CDC guideline say?", [passage],
+                              0.3) is None, asked_question
+    # A label question, or a dose, is about the drug itself: its class does not stand in.
+    label = question_focus("Can alprazolam be taken with opioids?")
+    assert not label.class_stands_for_drug and addresses(label, evidence)
+    dose = question_focus("What alprazolam dose does the guideline recommend?")
+    assert not dose.class_stands_for_drug
+    assert unsupported_reason("Can alprazolam be taken with opioids?", [passage], 0.3)
