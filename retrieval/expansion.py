@@ -144,6 +144,19 @@ def drug_class_names(question: str) -> list[str]:
             if not c.names.search(question) and any(c.has_member(g) for g in generics)]
 
 
+# A guideline writes "pharmacotherapy" where a clinician asks for "a medication".
+_MEDICATION = re.compile(r"\bmedications?\b|\bmeds\b", re.I)
+
+
+def guideline_words(question: str) -> list[str]:
+    """The words a guideline uses for what a question put to it asks (not a label's or
+    the patient's own medication list: "his medication" there is the record)."""
+    if not asks_guideline_or_payer(question):
+        return []
+    asked, _ = split_patient(question)
+    return ["pharmacotherapy"] if _MEDICATION.search(asked) else []
+
+
 def abbreviation_expansions(question: str) -> list[str]:
     out = []
     for token in _ABBREV.findall(question):
@@ -157,7 +170,8 @@ def expand(question: str, drugs: bool = True) -> Expansion:
     terms: list[str] = []
     lowered = question.lower()
     names = drug_synonyms(question) if drugs else []
-    for term in [*abbreviation_expansions(question), *drug_class_names(question), *names]:
+    for term in [*abbreviation_expansions(question), *drug_class_names(question),
+                 *guideline_words(question), *names]:
         if term not in terms and term not in lowered:
             terms.append(term)
     return Expansion(question, tuple(terms))

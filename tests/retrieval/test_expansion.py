@@ -117,3 +117,14 @@ def test_a_guideline_question_gains_the_drugs_class_a_label_question_does_not() 
                             "(patient: Simvastatin 20 MG)") == []
     assert expand("When was the CDC PrEP guideline released?", drugs=False).terms == (
         "preexposure prophylaxis",)
+
+
+def test_a_guideline_question_for_a_medication_searches_pharmacotherapy() -> None:
+    from retrieval.expansion import guideline_words
+
+    assert guideline_words("Would VA/DoD support adding a weight-loss medication?") == [
+        "pharmacotherapy"]
+    # Not a label question, nor the patient's own record appended to the question.
+    assert guideline_words("What medication interacts with Lipitor?") == []
+    assert guideline_words("What does the VA/DoD guideline say about his BMI? "
+                           "(patient: Simvastatin 20 MG; medications reviewed)") == []
