@@ -24,6 +24,7 @@ from app.answering.models import (
     Citation,
     CitationStatus,
     PatientContext,
+    quoted_label,
 )
 from retrieval.models import Passage
 
@@ -176,9 +177,7 @@ def render_sentence(sentence: AnswerSentence, numbers: dict[str, int]) -> str:
         )
     if sentence.quoted_by_server:
         # The source's words added by the server, not the model's: say so.
-        what = {"warning": "Warning, quoted from the source:",
-                "continuation": "The source goes on:"}.get(
-                    sentence.quoted_as or "", "Contraindication, quoted from the source:")
+        what = quoted_label(sentence.quoted_as)
         text = ('<span class="medcite-quoted" style="color:#6a1b9a;font-weight:600">'
                 f"{what}</span> " + text)
     parts = [text]

@@ -74,6 +74,18 @@ class AnswerSentence(BaseModel):
         default=None, description="What a sentence quoted by the server is.")
 
 
+# How a sentence the server quoted is introduced, wherever an answer is shown.
+QUOTED_LABELS = {
+    "warning": "Warning, quoted from the source:",
+    "contraindication": "Contraindication, quoted from the source:",
+    "continuation": "The source goes on:",
+}
+
+
+def quoted_label(quoted_as: str | None) -> str:
+    return QUOTED_LABELS.get(quoted_as or "", QUOTED_LABELS["contraindication"])
+
+
 class EvidenceQuote(BaseModel):
     """A retrieved unit returned verbatim (status evidence_only): what the sources say,
     not what the model wrote."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from app.answering.models import quoted_label
 from app.core.settings import Settings
 
 
@@ -76,7 +77,9 @@ def format_answer(data: dict) -> str:  # type: ignore[type-arg]
             # Two units of one source (a record's limit and its row) read as one mark.
             if mark not in marks:
                 marks.append(mark)
-        lines.append(f"- {s['text']} {' '.join(marks)}")
+        said = f"{quoted_label(s.get('quoted_as'))} {s['text']}" if s.get("quoted_by_server") \
+            else s["text"]
+        lines.append(f"- {said} {' '.join(marks)}")
     if order:
         lines.append("Sources:")
     for n, pid in enumerate(order, start=1):

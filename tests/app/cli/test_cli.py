@@ -146,3 +146,23 @@ def test_two_units_of_one_source_are_one_mark() -> None:
         "passages": [passage], "evidence": [],
     })
     assert "- The limit is 204 per 102 days. [1:supported]\n" in text
+
+
+def test_a_sentence_the_server_quoted_says_so() -> None:
+    """Seen in the fresh clone: "If reactivation occurs, stop HUMIRA and begin anti-viral
+    therapy (5.4)" printed like the model's own sentence."""
+    from app.cli.ask import format_answer
+
+    passage = {"id": "p1", "provenance": {"title": "HUMIRA", "section_path": ["Highlights"],
+                                          "page": None, "source_file": "humira.xml"}}
+    cite = {"passage_id": "p1", "status": "supported", "unit_id": "P1.1"}
+    text = format_answer({
+        "status": "verified", "abstained": False, "abstain_reason": None, "evidence": [],
+        "passages": [passage],
+        "sentences": [
+            {"text": "Monitor HBV carriers.", "status": "supported", "citations": [cite]},
+            {"text": "If reactivation occurs, stop HUMIRA.", "status": "supported",
+             "citations": [cite], "quoted_by_server": True, "quoted_as": "continuation"}],
+    })
+    assert "- Monitor HBV carriers. [1:supported]\n" in text
+    assert "- The source goes on: If reactivation occurs, stop HUMIRA. [1:supported]" in text
