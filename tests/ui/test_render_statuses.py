@@ -104,3 +104,8 @@ def test_a_sentence_the_server_quoted_is_labelled_as_the_sources_words() -> None
     shown = render.render_answer(response.model_copy(update={"sentences": [warned, written]}))
     assert "Warning, quoted from the source:" in shown[0]
     assert "Contraindication" not in shown[0]
+    goes_on = quoted.model_copy(update={"quoted_as": "continuation",
+                                        "text": "If reactivation occurs, stop HUMIRA."})
+    shown = render.render_answer(response.model_copy(update={"sentences": [written, goes_on]}))
+    assert "The source goes on:" in shown[1] and "quoted from the source" not in shown[1]
+    assert "The source goes on" not in shown[0]
