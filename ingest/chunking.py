@@ -1,8 +1,9 @@
 """Structure-aware chunking: a chunk never crosses a section boundary.
 
 Sections up to `max_chars` (tables up to twice that) stay whole; longer ones are cut
-at sentence boundaries with a small overlap. Offsets stay exact so a citation can be
-traced back into the parsed document text.
+at sentence boundaries with a small overlap (never after an item's number, never before
+a bracket that closes the sentence, and never leaving a rest under `MIN_TAIL_CHARS`).
+Offsets stay exact so a citation can be traced back into the parsed document text.
 
 Formulary tables are also read as records: every drug row becomes a unit of its own
 ("row"), after the document's section chunks, whose text states its context (payer,
