@@ -23,11 +23,10 @@ The sentence after the stated ones, in the unit the answer cited, is quoted too
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from app.answering.citation_checks import content_words, unit_context, vacuous
-from app.answering.units import Unit
+from app.answering.units import SENTENCE_END, Unit
 from retrieval.models import Passage
 
 MAX_CONTINUATIONS = 2
@@ -37,9 +36,6 @@ MIN_OVERLAP = 2
 # A neighbour whose content words the answer already holds this much adds nothing.
 STATED = 0.8
 _KINDS = frozenset({"sentence", "item"})
-
-# Sentences inside a unit (the splitter of units.py, which keeps an item whole).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
 
 Anchored = tuple[str, Unit, Passage]  # (the cited unit's id it continues, unit, passage)
 
@@ -74,7 +70,7 @@ def continuing_units(
             passage = passages[unit.passage_index]
             text = unit.reading(passage)
             mine = content_words(text)
-            if vacuous(text) or not mine or len(mine & said) >= STATED * len(mine):
+            if vacuous(text) or not mine or _stated(mine, said, STATED):
                 continue
             if len(words & content_words(text + " " + unit_context(passage))) < MIN_OVERLAP:
                 continue
@@ -93,8 +89,9 @@ def continuing_units(
 PART_STATED = 0.6
 
 
-def _stated(words: set[str], said: set[str]) -> bool:
-    return not words or len(words & said) >= PART_STATED * len(words)
+def _stated(words: set[str], said: set[str], share: float) -> bool:
+    """Whether the answer (`said`) holds at least `share` of these content words."""
+    return not words or len(words & said) >= share * len(words)
 
 
 def unsaid_rest(
@@ -117,12 +114,13 @@ def unsaid_rest(
         if unit is None or unit.kind not in _KINDS:
             continue
         passage = passages[unit.passage_index]
-        parts = [x.strip() for x in _SENTENCE_END.split(unit.reading(passage)) if x.strip()]
-        stated = [i for i, x in enumerate(parts) if _stated(content_words(x), said)]
+        parts = [x.strip() for x in SENTENCE_END.split(unit.reading(passage)) if x.strip()]
+        stated = [i for i, x in enumerate(parts)
+                  if _stated(content_words(x), said, PART_STATED)]
         if len(parts) < 2 or not stated or stated[-1] + 1 >= len(parts):
             continue
         nxt = parts[stated[-1] + 1]
-        if vacuous(nxt) or _stated(content_words(nxt), said):
+        if vacuous(nxt) or _stated(content_words(nxt), said, PART_STATED):
             continue
         if not words & content_words(nxt + " " + unit_context(passage)):
             continue

@@ -496,7 +496,10 @@ class AnswerService:
                      if s.status is CitationStatus.supported and not s.quoted_by_server]
         cited = list(dict.fromkeys(c.unit_id for s in supported for c in s.citations
                                    if c.unit_id))
-        said = " ".join(s.text for s in sentences)
+        # What the answer says: its sentences that stand (an unsupported one may be
+        # removed by strict mode, and then says nothing).
+        said = " ".join(s.text for s in sentences
+                        if s.status in (CitationStatus.supported, CitationStatus.partial))
         found = unsaid_rest(draft.request.question, draft.units, draft.passages, cited, said)
         found += [(anchor, unit.reading(passage), unit, passage) for anchor, unit, passage in
                   continuing_units(

@@ -19,7 +19,7 @@ _RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 _ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+")
 # A sentence ends at . ! ? ; followed by space and an upper-case letter, digit or bracket;
 # abbreviations such as "e.g." or "mg." followed by lower case do not split.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
 _TAGS = re.compile(r"<[^>]+>")
 # Units longer than this are split at sentence ends (long table cells, run-on text).
 MAX_UNIT_CHARS = 600
@@ -62,7 +62,7 @@ def cells(line: str) -> list[str]:
 def _sentences(text: str, offset: int) -> list[tuple[int, int]]:
     spans = []
     start = 0
-    for m in [*_SENTENCE_END.finditer(text), None]:
+    for m in [*SENTENCE_END.finditer(text), None]:
         end = m.start() if m else len(text)
         piece = text[start:end]
         if piece.strip():

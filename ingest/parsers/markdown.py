@@ -42,9 +42,10 @@ _BARE_URL = re.compile(r"^\s*<?(https?://\S+?)>?\s*$")
 # "**QL** – All colchicine products: 6 doses per claim ...", "**AR** - All drugs: a PA is
 # required for patients younger than 40 years": a formulary flag's rule for the drugs
 # named before the colon, a unit of its own (not the tail of the criteria above it).
+_NOTE_FLAGS = "PA|QL|ST|AR|AL|BVG|SP"  # as the payers' legends write them ("BvG" too)
 _FLAG_NOTE = re.compile(
-    r"^\*\*(PA|QL|ST|AR|AL|BvG|BVG|SP)\*\*\s*[–—-]\s*([^:]{2,120}):\s*(\S.*)$")
-_NOTE_HEADING = re.compile(r"^(PA|QL|ST|AR|AL|BVG|SP): \S")
+    rf"^\*\*((?i:{_NOTE_FLAGS}))\*\*\s*[–—-]\s*([^:]{{2,120}}):\s*(\S.*)$")
+_NOTE_HEADING = re.compile(rf"^({_NOTE_FLAGS}): \S")
 
 _ESCAPABLE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|=^~])")
 _AUTOLINK = re.compile(r"<(https?://[^>\s]+)>")
