@@ -87,7 +87,7 @@ def _stream(url: str, body: dict[str, Any]) -> tuple[float, float, int, str]:
 
 def run(setting: Setting, load: int, prompts: list[tuple[str, list[dict[str, str]],
                                                        dict[str, Any], int]],
-        port: int) -> list[dict[str, Any]]:
+        port: int, env_extra: dict[str, str] | None = None) -> list[dict[str, Any]]:
     from app.core.settings import Settings
     from app.llm.client import response_format
     from app.llm.local_server import PACKAGED_MODELS, ensure_gguf, server_command, stop_server
@@ -96,7 +96,7 @@ def run(setting: Setting, load: int, prompts: list[tuple[str, list[dict[str, str
     gguf = ensure_gguf(PACKAGED_MODELS[settings.local_llm], settings.models_dir)
     cmd = server_command(gguf, settings, port=port, alias="local", threads=setting.threads,
                          batch_threads=setting.batch_threads)
-    env = dict(os.environ)
+    env = {**os.environ, **(env_extra or {})}
     env.pop("GOMP_SPINCOUNT", None)
     if setting.spincount is not None:
         env["GOMP_SPINCOUNT"] = str(setting.spincount)

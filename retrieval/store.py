@@ -236,7 +236,13 @@ def _create_indexes(client: Any, name: str) -> None:
             client.create_payload_index(name, field, models.PayloadSchemaType.INTEGER)
 
 
-def ensure_collection(client: Any, name: str, dim: int) -> None:
+# int8 copies of the dense vectors, searched first (a quarter of the memory and bandwidth),
+# the best candidates then rescored with the originals.
+QUANTIZATION = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+    type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+
+
+def ensure_collection(client: Any, name: str, dim: int, *, quantize: bool = False) -> None:
     if client.collection_exists(name):
         info = client.get_collection(name)
         vectors = info.config.params.vectors
@@ -245,7 +251,7 @@ def ensure_collection(client: Any, name: str, dim: int) -> None:
         if size != dim or SPARSE not in sparse:
             if count(client, name) == 0:
                 client.delete_collection(name)
-                return ensure_collection(client, name, dim)
+                return ensure_collection(client, name, dim, quantize=quantize)
             raise StoreUnavailable(
                 f"collection {name!r} was built for another schema ({size}-dimensional "
                 f"dense vectors, sparse: {sorted(sparse)}; this version needs {dim} and "
@@ -257,6 +263,7 @@ def ensure_collection(client: Any, name: str, dim: int) -> None:
         vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
         # IDF is computed by Qdrant over the collection, so sparse values carry only TF.
         sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        quantization_config=QUANTIZATION if quantize else None,
     )
     _create_indexes(client, name)
 

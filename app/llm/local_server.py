@@ -10,7 +10,9 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +25,13 @@ from pathlib import Path
 import httpx
 
 from app.core.settings import Settings
+
+log = logging.getLogger("medcite.llm")
+
+# Instruction sets that speed llama.cpp's prompt step, as its system info names them, and
+# the /proc/cpuinfo flag that says the CPU has each (bench/llm_build.py: AVX-512 with
+# VNNI read the prompt ~1.35x faster than the AVX2-only wheel on a 2-core EPYC).
+_PROMPT_ACCELERATORS = (("AVX512", "avx512f"), ("AVX512_VNNI", "avx512_vnni"))
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,40 @@ def server_command(
     ]
 
 
+def unused_cpu_features(system_info: str, cpu_flags: set[str]) -> list[str]:
+    """Instruction sets the CPU has (`cpu_flags`, as /proc/cpuinfo lists them) that the
+    running llama.cpp was not built with (`system_info`: its "CPU : AVX2 = 1 | ..." line)."""
+    built = {name for name, on in re.findall(r"(\w+) = (\d)", system_info) if on == "1"}
+    return [name for name, flag in _PROMPT_ACCELERATORS
+            if flag in cpu_flags and name not in built]
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _warn_if_built_below_cpu(log_path: Path) -> None:
+    """A prebuilt wheel (MEDCITE_WHEELS) is AVX2-only; say what a build for this CPU
+    would gain instead of leaving the slower prompt step unexplained."""
+    try:
+        lines = [ln for ln in log_path.read_text(errors="replace").splitlines()
+                 if ln.startswith("CPU :")]
+    except OSError:
+        return
+    missing = unused_cpu_features(lines[-1], _cpu_flags()) if lines else []
+    if missing:
+        log.warning("llama.cpp was built without %s, which this CPU has: the prompt step "
+                    "runs ~1.35x slower than it could; reinstall llama-cpp-python without "
+                    "a prebuilt wheel (scripts/install.sh picks the flags)",
+                    ", ".join(missing))
+
+
 def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[bytes] | None:
     """Start llama.cpp's server unless one already answers on the port.
 
@@ -192,6 +235,7 @@ def start_server(settings: Settings, wait_s: float = 300.0) -> subprocess.Popen[
                 f"llama.cpp server exited with code {proc.returncode}; see {log_path}"
             )
         if is_up(url):
+            _warn_if_built_below_cpu(log_path)
             return proc
         time.sleep(0.5)
     proc.terminate()

@@ -200,8 +200,24 @@ def _with_vectors(value: Any) -> Any:
 def _params(params: models.SearchParams | None, default_ef: int | None) -> qe.SearchParams:
     if params is None:
         return qe.SearchParams(hnsw_ef=default_ef)
-    return qe.SearchParams(hnsw_ef=params.hnsw_ef or default_ef, exact=bool(params.exact),
-                           indexed_only=bool(params.indexed_only))
+    quant = params.quantization
+    return qe.SearchParams(
+        hnsw_ef=params.hnsw_ef or default_ef, exact=bool(params.exact),
+        indexed_only=bool(params.indexed_only),
+        quantization=qe.QuantizationSearchParams(
+            ignore=bool(quant.ignore), rescore=quant.rescore,
+            oversampling=quant.oversampling) if quant is not None else None)
+
+
+def _quantization(config: Any) -> Any:
+    """qdrant-client's scalar quantization as the engine's (the only kind translated)."""
+    if config is None:
+        return None
+    if not isinstance(config, models.ScalarQuantization):
+        raise NotImplementedError(f"quantization not translated: {type(config).__name__}")
+    scalar = config.scalar
+    return qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=scalar.quantile,
+                                       always_ram=scalar.always_ram)
 
 
 def to_query(query: Any, using: str | None) -> Any:
@@ -304,7 +320,8 @@ class EdgeClient:
         self, collection_name: str, vectors_config: Any = None, *,
         sparse_vectors_config: dict[str, models.SparseVectorParams] | None = None,
         hnsw_config: models.HnswConfigDiff | None = None,
-        on_disk_payload: bool | None = None, **_: Any,
+        on_disk_payload: bool | None = None,
+        quantization_config: models.ScalarQuantization | None = None, **_: Any,
     ) -> bool:
         dense: dict[str, qe.EdgeVectorParams] = {}
         named = vectors_config if isinstance(vectors_config, dict) else (
@@ -325,6 +342,7 @@ class EdgeClient:
                 m=hnsw.m or HNSW_M, ef_construct=hnsw.ef_construct or HNSW_EF_CONSTRUCT,
                 full_scan_threshold=hnsw.full_scan_threshold or FULL_SCAN_KB),
             payload_memory=qe.Memory.Cold if on_disk_payload else qe.Memory.Cached,
+            quantization_config=_quantization(quantization_config),
         )
         with self._lock:
             if self.collection_exists(collection_name):

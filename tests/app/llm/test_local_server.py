@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from app.core.settings import Settings
-from app.llm.local_server import server_command
+from app.llm.local_server import server_command, unused_cpu_features
 
 
 def _arg(cmd: list[str], flag: str) -> str:
@@ -31,3 +31,20 @@ def test_a_set_thread_count_and_a_benchmarks_own_settings_win() -> None:
                            alias="local", threads=2, batch_threads=1)
     assert (_arg(bench, "--n_threads"), _arg(bench, "--n_threads_batch")) == ("2", "1")
     assert _arg(bench, "--model_alias") == "local"
+
+
+AVX2_ONLY = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
+             "BMI2 = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 |")
+AVX512 = ("CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | "
+          "AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | REPACK = 1 |")
+
+
+def test_a_build_below_the_cpu_is_named_and_a_matching_one_is_not() -> None:
+    zen4 = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"}
+    assert unused_cpu_features(AVX2_ONLY, zen4) == ["AVX512", "AVX512_VNNI"]
+    assert unused_cpu_features(AVX512, zen4) == []
+    # A CPU without AVX-512 loses nothing with the AVX2 wheel.
+    assert unused_cpu_features(AVX2_ONLY, {"avx2", "fma"}) == []
+    # "= 0" is not built in.
+    assert unused_cpu_features(AVX512.replace("AVX512_VNNI = 1", "AVX512_VNNI = 0"),
+                               zen4) == ["AVX512_VNNI"]
