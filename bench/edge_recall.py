@@ -34,7 +34,7 @@ from qdrant_client import models
 from app.core.settings import REPO_ROOT, Settings
 from retrieval.embedder import Embedder
 from retrieval.engines.edge import DEFAULT_HNSW_EF, HNSW_EF_CONSTRUCT, HNSW_M
-from retrieval.store import DENSE, match_any, open_client
+from retrieval.store import DENSE, QUANTIZATION, match_any, open_client
 
 PUBLIC = models.Filter(must=[match_any("access_groups", ["public"])])
 
@@ -47,6 +47,12 @@ def main() -> None:
                     default=REPO_ROOT / "eval" / "corpora_questions.jsonl")
     ap.add_argument("-n", type=int, default=50, help="questions, spread over the file")
     ap.add_argument("--forced-ef", type=int, nargs="*", default=[])
+    ap.add_argument("--quantize", action="store_true",
+                    help="the forced-HNSW copy also keeps int8 copies of the vectors "
+                         "(retrieval/store.py QUANTIZATION), searched first and rescored")
+    ap.add_argument("--oversampling", type=float,
+                    help="with --quantize: candidates taken from the int8 search per "
+                         "result, rescored with the original vectors")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="edge-recall-") as tmp:
@@ -92,24 +98,27 @@ def run(client: Any, args: argparse.Namespace) -> None:
     queries = embedder.embed(questions)
     print(f"{len(questions)} questions from {args.questions.name}, "
           f"model {embedder.name} ({matrix.shape[1]}-d)")
-    state = (ids, {pid: k for k, pid in enumerate(ids)}, matrix, public, queries)
+    state = (ids, {pid: k for k, pid in enumerate(ids)}, matrix, public, queries,
+             args.oversampling)
     measure(client, name, None, "store as opened, default beam", state)
     for ef in args.forced_ef:
         forced = f"{name}_forced_hnsw"
         if ef == args.forced_ef[0]:
-            build_forced(client, forced, ids, matrix, groups)
-        measure(client, forced, ef, "HNSW graph always used", state)
+            build_forced(client, forced, ids, matrix, groups, args.quantize)
+        measure(client, forced, ef, "HNSW graph always used"
+                + (", int8 quantized" if args.quantize else ""), state)
     if args.forced_ef:
         client.delete_collection(f"{name}_forced_hnsw")
 
 
 def build_forced(client: Any, name: str, ids: list[Any], matrix: np.ndarray,
-                 groups: list[list[str]]) -> None:
+                 groups: list[list[str]], quantize: bool = False) -> None:
     client.create_collection(
         name, vectors_config={DENSE: models.VectorParams(size=matrix.shape[1],
                                                          distance=models.Distance.COSINE)},
         hnsw_config=models.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT,
-                                          full_scan_threshold=1))
+                                          full_scan_threshold=1),
+        quantization_config=QUANTIZATION if quantize else None)
     client.create_payload_index(name, "access_groups", models.PayloadSchemaType.KEYWORD)
     for start in range(0, len(ids), 1024):
         client.upsert(name, points=[
@@ -129,13 +138,16 @@ def _top(client: Any, name: str, query: np.ndarray, params: models.SearchParams 
 
 
 def measure(client: Any, name: str, ef: int | None, label: str, state: tuple) -> None:
-    ids, position, matrix, public, queries = state
+    ids, position, matrix, public, queries, oversampling = state
+    quant = models.QuantizationSearchParams(rescore=True, oversampling=oversampling) \
+        if oversampling else None
     for filter_name, flt in (("none", None), ("access_groups=public", PUBLIC)):
         strict, tied, agree, latency = [], [], [], []
         for query in queries:
             exact = _top(client, name, query, models.SearchParams(exact=True), flt)
             started = time.perf_counter()
-            got = _top(client, name, query, models.SearchParams(hnsw_ef=ef) if ef else None,
+            got = _top(client, name, query,
+                       models.SearchParams(hnsw_ef=ef, quantization=quant) if ef else None,
                        flt)
             latency.append((time.perf_counter() - started) * 1000)
             scores = matrix @ query
@@ -146,7 +158,8 @@ def measure(client: Any, name: str, ef: int | None, label: str, state: tuple) ->
             strict.append(len(set(got) & set(exact)) / 10)
             tied.append(sum(scores[position[g]] >= tenth - 1e-5 for g in got) / 10)
             agree.append(len(set(brute) & set(exact)) / 10)
-        print(f"{label}, ef {ef or DEFAULT_HNSW_EF}, filter {filter_name}: "
+        over = f", oversampling {oversampling}" if ef and oversampling else ""
+        print(f"{label}, ef {ef or DEFAULT_HNSW_EF}{over}, filter {filter_name}: "
               f"recall@10 {np.mean(strict):.3f} (min {min(strict):.1f}), tie-aware "
               f"{np.mean(tied):.3f}; dense p50 {np.percentile(latency, 50):.2f} ms, "
               f"p95 {np.percentile(latency, 95):.2f} ms; exact vs numpy {np.mean(agree):.3f}",

@@ -496,7 +496,8 @@ def ingest_sources(
 ) -> IngestReport:
     started = time.perf_counter()
     settings = ingestor.settings
-    ensure_collection(ingestor.client, settings.collection, ingestor.embedder.dim)
+    ensure_collection(ingestor.client, settings.collection, ingestor.embedder.dim,
+                      quantize=settings.vector_quantization)
     ingestor.collect_garbage()
     ingestor._stored = None  # counted afresh for this run
     report = IngestReport()

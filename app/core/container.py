@@ -135,7 +135,8 @@ def build_services(
         settings.embedding_model, settings.embedding_device, settings.embedding_batch_size
     )
     client = client or open_client(settings)
-    ensure_collection(client, settings.collection, embedder.dim)
+    ensure_collection(client, settings.collection, embedder.dim,
+                      quantize=settings.vector_quantization)
     generator, process = build_generator(settings)
     catalog = Catalog(settings.catalog_url)
     retriever = build_retriever(settings, client, embedder, catalog)

@@ -182,3 +182,57 @@ def test_a_chunk_of_a_version_the_catalog_does_not_know_is_never_returned(embedd
     assert sent[-1].must_not is not None
     assert client.count("o", count_filter=sent[-1]).count == 9
     client.close()
+
+
+def test_one_filter_per_versions_view_and_groups_and_a_new_one_when_the_catalog_moves(
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    """The search builds its engine filter once per versions view, access groups and
+    request filters (the edge engine then translates it once); another group list, or a
+    catalog change, gets a filter of its own that says what changed."""
+    from qdrant_client import QdrantClient, models
+
+    from retrieval.search import Retriever
+    from retrieval.store import ensure_collection
+
+    client = QdrantClient(location=":memory:")
+    ensure_collection(client, "f", embedder.dim)
+
+    class Catalog:
+        in_force: dict = {"v1": {"number": 1}, "v2": {"number": 1}, "v3": {"number": 1}}
+        known = frozenset({"v1", "v2", "v3", "v0"})
+
+        def in_force_versions(self, collection: str, as_of: str | None = None) -> dict:
+            return self.in_force
+
+        def known_versions(self, collection: str) -> frozenset[str]:
+            return self.known
+
+    sent: list[models.Filter] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> object:
+            return getattr(client, name)
+
+        def query_points(self, *args: object, **kwargs: object) -> object:
+            sent.append(kwargs["query_filter"])  # type: ignore[arg-type]
+            return client.query_points(*args, **kwargs)  # type: ignore[arg-type]
+
+    catalog = Catalog()
+    retriever = Retriever(Recording(), "f", embedder, catalog=catalog)  # type: ignore[arg-type]
+
+    def ask(groups: list[str]) -> models.Filter:
+        retriever.search("atorvastatin dose", access_groups=groups, limit=3)
+        return sent[-1]
+
+    first = ask(["public"])
+    assert ask(["public"]) is first
+    other = ask(["public", "cardiology"])
+    assert other is not first and "cardiology" in other.model_dump_json()
+    # v2 replaced by v4: a new view, a new filter that excludes v2.
+    catalog.in_force = {"v1": {"number": 1}, "v3": {"number": 1}, "v4": {"number": 2}}
+    catalog.known = frozenset({"v0", "v1", "v2", "v3", "v4"})
+    moved = ask(["public"])
+    assert moved is not first and '"v2"' in moved.model_dump_json()
+    assert '"v2"' not in first.model_dump_json()
+    client.close()

@@ -315,7 +315,7 @@ def test_an_interrupted_migration_is_redone(tmp_path: Path) -> None:
 def test_edge_snapshot_restores_into_an_empty_folder(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     edge = open_client(_Store(tmp_path / "a", "edge"))
-    ensure_collection(edge, C, DIM)
+    ensure_collection(edge, C, DIM, quantize=True)  # the default for a new collection
     edge.upsert(C, points=_points(rng, 60))
     files = snapshot_store(edge, tmp_path / "snap")
     edge.upsert(C, points=_points(rng, 10, start=1000))  # after the snapshot: not in it
@@ -326,6 +326,8 @@ def test_edge_snapshot_restores_into_an_empty_folder(tmp_path: Path) -> None:
     try:
         assert restored.count(C).count == 60
         assert restored.get_collection(C).config.params.vectors[DENSE].size == DIM
+        dense, _ = _query(rng)
+        assert len(restored.query_points(C, query=dense, using=DENSE, limit=5).points) == 5
     finally:
         restored.close()
     with pytest.raises(StoreUnavailable, match="already holds a store"):
@@ -388,3 +390,52 @@ def test_the_drug_keys_facet_agrees(engines) -> None:  # type: ignore[no-untyped
     nothing = models.Filter(must=[match("doc_type", "nope")])
     assert drug_keys(local, C, nothing) == drug_keys(edge, C, nothing) == frozenset()
     assert drug_keys(edge, "missing") == frozenset()
+
+
+def test_an_int8_quantized_edge_collection_rescores_to_the_exact_answers(
+    tmp_path: Path,
+) -> None:
+    """The edge engine keeps int8 copies when asked (`ensure_collection(quantize=True)`)
+    and, with its default rescoring, returns the exact scores and order of qdrant-client's
+    local mode, which ignores quantization."""
+    rng = np.random.default_rng(23)
+    points = _points(rng)
+    local = QdrantClient(location=":memory:")
+    edge = EdgeClient(tmp_path / "edge")
+    try:
+        for client in (local, edge):
+            ensure_collection(client, C, DIM, quantize=True)
+            client.upsert(C, points=points, wait=True)
+        edge.settle()
+        config = (tmp_path / "edge" / "edge" / C / "edge_config.json").read_text()
+        assert '"quantization_config"' in config and "int8" in config.lower()
+        for _ in range(8):
+            dense, _sparse = _query(rng)
+            flt = build_filter(None, ["public", "cardiology"], VERSIONS[:4])
+            a = local.query_points(C, query=dense, using=DENSE, query_filter=flt,
+                                   limit=10).points
+            b = edge.query_points(C, query=dense, using=DENSE, query_filter=flt, limit=10,
+                                  with_vectors=[DENSE]).points
+            _same_scored(a, b)
+            assert all(len(p.vector[DENSE]) == DIM for p in b)  # the originals come back
+    finally:
+        local.close()
+        edge.close()
+
+
+def test_a_filter_passed_again_is_translated_once_and_a_new_one_afresh(
+    tmp_path: Path,
+) -> None:
+    """The search passes one filter object per versions view and access groups; the
+    edge engine translates it once. A different object, even an equal one, is
+    translated again (nothing stale survives a catalog change)."""
+    edge = EdgeClient(tmp_path / "edge")
+    try:
+        flt = build_filter(None, ["public"], VERSIONS[:3])
+        first = edge._translated(flt)
+        assert edge._translated(flt) is first
+        again = build_filter(None, ["public"], VERSIONS[:3])
+        assert edge._translated(again) is not first
+        assert edge._translated(None) is None
+    finally:
+        edge.close()
