@@ -26,8 +26,8 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.draft_decoding import _p95, capture  # noqa: E402
-from bench.llm_threads import Setting, run  # noqa: E402
+from bench.draft_decoding import capture  # noqa: E402
+from bench.llm_threads import Setting, print_table, run  # noqa: E402
 
 
 def _product_setting() -> Setting:
@@ -61,18 +61,7 @@ def main() -> None:
     print(f"{len(prompts)} prompts (the product's own, after retrieval), "
           f"{statistics.mean(len(json.dumps(p[1])) for p in prompts):.0f} chars each on "
           f"average; {setting.label()}; machine: {os.cpu_count()} cores")
-    print("| build | competing load | first token p50 s | decode tokens/s p50 | "
-          "wall p50 / p95 s | wall p50 vs baseline | answers identical to baseline |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for (name, load), rows in results.items():
-        base = results[(builds[0][0], load)]
-        walls = [r["wall_s"] for r in rows]
-        same = sum(r["text"] == b["text"] for r, b in zip(rows, base, strict=True))
-        ratio = statistics.median(walls) / statistics.median([b["wall_s"] for b in base])
-        print(f"| {name} | {load} | {statistics.median(r['first_s'] for r in rows):.1f} | "
-              f"{statistics.median(r['decode_tps'] for r in rows):.1f} | "
-              f"{statistics.median(walls):.1f} / {_p95(walls):.1f} | {ratio:.2f} | "
-              f"{same}/{len(rows)} |")
+    print_table("build", results, builds[0][0])
     if args.json:
         args.json.write_text(json.dumps(
             {f"{name} load {load}": rows for (name, load), rows in results.items()},

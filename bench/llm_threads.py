@@ -128,6 +128,24 @@ def run(setting: Setting, load: int, prompts: list[tuple[str, list[dict[str, str
             stop_server(proc)
 
 
+def print_table(what: str, results: dict[tuple[str, int], list[dict[str, Any]]],
+                baseline: str) -> None:
+    """One Markdown row per (name, competing load), against `baseline` at the same load."""
+    print(f"| {what} | competing load | first token p50 s | decode tokens/s p50 | "
+          "wall p50 / p95 s | wall p50 vs baseline | answers identical to baseline |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for (name, load), rows in results.items():
+        base = results[(baseline, load)]
+        walls = [r["wall_s"] for r in rows]
+        same = sum(r["text"] == b["text"] for r, b in zip(rows, base, strict=True))
+        ratio = statistics.median(walls) / statistics.median([b["wall_s"] for b in base])
+        print(f"| {name} | {load} | "
+              f"{statistics.median(r['first_s'] for r in rows):.1f} | "
+              f"{statistics.median(r['decode_tps'] for r in rows):.1f} | "
+              f"{statistics.median(walls):.1f} / {_p95(walls):.1f} | {ratio:.2f} | "
+              f"{same}/{len(rows)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=4)
@@ -148,19 +166,8 @@ def main() -> None:
     print(f"{len(prompts)} prompts (the product's own, after retrieval), "
           f"{statistics.mean(len(json.dumps(p[1])) for p in prompts):.0f} chars each on "
           f"average; machine: {os.cpu_count()} cores")
-    print("| setting | competing load | first token p50 s | decode tokens/s p50 | "
-          "wall p50 / p95 s | wall p50 vs baseline | answers identical to baseline |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for (s, load), rows in results.items():
-        base = results[(settings[0], load)]
-        walls = [r["wall_s"] for r in rows]
-        same = sum(r["text"] == b["text"] for r, b in zip(rows, base, strict=True))
-        ratio = statistics.median(walls) / statistics.median([b["wall_s"] for b in base])
-        print(f"| {s.label()} | {load} | "
-              f"{statistics.median(r['first_s'] for r in rows):.1f} | "
-              f"{statistics.median(r['decode_tps'] for r in rows):.1f} | "
-              f"{statistics.median(walls):.1f} / {_p95(walls):.1f} | {ratio:.2f} | "
-              f"{same}/{len(rows)} |")
+    print_table("setting", {(s.label(), load): rows for (s, load), rows in results.items()},
+                settings[0].label())
     if args.json:
         args.json.write_text(json.dumps(
             {f"{s.threads}:{s.batch_threads}:{s.spincount} load {load}": rows

@@ -128,6 +128,34 @@ def test_equal_fused_scores_are_ordered_by_id_whatever_order_the_engine_gave() -
     assert [h.id for h in one] == [h.id for h in other] == [ids[2], ids[1], ids[0]]
 
 
+class _Catalog:
+    """The catalog's two calls the search makes, from fixed sets (replaced to move it)."""
+
+    def __init__(self, in_force: dict, known: frozenset[str]) -> None:  # type: ignore[type-arg]
+        self.in_force, self.known = in_force, known
+
+    def in_force_versions(self, collection: str, as_of: str | None = None) -> dict:  # type: ignore[type-arg]
+        return self.in_force
+
+    def known_versions(self, collection: str) -> frozenset[str]:
+        return self.known
+
+
+class _Recording:
+    """A client that records the filter of every query it passes on."""
+
+    def __init__(self, client: object) -> None:
+        self.client = client
+        self.sent: list = []  # type: ignore[type-arg]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.client, name)
+
+    def query_points(self, *args: object, **kwargs: object) -> object:
+        self.sent.append(kwargs["query_filter"])
+        return self.client.query_points(*args, **kwargs)  # type: ignore[attr-defined]
+
+
 def test_a_chunk_of_a_version_the_catalog_does_not_know_is_never_returned(embedder) -> None:  # type: ignore[no-untyped-def]
     """The engine filters on "none of the excluded versions" when that list is the
     shorter; a chunk whose version the catalog never recorded (an interrupted build whose
@@ -152,31 +180,15 @@ def test_a_chunk_of_a_version_the_catalog_does_not_know_is_never_returned(embedd
                      "doc_id": f"d{i}"})
         for i, ((t, vid), v) in enumerate(zip(rows, vectors, strict=True))])
 
-    class Catalog:
-        in_force = {f"v{i}": {"number": 1} for i in range(4)}
-        known = frozenset({*in_force, "v4"})
-
-        def in_force_versions(self, collection: str, as_of: str | None = None) -> dict:
-            return self.in_force
-
-        def known_versions(self, collection: str) -> frozenset[str]:
-            return self.known
-
-    sent: list[models.Filter] = []
-
-    class Recording:
-        def __getattr__(self, name: str) -> object:
-            return getattr(client, name)
-
-        def query_points(self, *args: object, **kwargs: object) -> object:
-            sent.append(kwargs["query_filter"])  # type: ignore[arg-type]
-            return client.query_points(*args, **kwargs)  # type: ignore[arg-type]
-
-    retriever = Retriever(Recording(), "o", embedder, catalog=Catalog())  # type: ignore[arg-type]
+    in_force = {f"v{i}": {"number": 1} for i in range(4)}
+    catalog = _Catalog(in_force, frozenset({*in_force, "v4"}))
+    recording = _Recording(client)
+    sent = recording.sent
+    retriever = Retriever(recording, "o", embedder, catalog=catalog)  # type: ignore[arg-type]
     for mode in ("hybrid", "dense", "sparse"):
         got = retriever.search("atorvastatin starting dose unfinished build",
                                access_groups=["public"], limit=20, mode=mode)  # type: ignore[arg-type]
-        assert got and {p.provenance.version_id for p in got} <= set(Catalog.in_force)
+        assert got and {p.provenance.version_id for p in got} <= set(in_force)
         assert all(p.provenance.version_number == 1 for p in got)
     # The engine was asked with the short form ("not v4"), which lets the orphan through.
     assert sent[-1].must_not is not None
@@ -198,28 +210,11 @@ def test_one_filter_per_versions_view_and_groups_and_a_new_one_when_the_catalog_
     client = QdrantClient(location=":memory:")
     ensure_collection(client, "f", embedder.dim)
 
-    class Catalog:
-        in_force: dict = {"v1": {"number": 1}, "v2": {"number": 1}, "v3": {"number": 1}}
-        known = frozenset({"v1", "v2", "v3", "v0"})
-
-        def in_force_versions(self, collection: str, as_of: str | None = None) -> dict:
-            return self.in_force
-
-        def known_versions(self, collection: str) -> frozenset[str]:
-            return self.known
-
-    sent: list[models.Filter] = []
-
-    class Recording:
-        def __getattr__(self, name: str) -> object:
-            return getattr(client, name)
-
-        def query_points(self, *args: object, **kwargs: object) -> object:
-            sent.append(kwargs["query_filter"])  # type: ignore[arg-type]
-            return client.query_points(*args, **kwargs)  # type: ignore[arg-type]
-
-    catalog = Catalog()
-    retriever = Retriever(Recording(), "f", embedder, catalog=catalog)  # type: ignore[arg-type]
+    catalog = _Catalog({"v1": {"number": 1}, "v2": {"number": 1}, "v3": {"number": 1}},
+                       frozenset({"v1", "v2", "v3", "v0"}))
+    recording = _Recording(client)
+    sent = recording.sent
+    retriever = Retriever(recording, "f", embedder, catalog=catalog)  # type: ignore[arg-type]
 
     def ask(groups: list[str]) -> models.Filter:
         retriever.search("atorvastatin dose", access_groups=groups, limit=3)
