@@ -152,6 +152,7 @@ def payload(
         unit_kind=chunk.kind,
         section_code=chunk.section.code,
         drugs=list(chunk.record.drugs) if chunk.record else chunk_drugs(doc, chunk),
+        applies_to=list(chunk.applies_to),
         status=chunk.record.status if chunk.record else None,
         flags=list(chunk.record.flags) if chunk.record else note_flags(chunk),
         ingested_at=now,

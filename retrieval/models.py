@@ -30,6 +30,9 @@ class Provenance(BaseModel):
     unit_kind: str | None = Field(
         default=None, description="section, table, row (a formulary record), "
         "recommendation, admin (administrative/bibliographic), methods.")
+    applies_to: list[str] = Field(
+        default_factory=list, description="For criteria a formulary page writes once per "
+        "status or flag: the drugs of its rows they govern (the criteria name none).")
 
 
 class Passage(BaseModel):

@@ -55,6 +55,11 @@ class ChunkPayload(BaseModel):
     # Drugs named by the unit (never classes), normalised by retrieval/drugs.py
     # drug_names: "Lipitor" and "atorvastatin calcium" are both "atorvastatin".
     drugs: list[str] = Field(default_factory=list)
+    # For a formulary's criteria written once per status or flag ("Criteria > Clinical
+    # PA"): the drugs of the page's rows they govern, which the criteria never name
+    # (ingest/chunking.py scope_criteria). Also in `drugs`; kept apart so that an answer
+    # can show why such a unit is about a drug it does not name.
+    applies_to: list[str] = Field(default_factory=list)
     # A formulary record's status ("Preferred", "Non-Preferred", "Covered"...) and
     # flags ("PA", "QL", "ST", "BVG"...).
     status: str | None = None

@@ -96,6 +96,7 @@ def to_passage(
             version_number=(numbers or {}).get(vid) if vid else None,
             section_code=p.section_code,
             unit_kind=p.unit_kind,
+            applies_to=p.applies_to,
         ),
     )
 

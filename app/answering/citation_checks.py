@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from app.answering.list_items import left_out
 from app.answering.models import AnswerSentence, Citation, CitationStatus
-from app.answering.relevance import missing_entities, populations_in
+from app.answering.relevance import APPLIES_TO, missing_entities, populations_in
 from app.answering.text import STOPWORDS, normalise, stem
 from app.answering.units import Unit, split_passage
 from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
@@ -195,7 +195,12 @@ def coverage(sentence: str, evidence: str, context: str) -> tuple[float, list[st
 
 
 def _context(passage: Passage) -> str:
-    return passage.provenance.title + " " + " ".join(passage.provenance.section_path)
+    """A passage's title and section path, and the drugs its section governs without
+    naming them (a formulary's "Clinical PA" criteria are those of the page's rows
+    flagged PA: Repatha's, though they say only "lipid lowering medications")."""
+    prov = passage.provenance
+    applies = f" [{APPLIES_TO}{', '.join(prov.applies_to)}]" if prov.applies_to else ""
+    return prov.title + " " + " ".join(prov.section_path) + applies
 
 
 _SENTENCE_END = re.compile(r"(?<=[.;!?])\s+|\n+")

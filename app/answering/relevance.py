@@ -443,6 +443,12 @@ def _known_classes(drug_class: DrugMention) -> list[DrugClass]:
     return classes_in(" ; ".join([drug_class.name, *sorted(drug_class.synonyms)]))
 
 
+# How a passage's context names the drugs its criteria govern without naming them
+# (citation_checks._context), bracketed so that it is never read as a heading.
+APPLIES_TO = "Applies to: "
+_GOVERNED = re.compile(r"\[" + re.escape(APPLIES_TO) + r"[^\]]*\]")
+
+
 def _named_only_by_heading(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """A drug asked about that only the section heading names, while the cited units
     name other drugs the question does not: the units are about those (seen verified:
@@ -450,8 +456,11 @@ def _named_only_by_heading(focus: QuestionFocus, evidence: Evidence) -> list[str
     Dosage in Patients Taking Cyclosporine, Clarithromycin, … Protease Inhibitors")."""
     # Cheap test first: addresses() runs for every candidate evidence unit, and the
     # dictionary lookups below are only needed when a drug is named by the heading alone.
+    # The drugs a payer's criteria govern by flag or status are not a heading: the
+    # criteria hold for each of them alike.
+    heading_text = _GOVERNED.sub(" ", evidence.context)
     by_heading = [d for d in focus.drugs
-                  if mentioned_in(d, evidence.context) and not mentioned_in(d, evidence.text)]
+                  if mentioned_in(d, heading_text) and not mentioned_in(d, evidence.text)]
     if not by_heading:
         return []
     others = [d for d in find_drug_mentions(evidence.text) if not d.is_class
@@ -460,7 +469,7 @@ def _named_only_by_heading(focus: QuestionFocus, evidence: Evidence) -> list[str
                           for q in focus.drugs + focus.patient_drugs)]
     if not others:
         return []
-    heading = [h for h in find_drug_mentions(evidence.context) if not h.is_class]
+    heading = [h for h in find_drug_mentions(heading_text) if not h.is_class]
     out = []
     for d in by_heading:
         # Only a heading that lists several drugs ("… Taking Cyclosporine,

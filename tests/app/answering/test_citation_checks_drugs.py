@@ -89,3 +89,36 @@ def test_a_drug_class_is_not_a_missing_drug() -> None:
     assert missing_drugs("Simvastatin is a preferred statin.", "| simvastatin | preferred |") == []
     assert missing_drugs("Atorvastatin is a preferred statin.", "| simvastatin | preferred |") \
         == ["Atorvastatin"]
+
+
+def test_criteria_written_for_a_flag_name_the_drugs_they_govern() -> None:
+    """A payer page's "Criteria > Clinical PA" names no drug: its rows flagged PA say which
+    it governs (ingest's `applies_to`). Seen off_topic with the real model: "What would
+    Ohio Medicaid require before approving Repatha for her?" answered from exactly those
+    criteria, rejected because the unit never says "Repatha"."""
+    from app.answering.citation_checks import verify_units
+    from app.answering.pipeline import evidence_from
+    from app.answering.relevance import addresses, question_focus
+    from app.answering.units import split_passage
+
+    text = ("- Must have had an inadequate clinical response of at least 90 days AND unable "
+            "to reach goal LDL-C despite treatment with maximally tolerated dose of "
+            "highpotency statin and ezetimibe")
+
+    def criteria(applies_to: list[str]) -> Passage:
+        p = _passage(text, "Lipotropics", ("Lipotropics", "Criteria", "Clinical PA"))
+        return p.model_copy(update={"provenance": p.provenance.model_copy(
+            update={"applies_to": applies_to, "payer": "Ohio Medicaid"})})
+
+    focus = question_focus("What does Ohio Medicaid require before approving Repatha?")
+    claim = ("Ohio Medicaid requires an inadequate clinical response of at least 90 days "
+             "to a highpotency statin and ezetimibe before approving Repatha.")
+    for governs, ok in ((["alirocumab", "evolocumab", "inclisiran"], True),
+                        (["icosapent ethyl"], False), ([], False)):
+        passage = criteria(governs)
+        units = [(u, passage) for u in split_passage(passage, 1)]
+        problems = addresses(focus, evidence_from(units, [passage]))
+        assert (problems == []) is ok, (governs, problems)
+        reasons = [r for c in verify_units(claim, units).citations for r in c.reasons]
+        unnamed = [r for r in reasons if r.startswith("drug not named")]
+        assert (unnamed == []) is ok, (governs, reasons)
