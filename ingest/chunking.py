@@ -66,6 +66,10 @@ class Chunk:
     # A formulary page's criteria written for a status or a flag ("Criteria >
     # Non-Preferred", "Criteria > Clinical PA"): the drugs of the page's rows it covers.
     applies_to: tuple[str, ...] = ()
+    # A window that opens by pointing back ("above 2 indications are … reasonable and
+    # necessary only when:") names what it points at only in the text before it: that
+    # text, embedded with it and not stored as its text.
+    antecedent: str = ""
 
     @property
     def kind(self) -> str:
@@ -157,6 +161,23 @@ def scope_criteria(chunks: list[Chunk]) -> list[Chunk]:
     return out
 
 
+# A window's first words that point back at what came before it.
+_POINTS_BACK = re.compile(r"\b(?:above|aforementioned|foregoing|preceding|previous|these|"
+                          r"those|such|said)\b", re.I)
+POINTS_BACK_WITHIN = 80
+ANTECEDENT_CHARS = 300
+
+
+def antecedent(text: str, start: int) -> str:
+    """The sentences right before `start` (up to ANTECEDENT_CHARS, from a boundary) when
+    the text from `start` opens by pointing back at them; else ""."""
+    if start <= 0 or not _POINTS_BACK.search(text, start, start + POINTS_BACK_WITHIN):
+        return ""
+    lo = max(0, start - ANTECEDENT_CHARS)
+    points = [p for p in _split_points(text) if lo <= p < start]
+    return text[points[0] if points and lo > 0 else lo:start].strip()
+
+
 def _section_chunks(doc: ParsedDocument, max_chars: int, overlap: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     for section in doc.sections:
@@ -181,12 +202,13 @@ def _section_chunks(doc: ParsedDocument, max_chars: int, overlap: int) -> list[C
                     section=section,
                     start=start,
                     end=start + len(stripped),
+                    antecedent=antecedent(section.text, s + lead),
                 )
             )
     return chunks
 
 
-def embedding_text(doc: ParsedDocument, chunk: Chunk) -> str:
+def embedding_text(doc: ParsedDocument, chunk: Chunk, *, antecedent: bool = True) -> str:
     """What the embedder sees: the passage with its title and section path, since a
     dose sentence alone rarely names the drug or the indication.
 
@@ -199,6 +221,8 @@ def embedding_text(doc: ParsedDocument, chunk: Chunk) -> str:
         # Criteria written once per status or flag ("Clinical PA") name none of the
         # drugs they govern; the page's rows say which (`scope_criteria`).
         path += f"\nApplies to: {', '.join(chunk.applies_to)}"
+    if antecedent and chunk.antecedent:
+        return f"{doc.title}\n{path}\n{chunk.antecedent}\n{chunk.text}"
     return f"{doc.title}\n{path}\n{chunk.text}"
 
 

@@ -209,10 +209,13 @@ def write_chunks(
         texts = [embedding_text(doc, c) for c in batch]
         dense = (vectors[start : start + len(batch)] if vectors is not None
                  else embedder.embed(texts))
+        # The words a window points back at are its predecessor's, which the lexical
+        # arm already matches: only the dense vector reads them (chunking.antecedent).
+        lexical = [embedding_text(doc, c, antecedent=False) for c in batch]
         points = [
             models.PointStruct(
                 id=point_id(version, c.index),
-                vector={DENSE: dense[i].tolist(), SPARSE: sparse_vector(texts[i])},
+                vector={DENSE: dense[i].tolist(), SPARSE: sparse_vector(lexical[i])},
                 payload=payload(doc, source, c, version, len(chunks), now),
             )
             for i, c in enumerate(batch)

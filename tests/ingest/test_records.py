@@ -158,6 +158,16 @@ def test_criteria_written_per_status_or_flag_carry_the_drugs_they_cover(sources)
                             effective_date=source.effective_date)
     by_path = {c.section.path[1:]: c for c in chunks if c.kind != "row"}
     assert "evolocumab" in by_path[("Criteria", "Clinical PA")].applies_to  # Repatha (PA)
+    # Stored apart from the drugs the text names, so an answer can say why the unit is
+    # about a drug it never names (app/answering/citation_checks.py _context).
+    from ingest.pipeline import payload
+    from retrieval.schema import ChunkPayload
+    stored = ChunkPayload.read(payload(doc, source, by_path[("Criteria", "Clinical PA")],
+                                       "v1", len(chunks), "now"))
+    assert "evolocumab" in stored.applies_to and "evolocumab" in stored.drugs
+    assert ChunkPayload.read(payload(doc, source, by_path[("Criteria", "Lovastatin ER "
+                             "(Altoprev), Pitavastatin (Livalo), Fluvastatin (Lescol)")],
+                             "v1", len(chunks), "now")).applies_to == []
     assert "pravastatin" not in by_path[("Criteria", "Non-Preferred")].applies_to  # preferred
     assert "pitavastatin" in by_path[("Criteria", "Non-Preferred")].applies_to
 
@@ -203,3 +213,29 @@ def test_windows_cut_neither_after_an_item_number_nor_before_a_fragment() -> Non
     # A rest shorter than MIN_TAIL_CHARS stays with the window before it.
     text = "A sentence that goes on. " * 38 + "Tail."
     assert _windows(text, 900, 100) == [(0, len(text))]
+
+
+def test_a_window_that_points_back_is_embedded_with_what_it_points_at(sources) -> None:  # type: ignore[no-untyped-def]
+    """"above 2 indications are considered reasonable and necessary only when: 1) The
+    lesions are small (4 disk areas or less) …" names neither indication: a question about
+    occult subfoveal CNV did not find it. The sentences before it go into what is embedded,
+    not into the stored text (citations and offsets stay the window's own)."""
+    source, doc = _parse(sources, "coverage/cms-ncd/OcularPhotodynamicTherapy_(OPT).md")
+    chunks = chunk_document(doc, 1000, 150)
+    small = next(c for c in chunks if "4 disk areas or less" in c.text)
+    assert small.text.lstrip("- ").startswith("above 2 indications")
+    assert "Subfoveal occult" in small.antecedent and "Subfoveal occult" not in small.text
+    assert "Subfoveal occult" in embedding_text(doc, small)
+    # Only the dense vector reads it: the lexical arm already matches those words in the
+    # window before (the sparse text is the one without it).
+    assert "Subfoveal occult" not in embedding_text(doc, small, antecedent=False)
+    assert doc.text[small.start:small.end] == small.text
+    # A section's first window, and a window that does not point back, get none.
+    assert chunks[0].antecedent == ""
+    from ingest.chunking import ANTECEDENT_CHARS, antecedent
+    text = "Start low. " * 40 + "Titrate weekly to effect."
+    at = text.index("Titrate")
+    assert antecedent(text, at) == ""
+    back = text[:at] + "These doses apply to adults."
+    assert antecedent(back, at) and len(antecedent(back, at)) <= ANTECEDENT_CHARS
+    assert antecedent(back, 0) == ""
