@@ -47,9 +47,10 @@ from retrieval.store import DENSE, SPARSE, ensure_collection, match, open_client
 
 log = logging.getLogger(__name__)
 
-# Bump when parsing, chunking or the sparse encoding changes, so unchanged files are
-# rebuilt once. 7: the Snowball stemmer of retrieval/sparse.py.
-PIPELINE_VERSION = "7"
+# Bump when parsing, chunking, the embedded texts or the payload change, so unchanged
+# files are rebuilt once. 7: the Snowball stemmer of retrieval/sparse.py. 8: `applies_to`
+# in the payload; a window that points back embedded with its antecedent.
+PIPELINE_VERSION = "8"
 UPSERT_BATCH = 128
 # Invisible leftovers (abandoned pending versions, replaced builds) older than this are
 # removed at the start of a run; younger ones may belong to a run still going elsewhere,
