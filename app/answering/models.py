@@ -67,10 +67,11 @@ class AnswerSentence(BaseModel):
     quoted_by_server: bool = Field(
         default=False, description="The source's own words, added by the server and not "
         "written by the model: a contraindication for the patients, or a warning for the "
-        "condition, the question asks about that the generated answer left out; or the "
-        "source's statement right before or after a cited one that continues it on the "
-        "question.")
-    quoted_as: Literal["contraindication", "warning", "continuation"] | None = Field(
+        "condition, the question asks about that the generated answer left out; the "
+        "payer's criteria for the drug asked about beside the cited criteria of its status "
+        "or flag; or the source's statement right before or after a cited one that "
+        "continues it on the question.")
+    quoted_as: Literal["contraindication", "warning", "criteria", "continuation"] | None = Field(
         default=None, description="What a sentence quoted by the server is.")
 
 
@@ -79,6 +80,7 @@ QUOTED_LABELS = {
     "warning": "Warning, quoted from the source:",
     "contraindication": "Contraindication, quoted from the source:",
     "continuation": "The source goes on:",
+    "criteria": "The payer's criteria for this drug, quoted from the source:",
 }
 
 

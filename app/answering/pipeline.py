@@ -38,6 +38,7 @@ from app.answering.document_facts import (
     is_release_question,
     release_answer,
 )
+from app.answering.drug_criteria import omitted_drug_criteria
 from app.answering.fhir_context import describe, parse_bundle, retrieval_query
 from app.answering.injection import looks_like_instructions
 from app.answering.model_verifiers import ExtraVerifier, apply_verifiers
@@ -466,6 +467,9 @@ class AnswerService:
             ("contraindication",
              omitted_contraindication(question, draft.passages, draft.units, cited),
              "the contraindication the sources state for the patients asked about"),
+            # Last: the payer's criteria for the drug itself, after the status's.
+            ("criteria", omitted_drug_criteria(focus, draft.passages, draft.units, cited),
+             "the criteria the payer writes for the drug asked about"),
         ):
             if not omitted:
                 continue
@@ -476,7 +480,7 @@ class AnswerService:
                                      "answer left out")
                 added.quoted_by_server = True
                 added.quoted_as = kind  # type: ignore[assignment]
-                sentences.insert(0, added)
+                sentences.insert(len(sentences) if kind == "criteria" else 0, added)
         self._continue(draft, focus, sentences)
         answer = self._finish(draft, sentences)
         untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []

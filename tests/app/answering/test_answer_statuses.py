@@ -218,3 +218,28 @@ def test_an_answer_leaving_out_the_asked_conditions_warning_gets_it(  # type: ig
     # The model's own sentence stays, after it, not relabelled.
     assert rest and not any(s["quoted_by_server"] for s in rest)
     assert any("cyclosporine" in s["text"] for s in rest)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_citing_the_status_criteria_gets_the_drugs_own_criteria(  # type: ignore[no-untyped-def]
+        ask, stream: bool) -> None:
+    """The stand-in answers from the lipotropics page's Non-Preferred criteria, which
+    govern pitavastatin without naming it (their drugs come from the page's rows): true,
+    cited and on the question, but silent on what pitavastatin alone needs (seen verified
+    with the real model for Livalo). The server quotes the page's criteria headed by the
+    drug after the model's sentence, labelled as the payer's criteria for this drug."""
+    body = ask("What does Ohio Medicaid need before approving pitavastatin: an inadequate "
+               "clinical response of at least 30 days with at least one preferred drug in "
+               "the same drug class?", "good", stream=stream)
+    assert body["status"] == "verified", body
+    first, *rest = body["sentences"]
+    assert not first["quoted_by_server"] and "at least one preferred" in first["text"]
+    quoted = [s for s in rest if s["quoted_as"] == "criteria"]
+    assert len(quoted) == 1 and quoted[0]["quoted_by_server"], body["sentences"]
+    assert "two preferred drugs in the same drug class" in quoted[0]["text"]
+    by_id = {p["id"]: p for p in body["passages"]}
+    paths = [by_id[c["passage_id"]]["provenance"]["section_path"]
+             for c in quoted[0]["citations"]]
+    assert paths and all("Pitavastatin (Livalo)" in path[-1] for path in paths)
+    governing = by_id[first["citations"][0]["passage_id"]]["provenance"]
+    assert "pitavastatin" in governing["applies_to"]
