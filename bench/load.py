@@ -17,6 +17,8 @@ generator processes.
     .venv/bin/python -m bench.load --levels 1,8,32,64,128 --requests 128 --corpus all
     .venv/bin/python -m bench.load --llm-url http://gpu-host:8000/v1 --llm-model medgemma \
         --in-flight 32                                   # a GPU server's vLLM
+    .venv/bin/python -m bench.load --questions lookup --corpus all --levels 1,16 \
+        --requests 64 --baseline 0                       # the API's own work, 16 clients
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ QUESTIONS = [
     "When does Medicare cover lipid testing?",
     "What is the maximum daily dose of Lipitor for pediatric patients?",
     "What is the loading dose of amiodarone for atrial fibrillation?",
+]
+# Formulary status questions the API answers from the formulary's records
+# (app/answering/record_answer.py) with no generation: under load they time what is the
+# API's own work (authentication, retrieval on the embedded store, verification, the
+# audit append), which the generator's minutes hide in the mix above.
+LOOKUP_QUESTIONS = [
+    "Is rosuvastatin a preferred drug on the Ohio Medicaid formulary?",
+    "Is Repatha preferred on Ohio Medicaid?",
+    "Does Livalo need prior authorization on Ohio Medicaid?",
+    "Is ezetimibe preferred on the Ohio Medicaid formulary?",
+    "What is the formulary status of Vascepa on Ohio Medicaid?",
 ]
 
 
@@ -132,11 +145,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_level(url: str, key: str, clients: int, requests: int,
-                    timeout_s: float) -> tuple[list[Result], float]:
-    """`requests` asks, at most `clients` at a time; each is sent once, never retried."""
+                    timeout_s: float, questions: list[str] = QUESTIONS,
+                    health: list[float] | None = None) -> tuple[list[Result], float]:
+    """`requests` asks, at most `clients` at a time; each is sent once, never retried.
+    With `health`, `/health` is also polled every 0.25 s meanwhile and its latencies
+    appended (a load balancer's check must not wait behind the searches)."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for i in range(requests):
-        queue.put_nowait(QUESTIONS[i % len(QUESTIONS)])
+        queue.put_nowait(questions[i % len(questions)])
     results: list[Result] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits,
@@ -155,9 +171,24 @@ async def run_level(url: str, key: str, clients: int, requests: int,
                     results.append(Result(0, time.perf_counter() - t,
                                           error=type(exc).__name__))
 
+        async def poll_health(done: asyncio.Event) -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=timeout_s) as check:
+                while not done.is_set():
+                    t = time.perf_counter()
+                    await check.get("/health")
+                    assert health is not None
+                    health.append(time.perf_counter() - t)
+                    await asyncio.sleep(0.25)
+
+        done = asyncio.Event()
+        poller = asyncio.create_task(poll_health(done)) if health is not None else None
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
-        return results, time.perf_counter() - started
+        wall = time.perf_counter() - started
+        done.set()
+        if poller is not None:
+            await poller
+        return results, wall
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
@@ -200,6 +231,9 @@ def main() -> None:
     p.add_argument("--queue-wait", type=float, default=30.0, help="MEDCITE_ANSWER_QUEUE_WAIT_S")
     p.add_argument("--llm-timeout", type=float, default=120.0, help="LLM_TIMEOUT_S")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.add_argument("--questions", choices=["mixed", "lookup"], default="mixed",
+                   help="lookup: formulary status questions answered from records, no "
+                        "generation (the API's own work under load)")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
@@ -258,9 +292,13 @@ def main() -> None:
         load_start = os.getloadavg()[0]
         rows = []
         answered: list[Result] = []
+        questions = LOOKUP_QUESTIONS if args.questions == "lookup" else QUESTIONS
+        health: dict[int, list[float]] = {}
         for level in levels:
             n = args.requests or max(level, args.min_requests)
-            results, wall = asyncio.run(run_level(url, key, level, n, client_timeout))
+            health[level] = []
+            results, wall = asyncio.run(run_level(url, key, level, n, client_timeout,
+                                                  questions, health[level]))
             rows.append((level, n, wall, results))
             answered += [r for r in results if r.ok]
 
@@ -317,17 +355,23 @@ def main() -> None:
           f"load average (1 min, every process on the "
           f"machine) {load_start:.1f} as the levels began, {load_end:.1f} at the end")
     print()
+    print(f"questions: {args.questions}")
     print("| clients | requests | wall s | answered/s | p50 ms | p95 ms | p99 ms | errors "
-          "| error rate | shed (503+Retry-After) | abstained |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| error rate | shed (503+Retry-After) | abstained | generated | p50 vs 1 client "
+          "| /health p95 ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    first_p50 = percentile([r.latency_s for r in rows[0][3] if r.ok], .5) if rows else 0.0
     for level, n, wall, results in rows:
         ok = [r.latency_s for r in results if r.ok]
         errors = [r for r in results if not r.ok and not r.shed]
         shed = sum(r.shed for r in results)
         abstained = sum(bool(r.body.get("abstained")) for r in results if r.ok)
+        generated_n = sum("generation" in r.body.get("timings_ms", {}) for r in results if r.ok)
+        ratio = percentile(ok, .5) / first_p50 if ok and first_p50 else float("nan")
         print(f"| {level} | {n} | {wall:.1f} | {len(ok) / wall:.3f} | {fmt_ms(percentile(ok, .5))}"
               f" | {fmt_ms(percentile(ok, .95))} | {fmt_ms(percentile(ok, .99))} "
-              f"| {len(errors)} | {len(errors) / n:.1%} | {shed} | {abstained} |")
+              f"| {len(errors)} | {len(errors) / n:.1%} | {shed} | {abstained} | {generated_n} "
+              f"| {ratio:.2f}x | {fmt_ms(percentile(health[level], .95))} |")
     kinds = Counter(f"{r.status} {r.error or ''}".strip()
                     for *_, results in rows for r in results if not r.ok and not r.shed)
     if kinds:

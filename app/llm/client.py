@@ -13,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 from app.answering.prompting import ANSWER_SCHEMA, GenAnswer, GenUnitAnswer
 
 T = TypeVar("T", bound=BaseModel)
+# How long a health check waits for the endpoint's model list before calling it busy.
+PING_TIMEOUT_S = 2.0
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -184,8 +186,14 @@ class ChatGenerator:
             return parse_answer(self.raw_completion(messages))
 
     def ping(self) -> bool:
+        """Whether the endpoint is up: it accepts a connection. llama.cpp's server answers
+        `/v1/models` only between generations, so a health check waited for a whole answer
+        (`bench/load.py`: /health p95 9.9 s at one client); an endpoint that accepts and is
+        slow to reply is busy, not down."""
         try:
-            self._client.models.list()
+            self._client.with_options(timeout=PING_TIMEOUT_S, max_retries=0).models.list()
+            return True
+        except openai.APITimeoutError:
             return True
         except openai.OpenAIError:
             return False
