@@ -127,6 +127,14 @@ def chunk_document(
 
 
 _CRITERIA = re.compile(r"\bcriteria\b", re.I)
+
+
+def under_criteria(path: tuple[str, ...] | list[str]) -> bool:
+    """A section below a "Criteria" heading of a payer's page ("Criteria > Clinical PA",
+    "Criteria > Pitavastatin (Livalo)"): its last heading says whom the criteria are for."""
+    return len(path) >= 2 and any(_CRITERIA.search(p) for p in path[:-1])
+
+
 _CLINICAL_PA = re.compile(r"(clinical\s+)?(pa|prior\s+authori[sz]ation)(\s+criteria)?", re.I)
 
 
@@ -148,7 +156,7 @@ def scope_criteria(chunks: list[Chunk]) -> list[Chunk]:
     out = []
     for c in chunks:
         path = c.section.path
-        if c.record is None and len(path) >= 2 and any(_CRITERIA.search(p) for p in path[:-1]):
+        if c.record is None and under_criteria(path):
             last = path[-1].strip()
             drugs: set[str] = set()
             if _is_status_heading(last):

@@ -212,7 +212,8 @@ def write_chunks(
                  else embedder.embed(texts))
         # The words a window points back at are its predecessor's, which the lexical
         # arm already matches: only the dense vector reads them (chunking.antecedent).
-        lexical = [embedding_text(doc, c, antecedent=False) for c in batch]
+        lexical = [embedding_text(doc, c, antecedent=False) if c.antecedent else texts[i]
+                   for i, c in enumerate(batch)]
         points = [
             models.PointStruct(
                 id=point_id(version, c.index),

@@ -412,12 +412,13 @@ class Retriever:
         over the collection."""
         if not hits or dense is None:
             return hits
-        found = [(h.id, h.vector[DENSE]) for h in hits if _dense_of(h) is not None]
-        missing = [h.id for h in hits if _dense_of(h) is None]
+        vectors = [(h.id, _dense_of(h)) for h in hits]
+        found = [(i, v) for i, v in vectors if v is not None]
+        missing = [i for i, v in vectors if v is None]
         if missing:
             stored = self.client.retrieve(self.collection, ids=missing,
                                           with_payload=False, with_vectors=[DENSE])
-            found += [(r.id, r.vector[DENSE]) for r in stored if _dense_of(r) is not None]
+            found += [(r.id, v) for r in stored if (v := _dense_of(r)) is not None]
         query = np.asarray(dense, dtype=np.float32)
         query /= max(float(np.linalg.norm(query)), 1e-12)
         cosine: dict[Any, float] = {}

@@ -18,12 +18,12 @@ import re
 
 from app.answering.relevance import QuestionFocus
 from app.answering.units import Unit
+from ingest.chunking import under_criteria
 from retrieval.drugs import DrugMention, mentioned_in
 from retrieval.models import Passage
 
 # Units quoted at most: a drug's own criteria are a few bullets.
 MAX_UNITS = 3
-_CRITERIA = re.compile(r"\bcriteria\b", re.I)
 # The line that restates the heading ("Additional Colesevelam (Welchol) Criteria"): it
 # states no criterion.
 _TITLE_LINE = re.compile(r"\bcriteria\s*:?\s*$", re.I)
@@ -38,9 +38,8 @@ def _governs(passage: Passage, drug: DrugMention) -> bool:
 def _own_criteria(passage: Passage, drug: DrugMention) -> bool:
     """A criteria section headed by the drug's name (among others, maybe)."""
     path = passage.provenance.section_path
-    if len(path) < 2 or passage.provenance.applies_to:
-        return False
-    return any(_CRITERIA.search(p) for p in path[:-1]) and mentioned_in(drug, path[-1])
+    return (not passage.provenance.applies_to and under_criteria(path)
+            and mentioned_in(drug, path[-1]))
 
 
 def omitted_drug_criteria(
