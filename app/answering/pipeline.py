@@ -69,6 +69,7 @@ from app.answering.record_answer import (
 from app.answering.relevance import (
     Evidence,
     QuestionFocus,
+    absent_subjects,
     addresses,
     class_of_named,
     populations_in,
@@ -151,7 +152,8 @@ def unsupported_reason(question: str, passages: list[Passage], min_relevance: fl
     # Hybrid ranks by fusion, so the best similarity is not necessarily the first.
     if not passages or max(p.score for p in passages) < min_relevance:
         return ABSTAIN_NO_PASSAGES
-    corpus = " ".join(p.text + " " + p.provenance.title for p in passages)
+    corpus = " ".join(" ".join([p.text, p.provenance.title, *p.provenance.section_path])
+                      for p in passages)
     # A class ("lipotropic agents", "GLP-1 receptor agonists") is not a drug: its members
     # are not listed by the dictionary, so a passage naming them would not count.
     # A guideline's or payer's statement about the drug's class is about the drug
@@ -160,6 +162,9 @@ def unsupported_reason(question: str, passages: list[Passage], min_relevance: fl
     absent = [d.name for d in focus.drugs
               if not mentioned_in(d, corpus)
               and not (focus.class_stands_for_drug and class_of_named(d, corpus))]
+    # A substance the drug dictionary does not know ("the dose of danuglipron"): the
+    # sources must still name it, else any gout or diabetes passage would be answered from.
+    absent += absent_subjects(focus, corpus)
     if absent:
         return "The retrieved sources do not mention " + ", ".join(absent) + "."
     return None
@@ -787,6 +792,7 @@ def evidence_from(cited: list[tuple[Unit, Passage]],
         context=" ".join(unit_context(p) for p in passages),
         codes=frozenset().union(*(_codes(p) for p in passages)) if passages else frozenset(),
         surroundings=" ".join(p.text for p in around),
+        doc_types=frozenset(p.provenance.doc_type for p in passages),
     )
 
 

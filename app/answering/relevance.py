@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rapidfuzz import fuzz, process
+
 from app.answering.ages import asked_age, outside_ages
 from app.answering.models import PatientContext
 from app.answering.text import STOPWORDS, normalise
@@ -175,6 +177,8 @@ class Attribute:
     # Words that mean the question asks something else ("release date of the ... criteria
     # for ...": a date, not the criteria).
     unless: re.Pattern[str] | None = None
+    # Document types whose units never state it, whatever their words.
+    not_from: frozenset[str] = frozenset()
 
 
 _NUMBER = r"\d"
@@ -186,8 +190,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               frozenset({CONTRAINDICATIONS})),
     # "Ohio Medicaid limit on hydrocodone/acetaminophen 10-325 tablets?": a formulary's
     # limit on a drug is its quantity limit (an age or time limit is not).
+    # "How much Lantus can be dispensed per 102 days?" asks the same.
     Attribute("quantity_limit", re.compile(r"quantity limit|\bql\b|how many (tablets|units|"
-                                           r"doses|fills)|per (month|day|days)|"
+                                           r"doses|fills)|per (?:\d+ )?(month|months|day|days)\b|"
+                                           r"\bdispens|"
                                            r"(?<!age )(?<!time )\blimits? (?:on|for)\b"),
               re.compile(r"quantity|\bql\b|limit|" + _NUMBER)),
     # A dose answer states an amount: the word "dosage" or the dosing section alone is
@@ -196,9 +202,12 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     # "How should haloperidol be started and titrated in a 7-year-old?" asks a dose too
     # (seen verified: the label's indications for Tourette's, which state none); "when
     # should statins be started" does not.
+    # A formulary states a product's strengths ("Allopurinol 100, 300 MG: Preferred"),
+    # never its dose (seen partially verified: "the dose of unobtainium for gout?").
     Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b|how much (?!higher|lower|"
                                  r"more|less|longer|greater)|maximum daily|titrat"),
-              re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme)\b")),
+              re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme)\b"),
+              not_from=frozenset({"formulary"})),
     # "Which … does Ohio Medicaid prefer", "with what restriction?" (its PA, ST, QL flags);
     # a status "on" a list, not "her glucose status".
     Attribute("formulary_status", re.compile(r"prefer(?:red|s)?\b|formulary|\btier\b|\bpdl\b|"
@@ -270,6 +279,32 @@ _PAYERS = ("ohio", "medicaid", "medicare", "qhp")
 _PAYER_NAMES = frozenset({"ohio", "medicaid", "medicare", "part"})
 
 
+# What a question asks the dose, warnings, status or coverage of ("the dose of X for
+# gout", "does Ohio Medicaid cover X"). When no drug, class or patient's medication
+# names it, the word there is still what the evidence must be about: a substance the
+# dictionary does not know (one newer than it, a misspelling, "unobtainium") was answered
+# partially verified from the gout page's allopurinol row.
+_SUBJECT = re.compile(
+    r"\b(?:dose|doses|dosage|dosing|contraindications?|boxed warning|black[- ]box warning|"
+    r"side effects?|adverse (?:effects|reactions)|interactions?|status|coverage|tier|"
+    r"quantity limits?|criteria)\s+(?:of|for|on|to)\s+(?:the\s+|a\s+|an\s+)?"
+    r"([a-z][a-z0-9\-]*[a-z0-9])|\b(?:cover|covers|prefer|prefers)\s+([a-z][a-z0-9\-]*[a-z0-9])")
+_NOT_SUBJECTS = frozenset("""medication medications medicine medicines drug drugs product
+    products treatment treatments therapy therapies patient patients it them""".split())
+
+
+def _subjects(text: str) -> list[str]:
+    words = [part for m in _SUBJECT.finditer(text) for w in m.groups() if w
+             for part in w.split("-")]
+    return list(dict.fromkeys(
+        w for w in words
+        # An abbreviation ("TMR", "PSA", "LVAD") is checked by the topic test, which
+        # knows their expansions; a substance's name is longer.
+        if len(w) >= 5 and w not in STOPWORDS and w not in _NOT_TOPIC
+        and w not in _NOT_SUBJECTS and w not in POPULATIONS and w not in ROUTES
+        and w not in _PAYER_NAMES and w not in _PAYERS and not is_condition(w)))
+
+
 @dataclass
 class QuestionFocus:
     drugs: list[DrugMention] = field(default_factory=list)
@@ -290,6 +325,8 @@ class QuestionFocus:
     # Conditions the question asks to screen, test or monitor for ("screen for TB before
     # starting Humira?"): what it is about, even beside a drug the evidence names.
     sought: list[str] = field(default_factory=list)
+    # What the question asks about when no drug or class names it (`_SUBJECT`).
+    subjects: list[str] = field(default_factory=list)
     # A long-acting product the question names ("haloperidol decanoate", "depot"): its
     # own product, not the drug's tablets (seen verified: the tablets' injectable-to-oral
     # switchover for "convert oral haloperidol to monthly decanoate injections").
@@ -307,12 +344,13 @@ class QuestionFocus:
     def empty(self) -> bool:
         """Nothing to test evidence against: any text would pass."""
         return not (self.drugs or self.classes or self.patient_drugs or self.payers
-                    or self.conditions or self.populations or self.names or self.attributes)
+                    or self.conditions or self.populations or self.names or self.attributes
+                    or self.subjects)
 
     def describe(self) -> str:
         parts = [d.name for d in self.drugs + self.classes + self.patient_drugs]
         parts += self.payers + self.conditions + [p.name for p in self.populations]
-        parts += self.names
+        parts += self.names + self.subjects
         parts += [a.name.replace("_", " ") for a in self.attributes]
         return ", ".join(parts)
 
@@ -377,6 +415,16 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         # names no document, so it is not held against the evidence (nor repeated).
         names=[] if patient is not None else named_terms(question, mentions),
     )
+    asked = {a.name for a in focus.attributes}
+    if "dose" in asked and "threshold" in asked:
+        # "The maximum daily dose of febuxostat": the most of a dose is a dose, not a
+        # threshold any number meets (seen: a formulary's "at least 30 days" criteria
+        # returned as the evidence for it).
+        focus.attributes = [a for a in focus.attributes if a.name != "threshold"]
+    if focus.payers and "dose" in asked and "quantity_limit" not in asked:
+        # A payer sets no dose: what it allows of one is its quantity limit ("Can an
+        # Ohio Medicaid patient get the Emgality loading dose?").
+        focus.attributes.append(next(a for a in ATTRIBUTES if a.name == "quantity_limit"))
     focus.sought = [w for m in _SOUGHT.finditer(text) for w in m.groups()
                     if w and w in focus.conditions]
     focus.forms = list(dict.fromkeys(m.group().lower() for m in _LONG_ACTING.finditer(text)))
@@ -390,6 +438,8 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         named = classes_in(question)
         members = [d for d in found if any(c.has_member(d.name) for c in named)]
         focus.patient_drugs = members or (found if _PATIENT.search(text) else [])
+    if not (focus.drugs or focus.classes or focus.patient_drugs):
+        focus.subjects = _subjects(text)
     # A payer's name is not what a coverage question is about: "Does Medicare cover
     # cochlear implants …?" was answered (partially verified) from the NCD for
     # endothelial cell photography; its own words are the topic.
@@ -410,6 +460,7 @@ class Evidence:
     context: str  # titles, section paths and payers of their passages
     codes: frozenset[str] = frozenset()  # SPL section codes of their passages
     surroundings: str = ""  # the whole cited passages (a condition may be named there)
+    doc_types: frozenset[str] = frozenset()  # of the cited passages
 
 
 def _class_named(drug_class: DrugMention, text: str) -> bool:
@@ -502,6 +553,23 @@ def _findable(word: str, words: set[str]) -> bool:
     return _present(word, words) or any(word in w for w in words)
 
 
+def _spelled_in(word: str, words: set[str]) -> bool:
+    """`_findable`, or a long word spelled a letter apart: a word no dictionary knows may
+    be spelled otherwise by the source (the NCD's own title is "Hisocompatibility
+    Testing")."""
+    if _findable(word, words):
+        return True
+    return len(word) >= 8 and process.extractOne(
+        word, [w for w in words if abs(len(w) - len(word)) <= 2], scorer=fuzz.ratio,
+        score_cutoff=90) is not None
+
+
+def absent_subjects(focus: QuestionFocus, text: str) -> list[str]:
+    """The question's subjects (`_SUBJECT`) that `text` does not name."""
+    words = set(_words(text))
+    return [w for w in focus.subjects if not _spelled_in(w, words)]
+
+
 def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """Why the evidence does not address the question (empty: it does)."""
     where = evidence.text + " \n " + evidence.context
@@ -539,6 +607,8 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     cited = set(_words(where))
     problems += [f"the cited evidence does not mention {w}" for w in required
                  if not _findable(w, cited if w in focus.sought else around)]
+    problems += [f"the cited evidence does not mention {w}"
+                 for w in absent_subjects(focus, where + " " + evidence.surroundings)]
     problems += [f"the cited evidence is not about {p.name} patients"
                  for p in focus.populations if not p.words & around]
     problems += [f"the cited evidence is not about the {f} product" for f in focus.forms
@@ -556,6 +626,8 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     asked = focus.attributes
 
     def met(a: Attribute, text: str) -> bool:
+        if evidence.doc_types and evidence.doc_types <= a.not_from:
+            return False
         return bool(evidence.codes & a.codes or a.signals.search(text))
 
     strict = [a for a in asked if a.strict]

@@ -243,3 +243,20 @@ def test_an_answer_citing_the_status_criteria_gets_the_drugs_own_criteria(  # ty
     assert paths and all("Pitavastatin (Livalo)" in path[-1] for path in paths)
     governing = by_id[first["citations"][0]["passage_id"]]["provenance"]
     assert "pitavastatin" in governing["applies_to"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_substance_the_sources_never_name_abstains_before_the_model(  # type: ignore[no-untyped-def]
+        ask, standin_llm: StandInLLM, stream: bool) -> None:
+    """Seen partially verified: "What is the dose of unobtainium for gout?" answered from
+    the gout page's allopurinol row, its product strength read as a dose. The lipotropics
+    page's rows state strengths the same way; a word the drug dictionary does not know,
+    where the question names what the dose is of, must be named by the sources."""
+    before = len(standin_llm.prompts)
+    body = ask("What is the dose of unobtainium for hypercholesterolemia?", "good",
+               stream=stream)
+    assert body["status"] == "abstained", body
+    assert "unobtainium" in body["abstain_reason"]
+    assert len(standin_llm.prompts) == before  # decided without the model
+    # The closest evidence is still shown.
+    assert body["passages"]

@@ -492,3 +492,76 @@ def test_a_guidelines_statement_about_the_drugs_class_is_about_the_drug() -> Non
     dose = question_focus("What alprazolam dose does the guideline recommend?")
     assert not dose.class_stands_for_drug
     assert unsupported_reason("Can alprazolam be taken with opioids?", [passage], 0.3)
+
+
+def test_what_a_question_asks_the_dose_of_must_be_named_when_no_drug_names_it() -> None:
+    """Seen partially verified: "What is the dose of unobtainium for gout?" answered with
+    the gout page's allopurinol row. A substance the drug dictionary does not know (a
+    newer drug, a misspelling, a made-up word) is still what the evidence must be about."""
+    from app.answering.pipeline import unsupported_reason
+
+    focus = question_focus("What is the dose of unobtainium for gout?")
+    assert focus.drugs == [] and focus.subjects == ["unobtainium"]
+    row = ("Allopurinol 100, 300 MG: Preferred. Flags: QL (quantity limit). Quantity limit: "
+           "204 per 102 days.")
+    gout = Evidence(text=row, context="Ohio Medicaid formulary: Gout › Formulary",
+                    doc_types=frozenset({"formulary"}))
+    assert "the cited evidence does not mention unobtainium" in addresses(focus, gout)
+    passage = Passage(id="p", text=row, score=0.7, provenance=Provenance(
+        doc_id="gout", source_file="formularies/gout.md", doc_type="formulary",
+        char_start=0, char_end=len(row), title="Gout", section_path=["Gout", "Formulary"]))
+    assert unsupported_reason("What dose of danuglipron is used for gout?", [passage],
+                              0.3) == "The retrieved sources do not mention danuglipron."
+    # A drug the dictionary knows is checked as a drug, not as a subject; "medication"
+    # names nothing.
+    assert question_focus("What is the dose of allopurinol for gout?").subjects == []
+    assert question_focus("What is the dose of medication for gout?").subjects == []
+    # A payer's own name after "cover" is not a subject; the covered thing is.
+    assert question_focus("Does Ohio Medicaid cover solbinsiran?").subjects == ["solbinsiran"]
+
+
+def test_a_subject_spelled_a_letter_apart_by_the_source_is_still_named() -> None:
+    # The NCD's own title is "Hisocompatibility Testing".
+    focus = question_focus("For which indications does Medicare cover histocompatibility "
+                           "(HLA) testing?")
+    assert focus.subjects == ["histocompatibility"]
+    ncd = Evidence(text="HLA testing is covered in preparation for a kidney transplant",
+                   context="Medicare NCD Hisocompatibility Testing Indications",
+                   doc_types=frozenset({"coverage"}))
+    assert addresses(focus, ncd) == []
+
+
+def test_a_formularys_product_strength_is_not_a_dose() -> None:
+    focus = question_focus("What is the usual starting dose of allopurinol for gout?")
+    row = Evidence(text="Allopurinol 100, 300 MG: Preferred.", context="Gout › Formulary",
+                   doc_types=frozenset({"formulary"}))
+    assert addresses(focus, row) == ["the cited evidence does not state a dose"]
+    label = Evidence(text="The starting dose of allopurinol for gout is 100 mg daily.",
+                     context="Allopurinol DOSAGE AND ADMINISTRATION",
+                     doc_types=frozenset({"label"}))
+    assert addresses(focus, label) == []
+    # What a payer allows of a drug is its quantity limit, stated by the formulary.
+    lantus = question_focus("How much Lantus can be dispensed per 102 days under Ohio "
+                            "Medicaid?")
+    assert "quantity_limit" in {a.name for a in lantus.attributes}
+    lantus_row = Evidence(text="Lantus: Preferred. Quantity limit: 204 per 102 days.",
+                          context="Ohio Medicaid formulary: Diabetes › Insulin",
+                          doc_types=frozenset({"formulary"}))
+    assert addresses(lantus, lantus_row) == []
+    loading = question_focus("Can an Ohio Medicaid patient get the Emgality loading dose?")
+    assert "quantity_limit" in {a.name for a in loading.attributes}
+    assert addresses(loading, Evidence(
+        text="QL - Emgality: 2 doses per 30 days (for intitial loading dose only)",
+        context="Ohio Medicaid UPDL criteria", doc_types=frozenset({"formulary"}))) == []
+
+
+def test_the_most_of_a_dose_is_a_dose_not_a_threshold() -> None:
+    # Seen evidence_only: "maximum daily dose of febuxostat" met by a formulary's "at
+    # least 30 days" criteria, any number meeting "maximum" as a threshold.
+    focus = question_focus("What is the maximum daily dose of febuxostat for chronic gout?")
+    assert [a.name for a in focus.attributes] == ["dose"]
+    criteria = Evidence(text="Must have had an inadequate clinical response of at least 30 "
+                        "days with at least one preferred drug. Febuxostat",
+                        context="Gout › Criteria › Non-Preferred", doc_types=frozenset(
+                            {"formulary"}))
+    assert addresses(focus, criteria) == ["the cited evidence does not state a dose"]
