@@ -107,6 +107,19 @@ def _variants() -> list[str]:
                   if len(v) >= 6 and v.isalpha())
 
 
+@lru_cache(maxsize=1)
+def _variant_words() -> frozenset[str]:
+    from drug_named_entity_recognition import drugs_finder
+
+    return frozenset(w for v in drugs_finder.drug_variant_to_canonical
+                     for w in re.findall(r"[a-z]+", v))
+
+
+def is_known_drug_word(word: str) -> bool:
+    """A word of any name the dictionary knows ("glargine" of "insulin glargine")."""
+    return word.lower() in _variant_words()
+
+
 # Synonyms in the packaged dictionary that are ordinary words where our documents use
 # them ("...allergy to two or more *generics*" is not oxazepam; "Caps" is a capsule, not
 # CAPS buffer): every single-word synonym that differs from its entry's name and is a

@@ -25,8 +25,15 @@ from rapidfuzz import fuzz, process
 from app.answering.ages import asked_age, outside_ages
 from app.answering.models import PatientContext
 from app.answering.text import STOPWORDS, normalise
+from app.answering.vocabulary import is_english
 from retrieval.drug_classes import CLASSES, DrugClass, classes_in
-from retrieval.drugs import DrugMention, drug_names, find_drug_mentions, mentioned_in
+from retrieval.drugs import (
+    DrugMention,
+    drug_names,
+    find_drug_mentions,
+    is_known_drug_word,
+    mentioned_in,
+)
 from retrieval.expansion import ABBREVIATIONS
 from retrieval.intent import BOXED_WARNING, CONTRAINDICATIONS, asks_guideline_or_payer
 
@@ -279,30 +286,23 @@ _PAYERS = ("ohio", "medicaid", "medicare", "qhp")
 _PAYER_NAMES = frozenset({"ohio", "medicaid", "medicare", "part"})
 
 
-# What a question asks the dose, warnings, status or coverage of ("the dose of X for
-# gout", "does Ohio Medicaid cover X"). When no drug, class or patient's medication
-# names it, the word there is still what the evidence must be about: a substance the
-# dictionary does not know (one newer than it, a misspelling, "unobtainium") was answered
-# partially verified from the gout page's allopurinol row.
-_SUBJECT = re.compile(
-    r"\b(?:dose|doses|dosage|dosing|contraindications?|boxed warning|black[- ]box warning|"
-    r"side effects?|adverse (?:effects|reactions)|interactions?|status|coverage|tier|"
-    r"quantity limits?|criteria)\s+(?:of|for|on|to)\s+(?:the\s+|a\s+|an\s+)?"
-    r"([a-z][a-z0-9\-]*[a-z0-9])|\b(?:cover|covers|prefer|prefers)\s+([a-z][a-z0-9\-]*[a-z0-9])")
-_NOT_SUBJECTS = frozenset("""medication medications medicine medicines drug drugs product
-    products treatment treatments therapy therapies patient patients it them""".split())
+# A word no English word list or drug dictionary knows, in a question that names no drug
+# the dictionary knows, is most likely what it is about: a substance newer than the
+# dictionary ("danuglipron", "solbinsiran"), a brand it lacks, a misspelling, a made-up
+# word. The evidence must name it (spelled alike): "What is the dose of unobtainium for
+# gout?" was answered partially verified from the gout page's allopurinol row. Shorter
+# words are abbreviations, which the topic test reads with their expansions.
+_MIN_SUBJECT = 5
 
 
-def _subjects(text: str) -> list[str]:
-    words = [part for m in _SUBJECT.finditer(text) for w in m.groups() if w
-             for part in w.split("-")]
+def _subjects(text: str, names: list[str]) -> list[str]:
+    named = {n.lower() for n in names}
+    words = [part for w in _WORD.findall(text) for part in w.split("-")]
     return list(dict.fromkeys(
         w for w in words
-        # An abbreviation ("TMR", "PSA", "LVAD") is checked by the topic test, which
-        # knows their expansions; a substance's name is longer.
-        if len(w) >= 5 and w not in STOPWORDS and w not in _NOT_TOPIC
-        and w not in _NOT_SUBJECTS and w not in POPULATIONS and w not in ROUTES
-        and w not in _PAYER_NAMES and w not in _PAYERS and not is_condition(w)))
+        if len(w) >= _MIN_SUBJECT and w not in named and not is_english(w)
+        and w not in POPULATIONS and w not in ROUTES and w not in _PAYER_NAMES
+        and not is_known_drug_word(w)))
 
 
 @dataclass
@@ -325,7 +325,7 @@ class QuestionFocus:
     # Conditions the question asks to screen, test or monitor for ("screen for TB before
     # starting Humira?"): what it is about, even beside a drug the evidence names.
     sought: list[str] = field(default_factory=list)
-    # What the question asks about when no drug or class names it (`_SUBJECT`).
+    # Words of a question naming no known drug that no word list knows (`_subjects`).
     subjects: list[str] = field(default_factory=list)
     # A long-acting product the question names ("haloperidol decanoate", "depot"): its
     # own product, not the drug's tablets (seen verified: the tablets' injectable-to-oral
@@ -439,7 +439,7 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         members = [d for d in found if any(c.has_member(d.name) for c in named)]
         focus.patient_drugs = members or (found if _PATIENT.search(text) else [])
     if not (focus.drugs or focus.classes or focus.patient_drugs):
-        focus.subjects = _subjects(text)
+        focus.subjects = _subjects(text, focus.names)
     # A payer's name is not what a coverage question is about: "Does Medicare cover
     # cochlear implants …?" was answered (partially verified) from the NCD for
     # endothelial cell photography; its own words are the topic.
@@ -565,7 +565,7 @@ def _spelled_in(word: str, words: set[str]) -> bool:
 
 
 def absent_subjects(focus: QuestionFocus, text: str) -> list[str]:
-    """The question's subjects (`_SUBJECT`) that `text` does not name."""
+    """The question's subjects (`_subjects`) that `text` does not name."""
     words = set(_words(text))
     return [w for w in focus.subjects if not _spelled_in(w, words)]
 

@@ -36,6 +36,9 @@ class Graded:
     facts_stated: int = 0
     facts_total: int = 0
     gold_cited: bool = False
+    # What the model wrote that was not shown (unsupported sentences a status removed):
+    # for reading a run, never graded.
+    withheld: str = ""
 
     @property
     def abstained(self) -> bool:
@@ -66,12 +69,12 @@ def fact_stated(forms: Sequence[str], text: str) -> bool:
 
 def grade(
     q: EvalQuestion, status: str, text: str, cited_sources: list[str], latency_s: float,
-    tokens: int | None = None,
+    tokens: int | None = None, withheld: str = "",
 ) -> Graded:
     gold_files = {g.source_file for g in q.gold}
     return Graded(
         qid=q.qid, kind=q.kind, answerable=q.answerable, status=status, latency_s=latency_s,
-        tokens=tokens, text=text, cited_sources=cited_sources,
+        tokens=tokens, text=text, cited_sources=cited_sources, withheld=withheld,
         facts_stated=sum(fact_stated(forms, text) for forms in q.key_facts),
         facts_total=len(q.key_facts),
         gold_cited=bool(gold_files & set(cited_sources)),

@@ -187,7 +187,8 @@ def graded_medcite(services: Services, q: EvalQuestion) -> grading.Graded:
         cited = [sources[c.passage_id] for s in response.sentences for c in s.citations
                  if c.passage_id in sources]
     return grading.grade(q, response.status.value, text, list(dict.fromkeys(cited)), latency,
-                         primary.last_completion_tokens)
+                         primary.last_completion_tokens,
+                         withheld=" ".join(s.text for s in response.removed_sentences))
 
 
 def graded_baseline(run: Run, q: EvalQuestion) -> grading.Graded:
