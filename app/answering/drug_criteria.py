@@ -9,13 +9,16 @@ govern the drug (ingest's `applies_to`), so an answer citing only them is suppor
 on the question, yet it leaves out what this drug alone needs (seen verified with the
 real model: "Is Livalo preferred for Ohio Medicaid, and what is needed to get it?"
 answered with the non-preferred criteria alone). When such a section was retrieved and
-the answer does not cite it, its units are quoted verbatim as a sentence of their own.
+the answer does not state it, its units are quoted verbatim as a sentence of their own.
+Citing is not stating: the model cited the drug's own "two preferred drugs" bullet for
+"Livalo is non-preferred" and wrote the status criteria alone (seen verified).
 """
 
 from __future__ import annotations
 
 import re
 
+from app.answering.citation_checks import coverage
 from app.answering.relevance import QuestionFocus
 from app.answering.units import Unit
 from ingest.chunking import under_criteria
@@ -27,6 +30,8 @@ MAX_UNITS = 3
 # The line that restates the heading ("Additional Colesevelam (Welchol) Criteria"): it
 # states no criterion.
 _TITLE_LINE = re.compile(r"\bcriteria\s*:?\s*$", re.I)
+# A criterion the answer's sentences hold this much of is stated.
+STATED = 0.75
 # The attributes of a question that asks what an approval takes.
 _ASKS = frozenset({"approval_requirements", "coverage_criterion"})
 
@@ -43,12 +48,13 @@ def _own_criteria(passage: Passage, drug: DrugMention) -> bool:
 
 
 def omitted_drug_criteria(
-    focus: QuestionFocus, passages: list[Passage], units: list[list[Unit]], cited: set[str]
+    focus: QuestionFocus, passages: list[Passage], units: list[list[Unit]], cited: set[str],
+    told: str,
 ) -> list[tuple[Unit, Passage]]:
     """The units of a retrieved criteria section headed by the asked drug, when the answer
-    (`cited` unit ids) cites criteria that govern the drug by its status or flag and none
-    of that section's units; from the same payer's page as the cited criteria, the same
-    file first. [] otherwise."""
+    (`told`: its sentences) states none of them and cites (`cited` unit ids) criteria
+    that govern the drug by its status or flag; from the same payer's page as the cited
+    criteria, the same file first. [] otherwise."""
     if not focus.drugs or not any(a.name in _ASKS for a in focus.attributes):
         return []
     cited_at = {u.passage_index for own in units for u in own if u.uid in cited}
@@ -60,13 +66,13 @@ def omitted_drug_criteria(
         files = {p.provenance.source_file for p in governing}
         own = [i for i, p in enumerate(passages)
                if _own_criteria(p, drug) and p.provenance.payer in payers]
-        if any(i in cited_at for i in own):
-            continue  # the answer already cites the drug's own criteria
         own.sort(key=lambda i: passages[i].provenance.source_file not in files)
         for index in own:
-            fresh = [u for u in (units[index] if index < len(units) else [])
-                     if u.uid not in cited
-                     and not _TITLE_LINE.search(u.reading(passages[index]))]
+            readings = [(u, text) for u in (units[index] if index < len(units) else [])
+                        if not _TITLE_LINE.search(text := u.reading(passages[index]))]
+            if any(coverage(text, told, "")[0] >= STATED for _, text in readings):
+                return []  # the answer states the drug's own criteria
+            fresh = [u for u, _ in readings]
             if fresh:
                 return [(u, passages[index]) for u in fresh[:MAX_UNITS]]
     return []

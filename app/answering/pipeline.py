@@ -473,7 +473,8 @@ class AnswerService:
              omitted_contraindication(question, draft.passages, draft.units, cited),
              "the contraindication the sources state for the patients asked about"),
             # Last: the payer's criteria for the drug itself, after the status's.
-            ("criteria", omitted_drug_criteria(focus, draft.passages, draft.units, cited),
+            ("criteria", omitted_drug_criteria(focus, draft.passages, draft.units, cited,
+                                               " ".join(s.text for s in ok)),
              "the criteria the payer writes for the drug asked about"),
         ):
             if not omitted:

@@ -19,6 +19,9 @@ OWN = ("Additional Lovastatin ER (Altoprev), Pitavastatin (Livalo), Fluvastatin 
        "Criteria\n\n- Must have had an inadequate clinical response of at least 30 days "
        "with two preferred drugs in the same drug class")
 ROW = "Livalo: Non-Preferred. Effective 2024-01-05."
+STATUS_ANSWER = ("Livalo is non-preferred. The patient must provide documentation of medical "
+                 "necessity beyond convenience for why the patient cannot be changed to a "
+                 "preferred drug.")
 
 
 def _passage(pid: str, text: str, last: str, applies_to: list[str] = (),  # type: ignore[assignment]
@@ -44,14 +47,19 @@ def test_an_answer_citing_the_status_criteria_gets_the_drugs_own() -> None:
         _passage("o", OWN, "Lovastatin ER (Altoprev), Pitavastatin (Livalo), Fluvastatin "
                  "(Lescol)"))
     focus = question_focus(QUESTION)
-    found = omitted_drug_criteria(focus, passages, units, _uids(units[0]))
+    found = omitted_drug_criteria(focus, passages, units, _uids(units[0]), STATUS_ANSWER)
     # The criterion, not the line that restates the heading.
     assert [u.reading(p).lstrip("- ") for u, p in found] == [
         "Must have had an inadequate clinical response of at least 30 days with two "
         "preferred drugs in the same drug class"]
-    # Cited already: nothing to add.
-    assert omitted_drug_criteria(focus, passages, units, _uids(units[0]) | _uids(units[1])) \
-        == []
+    # Cited but not stated: still added (seen verified: the model cited the "two preferred
+    # drugs" bullet for "Livalo is non-preferred" and wrote the status criteria alone).
+    both = _uids(units[0]) | _uids(units[1])
+    assert omitted_drug_criteria(focus, passages, units, both, STATUS_ANSWER) == found
+    # Stated already: nothing to add.
+    stated = STATUS_ANSWER + (" It also needs an inadequate clinical response of at least "
+                              "30 days with two preferred drugs in the same drug class.")
+    assert omitted_drug_criteria(focus, passages, units, both, stated) == []
     assert "criteria" in QUOTED_LABELS
 
 
@@ -61,20 +69,21 @@ def test_only_when_the_answer_leans_on_criteria_that_govern_the_drug() -> None:
     # The answer cites the drug's row, not criteria: nothing is quoted.
     passages, units = _split(_passage("r", ROW, "Non-Preferred", first="Formulary"), own)
     assert omitted_drug_criteria(question_focus(QUESTION), passages, units,
-                                 _uids(units[0])) == []
+                                 _uids(units[0]), STATUS_ANSWER) == []
     # Status criteria that do not govern the drug asked about.
     passages, units = _split(_passage("n", NON_PREFERRED, "Non-Preferred", ["colesevelam"]),
                              own)
     assert omitted_drug_criteria(question_focus(QUESTION), passages, units,
-                                 _uids(units[0])) == []
+                                 _uids(units[0]), STATUS_ANSWER) == []
     # Another payer's own criteria for the drug do not complete this payer's answer.
     passages, units = _split(
         _passage("n", NON_PREFERRED, "Non-Preferred", ["pitavastatin"]),
         _passage("o", OWN, "Pitavastatin (Livalo)", payer="Other Plan"))
     assert omitted_drug_criteria(question_focus(QUESTION), passages, units,
-                                 _uids(units[0])) == []
+                                 _uids(units[0]), STATUS_ANSWER) == []
     # A question that asks only for the status asks for no criteria.
     passages, units = _split(_passage("n", NON_PREFERRED, "Non-Preferred", ["pitavastatin"]),
                              own)
     status_only = question_focus("Is Livalo preferred on Ohio Medicaid?")
-    assert omitted_drug_criteria(status_only, passages, units, _uids(units[0])) == []
+    assert omitted_drug_criteria(status_only, passages, units, _uids(units[0]),
+                                 STATUS_ANSWER) == []

@@ -35,3 +35,26 @@ def test_a_copied_header_is_removed_and_nothing_else() -> None:
     # A header written as a sentence of its own is no sentence.
     assert without_header(passage_header(label), [label]) == ""
     assert without_header(passage_header(label) + ".", [label]) == ""
+
+
+def test_the_example_is_an_exchange_of_its_own() -> None:
+    """Inside the instructions, the example came back word for word."""
+    import json
+    import re
+
+    from app.answering.prompting import (
+        EXAMPLE_TURNS,
+        UNIT_SYSTEM_PROMPT,
+        GenUnitAnswer,
+        build_unit_messages,
+    )
+
+    assert "Examplex is 5 mg" not in UNIT_SYSTEM_PROMPT
+    messages = build_unit_messages("What is the dose of atorvastatin?", [], [], set())
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[-1]["content"].endswith("Question: What is the dose of atorvastatin?")
+    asked, said = (m["content"] for m in EXAMPLE_TURNS)
+    answer = GenUnitAnswer.model_validate(json.loads(said))
+    shown = set(re.findall(r"^\[(P\d+\.\d+)\]", asked, re.M))
+    cited = {u for s in answer.sentences for u in s.units}
+    assert cited and cited <= shown
