@@ -30,8 +30,10 @@ MAX_UNITS = 3
 # The line that restates the heading ("Additional Colesevelam (Welchol) Criteria"): it
 # states no criterion.
 _TITLE_LINE = re.compile(r"\bcriteria\s*:?\s*$", re.I)
-# A criterion the answer's sentences hold this much of is stated.
-STATED = 0.75
+# A criterion is stated when the answer's sentences hold every word of it: the status
+# criteria's "at least one preferred drug in the same drug class" holds all of the
+# drug's own "two preferred drugs in the same drug class" but the number.
+STATED = 1.0
 # The attributes of a question that asks what an approval takes.
 _ASKS = frozenset({"approval_requirements", "coverage_criterion"})
 

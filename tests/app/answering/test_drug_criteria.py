@@ -56,6 +56,10 @@ def test_an_answer_citing_the_status_criteria_gets_the_drugs_own() -> None:
     # drugs" bullet for "Livalo is non-preferred" and wrote the status criteria alone).
     both = _uids(units[0]) | _uids(units[1])
     assert omitted_drug_criteria(focus, passages, units, both, STATUS_ANSWER) == found
+    # The status criteria's "at least one preferred drug" is not the drug's "two".
+    one = STATUS_ANSWER + (" It needs an inadequate clinical response of at least 30 days "
+                           "with at least one preferred drug in the same drug class.")
+    assert omitted_drug_criteria(focus, passages, units, both, one) == found
     # Stated already: nothing to add.
     stated = STATUS_ANSWER + (" It also needs an inadequate clinical response of at least "
                               "30 days with two preferred drugs in the same drug class.")
