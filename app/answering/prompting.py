@@ -259,4 +259,3 @@ EXAMPLE_TURNS: tuple[dict[str, str], ...] = (
                      "day.", "units": ["P1.1", "P1.2"]},
             {"text": "Examplex is non-preferred.", "units": ["P2.3"]}]})},
 )
-
