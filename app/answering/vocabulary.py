@@ -5,19 +5,35 @@ import unstructured, which starts its telemetry on import."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
+
+def _digest(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.lower().encode(), digest_size=8).digest(),
+                          "little")
+
 
 @lru_cache(maxsize=1)
-def _english() -> frozenset[str]:
+def _english() -> np.ndarray:
+    """The words' 64-bit digests, sorted: 3.3 MiB, where a set of the strings added 54 MiB
+    to the process's resident memory (29 MiB now, most of it what the allocator keeps
+    from reading the file once). A false match is one chance in ~4e13 per word."""
     spec = importlib.util.find_spec("unstructured")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("unstructured is not installed: its English word list is needed")
     path = Path(next(iter(spec.submodule_search_locations))) / "nlp" / "english-words.txt"
-    return frozenset(w.lower() for w in path.read_text(encoding="utf-8").split())
+    words = path.read_text(encoding="utf-8").split()
+    return np.unique(np.fromiter((_digest(w) for w in words), dtype=np.uint64,
+                                 count=len(words)))
 
 
 def is_english(word: str) -> bool:
-    return word.lower() in _english()
+    digests = _english()
+    key = np.uint64(_digest(word))
+    at = int(np.searchsorted(digests, key))
+    return at < len(digests) and bool(digests[at] == key)
