@@ -114,6 +114,15 @@ CLASSES: tuple[DrugClass, ...] = (
     DrugClass("thiazide diuretics", _names(r"thiazides?(?:[- ](?:type|like))?(?: diuretics?)?"),
               ("thiazide",),
               members=frozenset({"chlorthalidone", "indapamide", "metolazone"})),
+    # No stem: "-sone" and "-olone" also end dapsone, tolperisone and the neurosteroids.
+    DrugClass("corticosteroids", _names(r"(?:systemic |oral |inhaled |topical )?"
+                                        r"(?:cortico)?steroids?|glucocorticoids?"),
+              members=frozenset({
+                  "prednisone", "prednisolone", "methylprednisolone", "dexamethasone",
+                  "hydrocortisone", "cortisone", "betamethasone", "triamcinolone",
+                  "budesonide", "fluticasone", "mometasone", "beclomethasone", "beclometasone",
+                  "ciclesonide", "fludrocortisone", "deflazacort", "fluocinolone",
+                  "fluocinonide", "clobetasol", "desonide", "halcinonide"})),
 )
 
 

@@ -55,6 +55,25 @@ def _is_class(entry: dict) -> bool:  # type: ignore[type-arg]
     return is_class_name(name)
 
 
+# MeSH's dosage forms and pharmaceutical solutions: "eye drops" is "Ophthalmic
+# Solutions", "nasal spray" "Nasal Sprays" (seen abstained: "The retrieved sources do not
+# mention Ophthalmic Solutions" for "brand TobraDex eye drops or generic …?").
+_FORM_TREES = ("D26.255.", "D26.776.")
+
+
+# Only those named by a form and a route, not a substance ("Saline Solution", "Ringer's
+# Lactate" and "Lubricant Eye Drops" are what is given).
+_FORM_NAME_WORDS = frozenset("ophthalmic nasal oral sprays solutions tablets enteric coated "
+                             "drug implants aerosol propellants".split())
+
+
+def _is_dosage_form(entry: dict) -> bool:  # type: ignore[type-arg]
+    trees = [str(t) for t in entry.get("mesh_tree") or []]
+    words = set(re.findall(r"[a-z]+", str(entry.get("name", "")).lower()))
+    return (not entry.get("drugbank_id") and any(t.startswith(_FORM_TREES) for t in trees)
+            and bool(words) and words <= _FORM_NAME_WORDS)
+
+
 def is_class_name(name: str) -> bool:
     """A name shaped like a drug class rather than a drug."""
     words = re.findall(r"[a-z0-9]+", name.lower())
@@ -136,7 +155,7 @@ def _collect(
 ) -> None:
     for entry, *where in matches:
         name = str(entry.get("name", "")).strip()
-        if not name or name.lower() in found:
+        if not name or name.lower() in found or _is_dosage_form(entry):
             continue
         if tokens is not None and len(where) >= 2 and all(isinstance(w, int) for w in where[:2]):
             said = " ".join(tokens[where[0]:where[1]]).lower()

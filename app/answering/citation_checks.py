@@ -347,6 +347,15 @@ _VACUOUS = re.compile(
     # A label's pointer to its own full text ("See full prescribing information for
     # complete boxed warning."): shown as the evidence for a boxed-warning question.
     r"|^see (?:the )?(?:full prescribing information|section|table|figure)\b"
+    # "… use these criteria to assess pregnancy status (see box below)": the criteria
+    # are elsewhere.
+    r"|\b(?:box|table|figure|chart|list)\s+(?:below|above)\b"
+    # A record's or list's heading copied as a sentence ("Ohio Medicaid formulary:
+    # Preferred Drug List › Infectious Disease Agents › Antibiotics - Inhaled", "Link to
+    # Criteria: Endocrine Agents: Growth Hormone"): a place, not a statement.
+    r"|^(?!.*(?::\s*(?:non-)?preferred(?! drug)|\bcovered|\btier\b|\blimit|\d))"
+    r"[\w .'&-]{0,60}\bformulary: [^.]*›[^.]*\.?$"
+    r"|^link to criteria\b"
 )
 MIN_CONTENT_WORDS = 3
 

@@ -71,6 +71,7 @@ from app.answering.relevance import (
     QuestionFocus,
     absent_subjects,
     addresses,
+    answer_misses,
     class_of_named,
     populations_in,
     question_focus,
@@ -149,8 +150,7 @@ def answer_status(sentences: list[AnswerSentence]) -> AnswerStatus:
 
 def unsupported_reason(question: str, passages: list[Passage], min_relevance: float) -> str | None:
     """Why the retrieved passages cannot answer, decided before spending a generation."""
-    # Hybrid ranks by fusion, so the best similarity is not necessarily the first.
-    if not passages or max(p.score for p in passages) < min_relevance:
+    if not passages:
         return ABSTAIN_NO_PASSAGES
     corpus = " ".join(" ".join([p.text, p.provenance.title, *p.provenance.section_path])
                       for p in passages)
@@ -167,6 +167,13 @@ def unsupported_reason(question: str, passages: list[Passage], min_relevance: fl
     absent += absent_subjects(focus, corpus)
     if absent:
         return "The retrieved sources do not mention " + ", ".join(absent) + "."
+    # Hybrid ranks by fusion, so the best similarity is not necessarily the first. A
+    # short question that names its drug by brand has little meaning for the embedder
+    # to match ("Does Welchol need a PA for Ohio Medicaid?": 0.346, with the right rows
+    # retrieved by name): when the sources name every drug it asks about, the relevance
+    # test after generation decides, not the similarity floor.
+    if max(p.score for p in passages) < min_relevance and not focus.drugs:
+        return ABSTAIN_NO_PASSAGES
     return None
 
 
@@ -457,7 +464,8 @@ class AnswerService:
                 draft, "No sentence of the generated answer could be verified against the "
                 "sources.", removed=sentences)
         focus = question_focus(draft.request.question, draft.patient)
-        problems = addresses(focus, self._evidence_of(draft, ok))
+        problems = addresses(focus, self._evidence_of(draft, ok)) or answer_misses(
+            question, focus, " ".join(s.text for s in ok))
         if problems:
             return self.fallback(
                 draft, "The generated answer does not address the question: "
@@ -794,6 +802,7 @@ def evidence_from(cited: list[tuple[Unit, Passage]],
         codes=frozenset().union(*(_codes(p) for p in passages)) if passages else frozenset(),
         surroundings=" ".join(p.text for p in around),
         doc_types=frozenset(p.provenance.doc_type for p in passages),
+        each=tuple(p.text + " " + unit_context(p) for p in passages),
     )
 
 

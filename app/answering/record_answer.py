@@ -24,6 +24,7 @@ from app.answering.citation_checks import without_exclusions
 from app.answering.prompting import GenUnitAnswer, GenUnitSentence
 from app.answering.relevance import QuestionFocus
 from app.answering.units import Unit, cells
+from ingest.chunking import under_criteria
 from retrieval.drug_classes import DrugClass, classes_in
 from retrieval.drugs import DrugMention, drug_names, mentioned_in
 from retrieval.models import Passage
@@ -40,6 +41,10 @@ _RECORD_WORDS = re.compile(r"prefer|formulary|\bpdl\b|\btier\b|status|\blist\b|p
                            r"\bpa\b|quantity|\blimits?\b|\bql\b|step therapy|\bst\b|covered|"
                            r"restrict",
                            re.I)
+# What must be done or tried, as against whether a rule applies.
+_ASKS_CRITERIA = re.compile(r"\b(?:what|which)\b.{0,40}\b(?:criteria|requir\w*|tried|try|"
+                            r"need(?:ed|s)?|must|documentation)\b|\bbefore\b", re.I)
+_PAYER_WORDS = frozenset({"ohio", "medicaid", "medicare", "part", "cms", "qhp"})
 _AS_OF = re.compile(r"^\s*(?:as of|on|in)\s+[\w ,/-]{3,30}?,\s*(?=(?:is|are|does|do|what)\b)",
                     re.I)
 # A list asked for, unless the question names the candidates ("Lantus, Basaglar or
@@ -54,6 +59,11 @@ _EFFECTIVE = re.compile(r"^Effective (?P<date>\d{4}-\d{2}-\d{2})\.$")
 _HEAD = re.compile(r"^(?P<where>.+? formulary): (?P<path>.+)$")
 # Rows per drug at most: a drug's strengths or forms may sit on several rows.
 MAX_ROWS_PER_DRUG = 3
+# Criteria units quoted for a status at most: a page's status criteria are a few bullets.
+MAX_CRITERIA_UNITS = 5
+_STATUS_HEADING = re.compile(r"\bnon[- ]?preferred\b", re.I)
+# The line that restates the heading ("Non-Preferred Criteria"): it states no criterion.
+_CRITERIA_TITLE = re.compile(r"^[\w ,()/-]{0,80}\bcriteria\s*:?\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -95,9 +105,26 @@ def is_record_question(question: str, focus: QuestionFocus) -> bool:
     return all(_RECORD_WORDS.search(p) for p in parts)
 
 
+def is_plan_question(question: str, focus: QuestionFocus) -> bool:
+    """Whether a plan's drug record could answer all of it: a named drug, a name beside
+    it that may be a plan's ("Vandelay Gold members"), and nothing asked but what a plan
+    line states (tier, coverage, prior authorization, step therapy, quantity limit). A
+    plan line states whether step therapy applies, which is all a plan's record says of
+    it ("is there prior auth or step therapy?" was sent to the model, which gave the
+    wrong tier)."""
+    names = {a.name for a in focus.attributes}
+    if not names or not names <= _RECORD_ATTRIBUTES | {"approval_requirements"}:
+        return False
+    if "approval_requirements" in names and _ASKS_CRITERIA.search(question):
+        return False
+    own = [n for n in focus.names if n.lower() not in _PAYER_WORDS]
+    return bool((focus.drugs or focus.patient_drugs) and (own or focus.plans))
+
+
 def is_lookup_question(question: str, focus: QuestionFocus) -> bool:
     """Whether any lookup could answer the question: checked before a passage is read."""
-    return is_record_question(question, focus) or bool(is_class_list_question(question, focus))
+    return (is_record_question(question, focus) or is_plan_question(question, focus)
+            or bool(is_class_list_question(question, focus)))
 
 
 def read_records(passage: Passage, units: list[Unit]) -> list[RecordRow]:
@@ -243,6 +270,40 @@ def matching_rows(question: str, focus: QuestionFocus, passages: list[Passage],
     return found
 
 
+def _needs_criteria(row: RecordRow) -> bool:
+    """A non-preferred row whose list prints no PA flag: whether it needs a prior
+    authorization, and what for, is on the payer's criteria page, not in the row (seen
+    verified: "Is colesevelam preferred on Ohio Medicaid, and does it need prior
+    authorization?" answered "Colesevelam is Non-Preferred" and nothing of the PA)."""
+    flagged = " ".join(filter(None, (row.flags, row.cell)))
+    return (row.status or "").casefold() == "non-preferred" and not _PA.search(flagged)
+
+
+def status_criteria(row: RecordRow, drug: DrugMention, passages: list[Passage],
+                    units: list[list[Unit]]) -> list[GenUnitSentence]:
+    """The criteria the row's payer writes for its status ("Criteria > Non-Preferred",
+    which ingest scopes to the page's non-preferred drugs: `applies_to`), quoted unit by
+    unit from the best-ranked such section governing the drug, the row's own file first;
+    [] when none was retrieved. The drug's own criteria, if any, are added after them like
+    those of any answer citing the status's (drug_criteria.py)."""
+    at = passages[row.head.passage_index].provenance
+    found = [i for i, passage in enumerate(passages)
+             if passage.provenance.payer == at.payer
+             and under_criteria(passage.provenance.section_path)
+             and _STATUS_HEADING.search(passage.provenance.section_path[-1])
+             and any(mentioned_in(drug, n) for n in passage.provenance.applies_to)]
+    found.sort(key=lambda i: passages[i].provenance.source_file != at.source_file)
+    for i in found:
+        quoted = [u for u in (units[i] if i < len(units) else [])
+                  if u.kind in ("sentence", "item")
+                  and not _CRITERIA_TITLE.search(u.reading(passages[i]))][:MAX_CRITERIA_UNITS]
+        if quoted:
+            # One sentence, as the page joins them: a bullet ends in "OR" or "AND".
+            return [GenUnitSentence(text=" ".join(u.reading(passages[i]) for u in quoted),
+                                    units=[u.uid for u in quoted])]
+    return []
+
+
 def _same_payer(focus: QuestionFocus, passage: Passage) -> bool:
     payer = (passage.provenance.payer or "").lower()
     return all(p in payer or p in passage.text.lower() for p in focus.payers)
@@ -287,7 +348,7 @@ def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
     listed = class_list_answer(question, focus, passages, units, whole or set())
     if listed is not None:
         return listed
-    if is_record_question(question, focus):
+    if is_record_question(question, focus) or is_plan_question(question, focus):
         # A plan the question names is looked up first: an Ohio row for the same drug
         # does not answer "… on the Vandelay Bronze plan?".
         on_plans = plan_answer(question, focus, passages, units)
@@ -301,11 +362,21 @@ def record_answer(question: str, focus: QuestionFocus, passages: list[Passage],
     asks_quantity = any(a.name == "quantity_limit" for a in focus.attributes)
     if asks_quantity and not any(r.quantity for rows in found.values() for r in rows):
         return None  # the limit's numbers are elsewhere (a criteria page): the model's
+    governing: list[GenUnitSentence] = []
+    if _PA.search(question):
+        drugs = {d.name: d for d in focus.drugs or focus.patient_drugs}
+        for name, rows_ in found.items():
+            for r in rows_:
+                if _needs_criteria(r):
+                    quoted = status_criteria(r, drugs[name], passages, units)
+                    if not quoted:
+                        return None  # the criteria were not retrieved: the model's
+                    governing += [q for q in quoted if q not in governing]
     # A combination names several drugs of one row ("hydrocodone/acetaminophen"): the
     # row is stated once.
     rows = list({r.name_unit.uid: r for drug_rows in found.values() for r in drug_rows}.values())
-    sentences = [s for r in rows for s in row_sentences(r, asks_quantity)]
-    return GenUnitAnswer(sentences=sentences[:6])
+    sentences = [s for r in rows for s in row_sentences(r, asks_quantity)][:6]
+    return GenUnitAnswer(sentences=sentences + governing)
 
 
 # --- a drug on named plans (a CMS QHP drug list) -----------------------------------------

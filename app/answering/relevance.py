@@ -167,7 +167,40 @@ def _present(word: str, have: set[str]) -> bool:
 
 def missing_entities(sentence: str, evidence: str) -> list[str]:
     have = set(_words(evidence))
-    return [w for w in clinical_entities(sentence) if not _present(w, have)]
+    return [w for w in clinical_entities(sentence) if not _present(w, have)] + [
+        a for a in acronyms(sentence) if not _spelled_out(a, evidence, have)]
+
+
+# "CPAP", "AHI", "OSA", "TB": an acronym names the device, test or condition a claim is
+# about (seen partially verified: "CPAP is covered when used to aid the diagnosis of OSA",
+# the cited sentence being about Type I polysomnography). Two to six capitals, digits
+# allowed after the first two, five at most ("HbA1c" is not one; "LDL" of "LDL-C" is).
+_ACRONYM = re.compile(r"(?<![\w-])[A-Z]{2}[A-Z0-9]{0,3}(?![\w])")
+# Units, flags and numerals that are not names.
+_NOT_ACRONYMS = frozenset("""MG ML MCG IU BID TID QID QD PRN PO IV IM SC SQ II III IV VI
+    VII VIII IX XI XII PA QL ST OTC ER XR XL SR IR DR CR LA ODT USP NF US USA FDA CDC
+    CMS NCD NDC HCPCS CPT ICD DOD VA AND OR NOT""".split())
+
+
+def acronyms(text: str) -> list[str]:
+    """The acronyms of a text, less units, flags and drug names ("ASA"; a brand in
+    capitals is a drug, which the drug check holds against the evidence)."""
+    return list(dict.fromkeys(a for a in _ACRONYM.findall(text)
+                              if a not in _NOT_ACRONYMS and not find_drug_mentions(a)))
+
+
+def _spelled_out(acronym: str, evidence: str, have: set[str]) -> bool:
+    """The acronym is in the evidence, or what it stands for is: a known expansion, or
+    consecutive words whose initials spell it ("continuous positive airway pressure")."""
+    lower = acronym.lower()
+    if lower in have or any(h.startswith(lower) for h in have if "-" in h):
+        return True
+    if any(x in normalise(evidence) for x in ABBREVIATIONS.get(lower, ())):
+        return True
+    words = re.findall(r"[a-z]+", evidence.lower())
+    n = len(lower)
+    return any("".join(w[0] for w in words[i:i + n]) == lower
+               for i in range(len(words) - n + 1))
 
 
 # The attribute a question asks for, most specific first, with the signals that show a
@@ -211,7 +244,18 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     # should statins be started" does not.
     # A formulary states a product's strengths ("Allopurinol 100, 300 MG: Preferred"),
     # never its dose (seen partially verified: "the dose of unobtainium for gout?").
-    Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b|how much (?!higher|lower|"
+    # "Does atorvastatin need a dose reduction in CKD?" is answered by "dose adjustment …
+    # is not necessary", which states no amount (seen evidence_only: the dose attribute
+    # wanted one).
+    Attribute("dose_adjustment",
+              re.compile(r"\b(?:dos(?:e|age|ing)|dose) (?:adjust\w*|reduc\w*|chang\w*|"
+                         r"modif\w*|decrease\w*)|\b(?:adjust|reduce|lower|decrease|change) "
+                         r"(?:the |his |her |their )?(?:dose|dosage|dosing)\b"),
+              re.compile(r"adjust|reduc|decreas|\blower|\bnot (?:necessary|needed|required)|"
+                         r"\d\s*(?:mg|mcg|units?)\b")),
+    # A "Medrol dose pack" is a product, not a dose asked for.
+    Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b(?![- ]?pack)|"
+                                 r"how much (?!higher|lower|"
                                  r"more|less|longer|greater)|maximum daily|titrat"),
               re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme)\b"),
               not_from=frozenset({"formulary"})),
@@ -227,6 +271,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               re.compile(r"cover|criteri|necessary|eligib|indicat|require|must|"
                          r"authoriz|condition")),
     # "What must be tried before...", "PA requirements for X": what an approval takes.
+    # "Is there step therapy?" asks whether a rule applies, which a plan's line states.
     # A record's "PA" flag or "requires prior authorization" says there is a criterion,
     # not what it is (seen verified: "Vascepa is non-preferred and requires prior
     # authorization (PA)" for "PA requirements for Vascepa?").
@@ -234,7 +279,9 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               re.compile(r"\brequirements?\b|\bcriteria (?:for|to|of|are)\b|"
                          r"(?:what|which|list) .{0,40}criteria\b|what (?:must|is needed|are needed|"
                          r"is required|do(?:es)? .{0,40}need)|must .{0,40}(?:tried|try|have)\b|"
-                         r"step therapy|before .{0,60}approv"),
+                         r"(?:what|which)\s+(?:\w+\s+){0,3}step therapy|"
+                         r"step therapy[^?]{0,30}(?:before|required|needed|for)|"
+                         r"before .{0,60}approv"),
               re.compile(r"\bmust\b|criteri|inadequate|documentation|\btrials?\b|\btried\b|"
                          r"failure|diagnos|prescribed by|consultation|younger|older|"
                          r"years of age|at least|exempt|contraindicat|intoleran|"
@@ -243,6 +290,19 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               strict=True,
               unless=re.compile(r"\b(?:released?|publish\w*|revis\w*|updated|date|"
                                 r"when was|what year)\b")),
+    # "If she isn't in remission, how long do I keep going before stopping?": when to
+    # stop is the answer (seen verified: the induction dose regimen, which never says).
+    Attribute("discontinuation",
+              re.compile(r"\bbefore stopping\b|\bwhen (?:to|should|do|can|must) (?:\w+ )?"
+                         r"(?:stop|discontinue|quit)\b|\bkeep (?:going|it up)\b|"
+                         r"\bhow long (?:do|should|can|must) (?:i|we|you|she|he|they) "
+                         r"(?:keep|continue)\b|"
+                         r"\bstop(?:ping)? (?:it|treatment|therapy|the drug)\b"),
+              # "Can she keep taking atorvastatin?" is answered by "contraindicated".
+              re.compile(r"discontinu|\bcontinu|\bstop|\bwithdraw|\bcease|\binterrupt|"
+                         r"contraindicat|should not (?:be )?(?:used|taken|use|take)|"
+                         r"do not (?:use|take)"),
+              strict=True),
     Attribute("threshold", re.compile(r"threshold|cut-?off|\btarget\b|\bgoal\b|\blevel\b|"
                                       r"at what|above|below|at least|minimum|maximum"),
               re.compile(_NUMBER)),
@@ -314,6 +374,13 @@ class QuestionFocus:
     conditions: list[str] = field(default_factory=list)
     populations: list[Population] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    # The words naming a plan ("the Vandelay Gold plan"): with the payers, whose list a
+    # drug's status is on.
+    plans: list[str] = field(default_factory=list)
+    # A payer, plan, list or what a payer decides is asked about: else a payer's list
+    # answers nothing (seen verified: "Lopinavir/Ritonavir is preferred for HIV patients"
+    # for "… Kaletra … Any restriction on atorvastatin?").
+    asks_payer: bool = True
     # What the question asks for; a question may ask two things ("the minimum ejection
     # fraction for coverage"): evidence stating any of them addresses it.
     attributes: list[Attribute] = field(default_factory=list)
@@ -399,6 +466,15 @@ _SOUGHT = re.compile(r"\b(?:screen|test|check|monitor|evaluat|assess)\w*\s+(?:\w
                      r"\b([a-z][a-z\-]+)\s+(?:screening|testing|monitoring)\b")
 
 
+_PAYER_ATTRIBUTES = frozenset({"quantity_limit", "coverage_criterion",
+                               "approval_requirements"})
+# What a status is on: a payer's list, however the question names it.
+_LIST_WORDS = re.compile(r"prefer|formulary|\btier\b|\bpdl\b|\blist\b|\bstatus\b|covered|"
+                         r"\bcoverage\b|insur|\bpayer|\bplans?\b")
+# "the Vandelay Gold plan", "Vandelay plans", "an Aetna Silver Health Plan".
+_PLAN = re.compile(r"\b((?:[A-Z][\w&-]*\s+){1,3})(?i:health\s+)?(?i:plans?)\b")
+
+
 def question_focus(question: str, patient: PatientContext | None = None) -> QuestionFocus:
     mentions = find_drug_mentions(question)
     text = normalise(question)
@@ -414,6 +490,8 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         # With a patient's record, a capitalised name in the question may be theirs: it
         # names no document, so it is not held against the evidence (nor repeated).
         names=[] if patient is not None else named_terms(question, mentions),
+        plans=[w.lower() for m in _PLAN.finditer(question) for w in m.group(1).split()
+               if w.lower() not in _NOT_NAMES],
     )
     asked = {a.name for a in focus.attributes}
     if "dose" in asked and "threshold" in asked:
@@ -421,6 +499,19 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         # threshold any number meets (seen: a formulary's "at least 30 days" criteria
         # returned as the evidence for it).
         focus.attributes = [a for a in focus.attributes if a.name != "threshold"]
+    focus.asks_payer = bool(focus.payers or focus.plans or focus.names
+                            or _LIST_WORDS.search(text) or asked & _PAYER_ATTRIBUTES)
+    if "dose_adjustment" in asked and "dose" in asked:
+        # An adjustment asked is not an amount asked.
+        focus.attributes = [a for a in focus.attributes if a.name != "dose"]
+        asked.discard("dose")
+    if "formulary_status" in asked and not (focus.payers or focus.plans or focus.names
+                                            or _LIST_WORDS.search(text)):
+        # "HIV patient on lopinavir/ritonavir (Kaletra) needs a statin. Any restriction
+        # on atorvastatin?": no payer, no list; a label's restriction, not a status (seen
+        # verified: "Lopinavir/Ritonavir is preferred for HIV patients …").
+        focus.attributes = [a for a in focus.attributes if a.name != "formulary_status"]
+        asked.discard("formulary_status")
     if focus.payers and "dose" in asked and "quantity_limit" not in asked:
         # A payer sets no dose: what it allows of one is its quantity limit ("Can an
         # Ohio Medicaid patient get the Emgality loading dose?").
@@ -429,8 +520,11 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
                     if w and w in focus.conditions]
     focus.forms = list(dict.fromkeys(m.group().lower() for m in _LONG_ACTING.finditer(text)))
     focus.age = asked_age(question)
+    # Nor when its status on a list is asked: a list names each drug it holds (seen
+    # evidence_only: the PCSK9 inhibitors' PA criteria for "Is Leqvio (inclisiran)
+    # preferred on Ohio Medicaid's lipotropics list …?", which no list names).
     focus.class_stands_for_drug = asks_guideline_or_payer(question) and not any(
-        a.name == "dose" for a in focus.attributes)
+        a.name in ("dose", "formulary_status") for a in focus.attributes)
     if patient is not None:
         # One record at a time: the fuzzy match ("Simvistatin") is over a whole record.
         found = list({d.name: d for m in patient.medications
@@ -461,6 +555,9 @@ class Evidence:
     codes: frozenset[str] = frozenset()  # SPL section codes of their passages
     surroundings: str = ""  # the whole cited passages (a condition may be named there)
     doc_types: frozenset[str] = frozenset()  # of the cited passages
+    # Each cited passage's own words (text, title, section path, payer): what one
+    # document says, as against what the citations say together.
+    each: tuple[str, ...] = ()
 
 
 def _class_named(drug_class: DrugMention, text: str) -> bool:
@@ -572,6 +669,28 @@ def absent_subjects(focus: QuestionFocus, text: str) -> list[str]:
     return [w for w in focus.subjects if not _spelled_in(w, words)]
 
 
+def _apart(focus: QuestionFocus, evidence: Evidence) -> list[str]:
+    """A drug on a payer's list or plan is one document's statement: the drug and the
+    payer or plan the question names must be named by one cited passage, not one by each
+    (seen verified: "The Vandelay Gold plan covers semaglutide.", citing a Vandelay
+    plan's mesalamine record and an Ohio list's semaglutide row). A payer or plan word no
+    cited passage holds itself is left to the pooled test."""
+    if len(evidence.each) < 2 or not focus.drugs:
+        return []
+    each = [normalise(t) for t in evidence.each]
+    wanted = [*focus.payers, *focus.plans]
+    wanted = [w for w in dict.fromkeys(wanted) if any(w in t for t in each)]
+    if not wanted:
+        return []
+    if any(all(w in t for w in wanted)
+           and all(mentioned_in(d, t) or (focus.class_stands_for_drug and class_of_named(d, t))
+                   for d in focus.drugs)
+           for t in each):
+        return []
+    drugs = ", ".join(d.name for d in focus.drugs)
+    return [f"no cited source names both {drugs} and {' '.join(w.title() for w in wanted)}"]
+
+
 def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """Why the evidence does not address the question (empty: it does)."""
     where = evidence.text + " \n " + evidence.context
@@ -626,6 +745,10 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
         missing = [w for w in focus.topic if not _topic_present(w, around, told)]
         if len(missing) * 2 > len(focus.topic):
             problems.append("the cited evidence is not about " + ", ".join(missing))
+    problems += _apart(focus, evidence) if not problems else []
+    if evidence.doc_types and evidence.doc_types <= {"formulary"} and not focus.asks_payer:
+        problems.append("the cited evidence is a payer's list; the question asks nothing "
+                        "of a payer")
     asked = focus.attributes
 
     def met(a: Attribute, text: str) -> bool:
@@ -643,4 +766,33 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     elif asked and not any(met(a, lowered) for a in asked):
         problems.append("the cited evidence does not state a "
                         + " or ".join(a.name.replace("_", " ") for a in asked))
+    return problems
+
+
+# "How much inhaled tobramycin will Ohio Medicaid pay for?": the amount is the answer.
+_HOW_MUCH = re.compile(r"\bhow (?:much|many)\b|\bwhat (?:is|are) the (?:quantity )?limits?\b|"
+                       r"\bquantity limit (?:is|for|on)\b")
+
+
+def answer_misses(question: str, focus: QuestionFocus, said: str) -> list[str]:
+    """Why the answer's own sentences (`said`), not their evidence, leave the question
+    unanswered (empty: they do not). Evidence can address a question that its answer
+    still misses:
+    - the answer is about another drug: it names drugs, none of them one asked about
+      (seen verified: "Colcrys Tab (PA QL) is preferred under Ohio Medicaid." for "…
+      move this patient to febuxostat … is it preferred?", citing the gout list's row
+      that prints Colcrys beside febuxostat);
+    - an amount asked for is not stated (seen verified: "Ohio Medicaid pays for
+      Tobramycin (PA QL) at a quantity limit." for "How much inhaled tobramycin will Ohio
+      Medicaid pay for?")."""
+    problems = []
+    asked = focus.drugs or focus.patient_drugs
+    named = [d for d in find_drug_mentions(said) if not d.is_class]
+    if asked and named and not any(mentioned_in(d, said) for d in asked) and not (
+            focus.class_stands_for_drug and any(class_of_named(d, said) for d in asked)):
+        problems.append("the answer is about " + ", ".join(d.name for d in named[:3])
+                        + ", not " + ", ".join(d.name for d in asked[:3]))
+    limit = any(a.name == "quantity_limit" for a in focus.attributes)
+    if limit and _HOW_MUCH.search(normalise(question)) and not re.search(r"\d", said):
+        problems.append("the answer does not state the limit's amount")
     return problems

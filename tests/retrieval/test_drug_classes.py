@@ -70,3 +70,12 @@ def test_oral_anticoagulants_are_the_formularys_category_not_only_the_doacs() ->
     intent = read_intent("What oral anticoagulants can I prescribe without a non-preferred "
                          "PA for an Ohio Medicaid patient?")
     assert intent.listing and "apixaban" in intent.class_drugs
+
+
+def test_corticosteroids_are_their_listed_members_not_every_sone_or_olone() -> None:
+    # "Is a Medrol dose pack reasonable …?" against "systemic corticosteroids".
+    steroids = set(class_members("corticosteroids"))
+    assert {"methylprednisolone", "prednisone", "dexamethasone", "budesonide"} <= steroids
+    assert not {"dapsone", "tolperisone", "zuranolone", "nandrolone decanoate"} & steroids
+    assert "corticosteroids" in [c.key for c in classes_in("the Work Group recommends "
+                                                           "against systemic corticosteroids")]

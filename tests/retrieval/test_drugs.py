@@ -103,3 +103,13 @@ def test_ordinary_words_the_dictionary_lists_as_synonyms_are_not_drugs() -> None
     assert drug_names("must provide documentation of an inadequate clinical response or "
                       "allergy to two or more generic labelers; preferred generics") == []
     assert drug_names("Oxazepam 10 mg caps") == ["oxazepam"]
+
+
+def test_a_dosage_form_is_not_a_drug() -> None:
+    # Seen abstained: "The retrieved sources do not mention Ophthalmic Solutions" for
+    # "brand TobraDex eye drops or generic tobramycin/dexamethasone?".
+    assert drug_names("brand TobraDex eye drops or generic tobramycin/dexamethasone") == [
+        "dexamethasone", "tobramycin"]
+    assert drug_names("fluticasone nasal spray") == ["fluticasone"]
+    # A substance named with its form is still what is given.
+    assert drug_names("hypertonic saline solution") != []

@@ -209,3 +209,23 @@ def test_a_pointer_to_the_full_text_states_nothing() -> None:
     assert not vacuous("Patients treated with HUMIRA are at increased risk for developing "
                        "serious infections.")
     assert not vacuous("Seek medical attention if symptoms of infection appear.")
+
+
+def test_a_heading_or_a_pointer_to_a_box_below_states_nothing() -> None:
+    """Seen verified as sentences of their own: a formulary record's heading, a criteria
+    link's text, and "use these criteria … (see box below)" without the criteria."""
+    from app.answering.citation_checks import vacuous
+
+    assert vacuous("Ohio Medicaid formulary: Preferred Drug List › Infectious Disease "
+                   "Agents › Antibiotics - Inhaled")
+    assert vacuous("Link to Criteria: Endocrine Agents: Growth Hormone")
+    assert vacuous("CDC recommends that health care providers use these criteria to assess "
+                   "pregnancy status in a woman who is about to start using contraceptives "
+                   "(see box below).")
+    # The record's own line after its heading states a status; a lookup's sentence names
+    # its list in parentheses.
+    assert not vacuous("Ohio Medicaid formulary: Lipotropics › Formulary Colesevelam: "
+                       "Non-Preferred.")
+    assert not vacuous("Colesevelam is Non-Preferred on the Ohio Medicaid formulary "
+                       "(Lipotropics › Formulary), effective 2024-01-05.")
+    assert not vacuous("Doses above 20 mg are shown in Table 2 of the label for children.")

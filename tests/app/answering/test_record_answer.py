@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.answering.record_answer import is_record_question, read_records, record_answer
+from app.answering.record_answer import (
+    is_plan_question,
+    is_record_question,
+    read_records,
+    record_answer,
+)
 from app.answering.relevance import question_focus
 from app.answering.units import Unit, split_passage
 from app.core.settings import REPO_ROOT
@@ -46,7 +51,7 @@ def _rows(rel: str, *names: str, kind: str = "row") -> list[Passage]:
                                doc_type="formulary", section_path=list(chunk.section.path),
                                char_start=chunk.start, char_end=chunk.end,
                                effective_date=source.effective_date, payer=source.payer,
-                               unit_kind=kind)))
+                               unit_kind=kind, applies_to=list(chunk.applies_to))))
     return out
 
 
@@ -95,6 +100,29 @@ def test_the_record_states_status_flags_date_and_limit_in_the_lists_own_words() 
                       "with QL (quantity limit).")
     assert limit == ("The quantity limit for Simvastatin (QL) (Simvastatin Tab (all "
                      "strengths)) is 102 per 102 days.")
+
+
+def test_a_pa_asked_of_a_non_preferred_row_without_a_pa_flag_quotes_its_status_criteria(
+) -> None:
+    """The row says "Non-Preferred" and no PA: what a PA takes is on the criteria page
+    (seen verified: the status alone, for "… and does it need prior authorization?")."""
+    row = _rows(LIPOTROPICS, "Colesevelam: Non-Preferred")
+    criteria = _rows(LIPOTROPICS, "Non-Preferred Criteria", kind="section")
+    asked = "Is colesevelam preferred on Ohio Medicaid, and does it need prior authorization?"
+    status, quoted = _answer(asked, row + criteria) or []
+    assert status.startswith("Colesevelam is Non-Preferred on the Ohio Medicaid formulary")
+    assert quoted.startswith("- Must provide documentation of medical necessity beyond "
+                             "convenience")
+    assert "at least 30 days (or 90 days for fibrates)" in quoted
+    assert "Non-Preferred Criteria" not in quoted  # the heading restated is no criterion
+    # Without the criteria retrieved, the status alone would not answer: the model's.
+    assert _answer(asked, row) is None
+    # The status alone asked: the status alone answered.
+    assert _answer("Is colesevelam preferred on Ohio Medicaid?", row + criteria) == [status]
+    # A preferred row flagged PA states its PA itself.
+    (repatha,) = _answer("Does Repatha need prior authorization under Ohio Medicaid?",
+                         _rows(LIPOTROPICS, "Repatha") + criteria) or []
+    assert "PA (prior authorization required)" in repatha
 
 
 def test_a_strength_the_question_names_picks_its_row_not_the_row_that_excludes_it() -> None:
@@ -189,6 +217,26 @@ def test_a_plan_the_question_names_is_answered_from_that_plans_line() -> None:
                    [tylenol]) is None
     assert _answer("Tylenol 325 mg coverage tier on the Vandelay Bronze plan?",
                    [tylenol]) is None
+
+
+@pytest.mark.parametrize("question", [
+    # Whether step therapy applies is what a plan's line states (seen sent to the model,
+    # which gave the wrong tier); plan members, not "plan", also name the plan.
+    "Lialda 1.2 on the Vandelay Bronze plan: what tier, and is there prior auth or step "
+    "therapy?",
+    "Any utilization management (PA, step therapy, quantity limit) on Lialda for Vandelay "
+    "Bronze members?",
+])
+def test_whether_a_plan_applies_pa_or_step_therapy_is_its_lines_lookup(question: str) -> None:
+    focus = question_focus(question)
+    assert is_plan_question(question, focus)
+    (lialda,) = _rows("formularies/cms-qhp/drugs-2.json", "Lialda")
+    (line,) = _answer(question, [lialda]) or []
+    assert "plan Vandelay Insurance Bronze Health Plan" in line
+    assert "tier BRAND, prior authorization: yes, step therapy: no" in line
+    # What must be tried first is criteria, which no plan line holds.
+    asked = "What step therapy does the Vandelay Bronze plan require before Lialda?"
+    assert not is_plan_question(asked, question_focus(asked))
 
 
 # --- through the API -------------------------------------------------------------------

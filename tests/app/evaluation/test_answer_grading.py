@@ -64,3 +64,12 @@ def test_stratified_takes_every_kind_before_a_second_of_any() -> None:
     qs = [EvalQuestion(f"{k}{i}", "q", (), kind=k) for k in "abc" for i in range(5)]
     picked = stratified(qs, 4)
     assert [q.kind for q in picked[:3]] == ["a", "b", "c"] and len(picked) == 4
+
+
+def test_stratified_picks_every_question_once_before_any_twice() -> None:
+    # Steps of 7 over a kind of 7 or 14 questions kept picking the first: a run of 40
+    # held-out questions asked 34.
+    for size in (1, 5, 7, 13, 14, 21, 49):
+        qs = [EvalQuestion(f"a{i}", "q", (), kind="a") for i in range(size)]
+        picked = stratified(qs, size)
+        assert len({q.qid for q in picked}) == size, size
