@@ -343,7 +343,7 @@ def verify_sentence(
 # states nothing a reader can check on its own.
 _VACUOUS = re.compile(
     r"\b(listed|shown|described|mentioned|stated|outlined) (above|below|earlier)\b"
-    r"|\bthe following\b\s*:?\s*$|[:;,]\s*(and|or)?\s*$|\b(and|or)\s*\.?\s*$"
+    r"|\bthe following\b\s*:?\s*$|:\s*$"
     # A label's pointer to its own full text ("See full prescribing information for
     # complete boxed warning."): shown as the evidence for a boxed-warning question.
     r"|^see (?:the )?(?:full prescribing information|section|table|figure)\b"
@@ -358,11 +358,18 @@ _VACUOUS = re.compile(
     r"|^link to criteria\b"
 )
 MIN_CONTENT_WORDS = 3
+# A sentence broken off before its next part ("…; and", "…, or"): vacuous when short,
+# while a list item copied with its joining "; or" still states its item ("Are poor
+# surgical risks for a valvuloplasty procedure; or", seen withheld).
+_BROKEN_OFF = re.compile(r"[;,]\s*(and|or)?\s*$|\b(and|or)\s*\.?\s*$")
+MIN_BROKEN_OFF_WORDS = 4
 
 
 def vacuous(sentence: str) -> bool:
-    return bool(_VACUOUS.search(normalise(sentence.strip()))) or \
-        len(content_words(sentence)) < MIN_CONTENT_WORDS
+    text = normalise(sentence.strip())
+    words = len(content_words(sentence))
+    return bool(_VACUOUS.search(text)) or words < MIN_CONTENT_WORDS or (
+        bool(_BROKEN_OFF.search(text)) and words < MIN_BROKEN_OFF_WORDS)
 
 
 def check_claim(

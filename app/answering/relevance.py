@@ -303,6 +303,14 @@ ATTRIBUTES: tuple[Attribute, ...] = (
                          r"contraindicat|should not (?:be )?(?:used|taken|use|take)|"
                          r"do not (?:use|take)"),
               strict=True),
+    # "Trintellix paid for the last three months. Does a PA need to be submitted to keep
+    # it going?": continuing is the answer (seen verified: the status's PA criteria).
+    Attribute("continuation",
+              re.compile(r"\bkeep (?:it |him |her |them )?going\b|\bcontinu(?:e|ing|ation) "
+                         r"(?:it|therapy|coverage|the drug|treatment|on|of therapy)\b"),
+              re.compile(r"continu|previous \d+ days|claims? history|automatically approved|"
+                         r"established on|grandfather"),
+              strict=True),
     Attribute("threshold", re.compile(r"threshold|cut-?off|\btarget\b|\bgoal\b|\blevel\b|"
                                       r"at what|above|below|at least|minimum|maximum"),
               re.compile(_NUMBER)),
@@ -774,6 +782,13 @@ _HOW_MUCH = re.compile(r"\bhow (?:much|many)\b|\bwhat (?:is|are) the (?:quantity
                        r"\bquantity limit (?:is|for|on)\b")
 
 
+# A formulary's word for a drug's place on its list (seen verified, citing a label's
+# interaction sentence beside the list's row: "Lopinavir/Ritonavir is preferred for HIV
+# patients …" for "Any restriction on atorvastatin?").
+_STATUS_CLAIM = re.compile(r"\b(?:is|are|was|were) (?:listed as )?(?:non-)?preferred\b|"
+                           r"\bformulary\b|\btier\b", re.I)
+
+
 def answer_misses(question: str, focus: QuestionFocus, said: str) -> list[str]:
     """Why the answer's own sentences (`said`), not their evidence, leave the question
     unanswered (empty: they do not). Evidence can address a question that its answer
@@ -792,6 +807,9 @@ def answer_misses(question: str, focus: QuestionFocus, said: str) -> list[str]:
             focus.class_stands_for_drug and any(class_of_named(d, said) for d in asked)):
         problems.append("the answer is about " + ", ".join(d.name for d in named[:3])
                         + ", not " + ", ".join(d.name for d in asked[:3]))
+    if not focus.asks_payer and _STATUS_CLAIM.search(said):
+        problems.append("the answer states a payer's status; the question asks nothing of "
+                        "a payer")
     limit = any(a.name == "quantity_limit" for a in focus.attributes)
     if limit and _HOW_MUCH.search(normalise(question)) and not re.search(r"\d", said):
         problems.append("the answer does not state the limit's amount")

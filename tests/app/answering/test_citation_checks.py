@@ -229,3 +229,7 @@ def test_a_heading_or_a_pointer_to_a_box_below_states_nothing() -> None:
     assert not vacuous("Colesevelam is Non-Preferred on the Ohio Medicaid formulary "
                        "(Lipotropics › Formulary), effective 2024-01-05.")
     assert not vacuous("Doses above 20 mg are shown in Table 2 of the label for children.")
+    # A list item copied with its joining "; or" still states its item; a short piece
+    # broken off does not.
+    assert not vacuous("Are poor surgical risks for a valvuloplasty procedure; or")
+    assert vacuous("The drug is used for pain and")

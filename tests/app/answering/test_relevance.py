@@ -641,12 +641,13 @@ def test_when_to_stop_must_be_what_the_evidence_states() -> None:
     focus = question_focus("Started a patient with moderate-to-severe UC on Humira "
                            "induction. If she isn't in remission, how long do I keep going "
                            "before stopping?")
-    assert [a.name for a in focus.attributes] == ["discontinuation"]
+    assert [a.name for a in focus.attributes] == ["discontinuation", "continuation"]
     regimen = Evidence(text="The recommended HUMIRA dose regimen for adult patients with UC "
                        "is 160 mg initially on Day 1, followed by 80 mg two weeks later",
                        context="HUMIRA DOSAGE AND ADMINISTRATION")
-    assert addresses(focus, regimen) == ["the cited evidence does not state the "
-                                         "discontinuation"]
+    assert addresses(focus, regimen) == [
+        "the cited evidence does not state the discontinuation",
+        "the cited evidence does not state the continuation"]
     remission = Evidence(text="Only continue HUMIRA in patients who have shown evidence of "
                          "clinical remission by eight weeks (Day 57) of therapy",
                          context="HUMIRA DOSAGE AND ADMINISTRATION")
@@ -747,3 +748,34 @@ def test_a_payers_list_answers_no_question_that_asks_nothing_of_a_payer() -> Non
     for asked in ("Is atorvastatin covered?", "How much Lantus can be dispensed per 102 days?",
                   "Does Welchol need a PA?", "Is Lipitor on the Vandelay Gold plan?"):
         assert question_focus(asked).asks_payer, asked
+
+
+def test_a_payers_status_in_the_answer_misses_a_question_that_asks_no_payer() -> None:
+    from app.answering.relevance import answer_misses
+
+    asked = ("HIV patient on lopinavir/ritonavir (Kaletra) needs a statin. Any restriction "
+             "on atorvastatin?")
+    focus = question_focus(asked)
+    assert answer_misses(asked, focus, "Lopinavir/Ritonavir is preferred for HIV patients on "
+                         "lopinavir/ritonavir (Kaletra).") == [
+        "the answer states a payer's status; the question asks nothing of a payer"]
+    assert answer_misses(asked, focus, "With lopinavir/ritonavir, caution should be used when "
+                         "prescribing atorvastatin, at the lowest dose necessary.") == []
+
+
+def test_continuing_a_drug_already_paid_for_is_what_the_evidence_must_state() -> None:
+    # Seen verified: the non-preferred status criteria for a member to "keep it going".
+    focus = question_focus("Ohio Medicaid member has had Trintellix paid by Medicaid for the "
+                           "last three months. Does a PA need to be submitted to keep it "
+                           "going?")
+    assert "continuation" in [a.name for a in focus.attributes]
+    criteria = Evidence(text="Must have had an inadequate clinical response of at least 30 "
+                        "days with at least one preferred drug. Trintellix",
+                        context="Ohio Medicaid Antidepressants › Criteria › Non-Preferred",
+                        doc_types=frozenset({"formulary"}))
+    assert addresses(focus, criteria) == ["the cited evidence does not state the continuation"]
+    rule = Evidence(text="Patients who have a claim for a non-preferred drug in the previous "
+                    "120 days will be automatically approved to continue the drug. Trintellix",
+                    context="Ohio Medicaid UPDL criteria › Antidepressants",
+                    doc_types=frozenset({"formulary"}))
+    assert addresses(focus, rule) == []
