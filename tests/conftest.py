@@ -333,7 +333,10 @@ class _StandInLLM(BaseHTTPRequestHandler):
         self.prompts.append(prompt)
         self.bodies.append(body)
         if _UNIT_LINE.search(prompt):
-            content = standin_unit_answer(prompt, self.mode)
+            # "off_topic>good": the first answer in one mode, every later one in the next.
+            modes = self.mode.split(">")
+            unit_prompts = sum(1 for p in self.prompts if _UNIT_LINE.search(p))
+            content = standin_unit_answer(prompt, modes[min(unit_prompts, len(modes)) - 1])
             if body.get("stream"):
                 self._stream(body["model"], content)
                 return
@@ -380,7 +383,10 @@ class StandInLLM:
     handler: type[_StandInLLM]
 
     def set_mode(self, mode: str) -> None:
+        """One mode for every answer, or modes joined by ">" for the first answers in
+        turn (the last for the rest); the count starts again here."""
         self.handler.mode = mode
+        self.prompts.clear()
 
 
 @pytest.fixture

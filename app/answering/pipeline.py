@@ -123,6 +123,8 @@ class Draft:
     access_groups: list[str] = field(default_factory=list)
     # A lookup was tried (prepare does it before the admission gate): not again.
     lookup_tried: bool = False
+    # The model was asked again with the addressing units alone: not a third time.
+    second_look: bool = False
 
     @property
     def unit_index(self) -> dict[str, tuple[Unit, Passage]]:
@@ -419,7 +421,38 @@ class AnswerService:
             draft.timings["generation"] = _ms(t)
             return self.fallback(draft, "The model did not return a well-formed answer.")
         draft.timings["generation"] = _ms(t)
-        return self.complete_units(draft, generated)
+        return self.second_look(draft, self.complete_units(draft, generated))
+
+    def second_look(self, draft: Draft, answer: AskResponse) -> AskResponse:
+        """An evidence-only answer: the model asked once more with only the units that
+        address the question and their neighbours (a short prompt), kept when it verifies
+        at least in part; else the evidence-only answer stands. Held-out questions came
+        back evidence_only with every key fact quoted, the model having written from
+        other units of the same passages (an induction dose for "how long before
+        stopping", another drug's row)."""
+        if (answer.status is not AnswerStatus.evidence_only or not self.settings.second_look
+                or draft.second_look):
+            return answer
+        draft.second_look = True
+        t = time.perf_counter()
+        focused = around_units([q.unit_id for q in answer.evidence], draft.units)
+        draft.shown = focused
+        messages = build_unit_messages(
+            draft.request.question, draft.passages, draft.units, set(focused),
+            describe(draft.patient) if draft.patient else None,
+        )
+        try:
+            generated = self.generator.generate_units(messages, unit_answer_schema(focused),
+                                                      set(focused), phi=draft.phi)
+        except MalformedOutput:
+            return answer
+        draft.timings["second_look"] = _ms(t)
+        again = self.complete_units(draft, generated)
+        if again.status in (AnswerStatus.verified, AnswerStatus.partially_verified):
+            again.timings_ms = {**again.timings_ms, **draft.timings}
+            return again
+        answer.timings_ms = {**answer.timings_ms, "second_look": draft.timings["second_look"]}
+        return answer
 
     def _stream_by_units(self, draft: Draft, t: float) -> Iterator[StreamEvent]:
         answer = self.looked_up(draft)
@@ -435,7 +468,7 @@ class AnswerService:
                 draft.timings["generation"] = _ms(t)
                 return self.fallback(draft, "The model did not return a well-formed answer.")
             draft.timings["generation"] = _ms(t)
-            return self.complete_units(draft, generated)
+            return self.second_look(draft, self.complete_units(draft, generated))
 
         yield from _relay(self.generator.stream(messages, phi=draft.phi, schema=schema), finish)
 
@@ -850,6 +883,18 @@ def addressing_units(
                       header=list(u.header) if u.kind == "row" else [])
         for u, p in units
     ]
+
+
+def around_units(ids: list[str], units: list[list[Unit]], reach: int = 1) -> list[str]:
+    """The units `ids` names and their neighbours in the same passage (`reach` each
+    side), in passage and reading order: a statement often needs the one before it."""
+    wanted = set(ids)
+    out: list[str] = []
+    for own in units:
+        near = {i + d for i, u in enumerate(own) if u.uid in wanted
+                for d in range(-reach, reach + 1)}
+        out += [u.uid for i, u in enumerate(own) if i in near]
+    return out
 
 
 def with_their_lists(

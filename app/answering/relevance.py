@@ -193,9 +193,10 @@ def _spelled_out(acronym: str, evidence: str, have: set[str]) -> bool:
     """The acronym is in the evidence, or what it stands for is: a known expansion, or
     consecutive words whose initials spell it ("continuous positive airway pressure")."""
     lower = acronym.lower()
-    if lower in have or any(h.startswith(lower) for h in have if "-" in h):
-        return True
-    if any(x in normalise(evidence) for x in ABBREVIATIONS.get(lower, ())):
+    said = normalise(evidence)
+    if lower in have or re.search(rf"(?<![a-z0-9]){re.escape(lower)}(?![a-z0-9])", said):
+        return True  # "PDE5" is not one of the words _words() reads
+    if any(x in said for x in ABBREVIATIONS.get(lower, ())):
         return True
     words = re.findall(r"[a-z]+", evidence.lower())
     n = len(lower)

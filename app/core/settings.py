@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     # like a generated answer, and "when was guideline X released?" from its release field
     # (app/answering/document_facts.py); off, every question goes to the model.
     record_answers: bool = Field(default=True, alias="MEDCITE_RECORD_ANSWERS")
+    # When no generated sentence verifies but retrieved units address the question, the
+    # model is asked once more with only those units (and their neighbours) before the
+    # answer falls back to quoting them (evidence_only): on held-out questions the model
+    # had cited the wrong units of the right passages.
+    second_look: bool = Field(default=True, alias="MEDCITE_SECOND_LOOK")
     # Widen fragment hits with neighbouring chunks of their section, within context_chars.
     context_neighbours: int = Field(default=2, ge=0, le=5, alias="MEDCITE_CONTEXT_NEIGHBOURS")
     # Reranking (retrieval/rerank.py): auto = a cross-encoder when MEDCITE_RERANKER_PATH

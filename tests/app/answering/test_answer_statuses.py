@@ -21,10 +21,21 @@ NO_BOXED_WARNING = "What does the boxed warning of atorvastatin say?"
 
 @pytest.fixture
 def ask(make_services, standin_llm: StandInLLM, keys: Keys, settings):  # type: ignore[no-untyped-def]
+    yield from _asker(make_services, standin_llm, keys, settings)
+
+
+@pytest.fixture
+def ask_once(make_services, standin_llm: StandInLLM, keys: Keys, settings):  # type: ignore[no-untyped-def]
+    """The model asked once: no second look with the addressing units."""
+    yield from _asker(make_services, standin_llm, keys, settings, second_look=False)
+
+
+def _asker(make_services, standin_llm: StandInLLM, keys: Keys, settings,  # type: ignore[no-untyped-def]
+           **overrides: Any):
     from app.api.main import create_app
 
     services = make_services(llm_base_url=standin_llm.url, llm_structured_output="json_object",
-                             rate_limit_per_minute=0)
+                             rate_limit_per_minute=0, **overrides)
     with TestClient(create_app(settings, services)) as api:
         def call(question: str, mode: str, stream: bool = False, **body: Any) -> dict[str, Any]:
             standin_llm.set_mode(mode)
@@ -131,10 +142,34 @@ def test_supported_but_off_topic_is_never_verified(ask) -> None:  # type: ignore
     assert body["removed_sentences"], "the off-topic sentences stay visible as removed"
 
 
-def test_off_topic_citation_falls_back_to_the_units_that_answer(ask) -> None:  # type: ignore[no-untyped-def]
-    body = ask(DOSE_QUESTION, "off_topic")
+def test_off_topic_citation_falls_back_to_the_units_that_answer(ask_once) -> None:  # type: ignore[no-untyped-def]
+    body = ask_once(DOSE_QUESTION, "off_topic")
     assert body["status"] == "evidence_only", body
     assert "does not address the question" in body["status_reason"]
+    assert any("starting dose" in e["text"].lower() for e in body["evidence"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_second_look_at_the_addressing_units_alone_can_answer(  # type: ignore[no-untyped-def]
+        ask, standin_llm: StandInLLM, stream: bool) -> None:
+    """Off topic first, then asked again with only the units that address the question
+    and their neighbours: the second answer is verified and cites one of them."""
+    body = ask("What is the maximum dose of atorvastatin for children with heterozygous FH?",
+               "off_topic>good", stream=stream)
+    assert body["status"] == "verified", body
+    first, second = standin_llm.prompts
+    shown = [set(re.findall(r"^\[(P\d+\.\d+)\]", p, re.M)) for p in (first, second)]
+    assert shown[1] and shown[1] < shown[0]
+    assert "second_look" in body["timings_ms"]
+    cited = {c["unit_id"] for s in body["sentences"] for c in s["citations"]}
+    assert cited <= shown[1]
+
+
+def test_a_second_look_that_misses_again_leaves_the_evidence(  # type: ignore[no-untyped-def]
+        ask, standin_llm: StandInLLM) -> None:
+    body = ask(DOSE_QUESTION, "off_topic>vacuous")
+    assert body["status"] == "evidence_only", body
+    assert len(standin_llm.prompts) == 2  # asked twice, never a third time
     assert any("starting dose" in e["text"].lower() for e in body["evidence"])
 
 

@@ -286,7 +286,8 @@ def test_a_status_question_is_answered_from_the_record_without_the_model(
 
 def test_a_question_asking_more_than_the_record_goes_to_the_model(
         ask, standin_llm: StandInLLM) -> None:  # type: ignore[no-untyped-def]
-    body = ask()("Is Repatha preferred for Ohio Medicaid, and what is needed to get it?")
+    body = ask(second_look=False)("Is Repatha preferred for Ohio Medicaid, and what is "
+                                  "needed to get it?")
     assert body["answered_from"] == "model"
     assert len(standin_llm.prompts) == 1
 
