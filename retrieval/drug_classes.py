@@ -114,6 +114,18 @@ CLASSES: tuple[DrugClass, ...] = (
     DrugClass("thiazide diuretics", _names(r"thiazides?(?:[- ](?:type|like))?(?: diuretics?)?"),
               ("thiazide",),
               members=frozenset({"chlorthalidone", "indapamide", "metolazone"})),
+    # INN's stems of the direct-acting antivirals: -previr (NS3/4A), -asvir (NS5A), -buvir
+    # (NS5B); ribavirin and the peginterferons are the older regimen.
+    DrugClass("hepatitis c antivirals",
+              _names(r"(?:hcv|hep(?:atitis)?[- ]c) (?:drugs?|agents?|antivirals?|products?|"
+                     r"medications?|treatments?|regimens?)|direct[- ]acting antivirals?|daas?"),
+              ("previr", "asvir", "buvir"),
+              members=frozenset({"ribavirin", "peginterferon alfa-2a",
+                                 "peginterferon alfa-2b"})),
+    # The dictionary names Norditropin, Omnitrope and Genotropin "human growth hormone".
+    DrugClass("growth hormones", _names(r"growth hormones?|somatropins?"),
+              members=frozenset({"human growth hormone", "somatropin", "lonapegsomatropin",
+                                 "somapacitan", "somatrogon"})),
     # No stem: "-sone" and "-olone" also end dapsone, tolperisone and the neurosteroids.
     DrugClass("corticosteroids", _names(r"(?:systemic |oral |inhaled |topical )?"
                                         r"(?:cortico)?steroids?|glucocorticoids?"),

@@ -814,4 +814,16 @@ def answer_misses(question: str, focus: QuestionFocus, said: str) -> list[str]:
     limit = any(a.name == "quantity_limit" for a in focus.attributes)
     if limit and _HOW_MUCH.search(normalise(question)) and not re.search(r"\d", said):
         problems.append("the answer does not state the limit's amount")
+    elif _ASKS_NUMBER.search(normalise(question)) and not _STATES_NUMBER.search(said):
+        problems.append("the question asks for a number; the answer states none")
     return problems
+
+
+# "How many glucose test strips a month does Medicare cover …?" answered with the
+# monitor's coverage conditions, no number (seen verified on an unanswerable question).
+_ASKS_NUMBER = re.compile(r"\bhow (?:many|much|often|long)\b|\bwhat (?:is the )?(?:maximum|"
+                          r"minimum|max|highest|lowest)\b|\bat what (?:age|dose|level|bmi|"
+                          r"value|point)\b")
+_STATES_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|"
+                            r"eleven|twelve|once|twice|half|single|daily|weekly|monthly|"
+                            r"annual(?:ly)?|yearly|every|each)\b", re.I)

@@ -79,3 +79,16 @@ def test_corticosteroids_are_their_listed_members_not_every_sone_or_olone() -> N
     assert not {"dapsone", "tolperisone", "zuranolone", "nandrolone decanoate"} & steroids
     assert "corticosteroids" in [c.key for c in classes_in("the Work Group recommends "
                                                            "against systemic corticosteroids")]
+
+
+def test_hepatitis_c_antivirals_and_growth_hormones_are_classes_a_list_question_names() -> None:
+    assert [c.key for c in classes_in("Which HCV products are preferred on the UPDL?")] == [
+        "hepatitis c antivirals"]
+    hcv = set(class_members("hepatitis c antivirals"))
+    assert {"sofosbuvir", "glecaprevir and pibrentasvir", "ledipasvir and sofosbuvir",
+            "ribavirin", "peginterferon alfa-2a"} <= hcv
+    assert not {"acyclovir", "oseltamivir", "ritonavir"} & hcv
+    # Brands the dictionary calls "human growth hormone" are members.
+    assert set(drug_names("Norditropin Omnitrope")) <= set(class_members("growth hormones"))
+    assert [c.key for c in classes_in("Which growth hormone brands are preferred?")] == [
+        "growth hormones"]

@@ -783,3 +783,17 @@ def test_continuing_a_drug_already_paid_for_is_what_the_evidence_must_state() ->
                     context="Ohio Medicaid UPDL criteria › Antidepressants",
                     doc_types=frozenset({"formulary"}))
     assert addresses(focus, rule) == []
+
+
+def test_a_question_asking_for_a_number_is_missed_by_an_answer_stating_none() -> None:
+    from app.answering.relevance import answer_misses
+
+    asked = ("How many glucose test strips a month does Medicare cover for an insulin-treated "
+             "diabetic using a home monitor?")
+    focus = question_focus(asked)
+    assert answer_misses(asked, focus, "The patient has been diagnosed as having diabetes.") \
+        == ["the question asks for a number; the answer states none"]
+    assert answer_misses(asked, focus, "Up to 100 strips every 3 months are covered.") == []
+    often = "How often is a lipid panel covered?"
+    assert answer_misses(often, question_focus(often), "Once every five years.") == []
+
