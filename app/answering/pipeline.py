@@ -489,13 +489,15 @@ class AnswerService:
         ]
         by_id = {p.id: p for p in draft.passages}
         sentences = [apply_verifiers(s, by_id, self.verifiers, draft.phi) for s in sentences]
+        echoes = [s for s in sentences if repeats_question(s.text, question)]
+        sentences = [s for s in sentences if s not in echoes]
         draft.timings["verification"] = _ms(t)
         ok = [s for s in sentences if s.status in (CitationStatus.supported,
                                                    CitationStatus.partial)]
         if not ok:
             return self.fallback(
                 draft, "No sentence of the generated answer could be verified against the "
-                "sources.", removed=sentences)
+                "sources.", removed=sentences + echoes)
         focus = question_focus(draft.request.question, draft.patient)
         problems = addresses(focus, self._evidence_of(draft, ok)) or answer_misses(
             question, focus, " ".join(s.text for s in ok))
@@ -711,6 +713,30 @@ def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
         untold = [n for n in untold
                   if any(c.has_member(g) for c in asked for g in drug_names(n))]
     return untold
+
+
+# A sentence at most this share of whose words the question does not already say: none.
+ECHO_NEW_WORDS = 0.0
+
+
+def repeats_question(sentence: str, question: str) -> bool:
+    """A sentence that restates the question or its premise ("Her LDL is still above
+    goal on her current statin."; "Serious infections and malignancy are listed as
+    warnings and precautions." for "Apart from serious infections and malignancy, what
+    warnings … does the label list?"): what the asker said, not an answer, whatever
+    passage holds the same words. Seen verified, and as the first sentence of a
+    partially verified answer."""
+    words = content_words(sentence)
+    if len(words) < 3:
+        return False
+    # A yes/no question's answer restates it ("Is Repatha preferred …?" — "Repatha is
+    # preferred …"): only a premise, or a question asking what, which or how, is echoed.
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", question) if p.strip()]
+    echoed = [p for p in parts if not p.endswith("?") or _WH.match(p)]
+    return any(len(words - content_words(p)) <= ECHO_NEW_WORDS * len(words) for p in echoed)
+
+
+_WH = re.compile(r"^\W*(?:[\w,'-]+\s+){0,8}?(?:what|which|how|when|where|who|why)\b", re.I)
 
 
 def recited(sentence: AnswerSentence, shown: list[tuple[Unit, Passage]],

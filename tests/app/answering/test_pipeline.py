@@ -134,3 +134,23 @@ def test_warm_up_sends_the_fixed_instructions_once_and_never_fails(
         assert services.answers.warm_up() is False
     finally:
         services.answers.generator = saved
+
+
+def test_a_sentence_restating_the_question_or_its_premise_is_no_answer() -> None:
+    from app.answering.pipeline import repeats_question
+
+    # Seen as the first sentence of a partially verified answer, and verified.
+    assert repeats_question("Her LDL is still above goal on her current statin.",
+                            "Her LDL is still above goal on her current statin. What would "
+                            "Ohio Medicaid require before approving Repatha for her?")
+    assert repeats_question("Serious infections and malignancy are listed as warnings and "
+                            "precautions.", "Apart from serious infections and malignancy, "
+                            "what warnings and precautions does the adalimumab label list?")
+    # A yes/no question's answer restates it; an answer adds what was asked.
+    assert not repeats_question("Repatha is preferred on Ohio Medicaid.",
+                                "Is Repatha preferred on Ohio Medicaid?")
+    assert not repeats_question("The recommended starting dose of atorvastatin is 10 or 20 mg "
+                                "once daily.", "What is the recommended starting dose of "
+                                "atorvastatin?")
+    assert not repeats_question("Ohio Medicaid requires documentation for Repatha.",
+                                "What does Ohio Medicaid require for Repatha?")
