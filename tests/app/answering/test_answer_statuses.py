@@ -26,8 +26,14 @@ def ask(make_services, standin_llm: StandInLLM, keys: Keys, settings):  # type: 
 
 @pytest.fixture
 def ask_once(make_services, standin_llm: StandInLLM, keys: Keys, settings):  # type: ignore[no-untyped-def]
-    """The model asked once: no second look with the addressing units."""
+    """The model asked once: no second look with the addressing units (the default)."""
     yield from _asker(make_services, standin_llm, keys, settings, second_look=False)
+
+
+@pytest.fixture
+def ask_twice(make_services, standin_llm: StandInLLM, keys: Keys, settings):  # type: ignore[no-untyped-def]
+    """With MEDCITE_SECOND_LOOK on."""
+    yield from _asker(make_services, standin_llm, keys, settings, second_look=True)
 
 
 def _asker(make_services, standin_llm: StandInLLM, keys: Keys, settings,  # type: ignore[no-untyped-def]
@@ -151,10 +157,10 @@ def test_off_topic_citation_falls_back_to_the_units_that_answer(ask_once) -> Non
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_second_look_at_the_addressing_units_alone_can_answer(  # type: ignore[no-untyped-def]
-        ask, standin_llm: StandInLLM, stream: bool) -> None:
+        ask_twice, standin_llm: StandInLLM, stream: bool) -> None:
     """Off topic first, then asked again with only the units that address the question
     and their neighbours: the second answer is verified and cites one of them."""
-    body = ask("What is the maximum dose of atorvastatin for children with heterozygous FH?",
+    body = ask_twice("What is the maximum dose of atorvastatin for children with heterozygous FH?",
                "off_topic>good", stream=stream)
     assert body["status"] == "verified", body
     first, second = standin_llm.prompts
@@ -166,10 +172,13 @@ def test_a_second_look_at_the_addressing_units_alone_can_answer(  # type: ignore
 
 
 def test_a_second_look_that_misses_again_leaves_the_evidence(  # type: ignore[no-untyped-def]
-        ask, standin_llm: StandInLLM) -> None:
-    body = ask(DOSE_QUESTION, "off_topic>vacuous")
+        ask_twice, ask_once, standin_llm: StandInLLM) -> None:
+    body = ask_twice(DOSE_QUESTION, "off_topic>vacuous")
     assert body["status"] == "evidence_only", body
     assert len(standin_llm.prompts) == 2  # asked twice, never a third time
+    # Off (the default): asked once.
+    assert ask_once(DOSE_QUESTION, "off_topic>good")["status"] == "evidence_only"
+    assert len(standin_llm.prompts) == 1
     assert any("starting dose" in e["text"].lower() for e in body["evidence"])
 
 
