@@ -729,6 +729,8 @@ def repeats_question(sentence: str, question: str) -> bool:
     words = content_words(sentence)
     if len(words) < 3:
         return False
+    if set(_NUMBER.findall(sentence)) - set(_NUMBER.findall(question)):
+        return False  # "… added to the Humira label in 9/2012." answers "When was …?"
     # A yes/no question's answer restates it ("Is Repatha preferred …?" — "Repatha is
     # preferred …"): only a premise, or a question asking what, which or how, is echoed.
     parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", question) if p.strip()]
@@ -736,6 +738,7 @@ def repeats_question(sentence: str, question: str) -> bool:
     return any(len(words - content_words(p)) <= ECHO_NEW_WORDS * len(words) for p in echoed)
 
 
+_NUMBER = re.compile(r"\d+(?:[./,]\d+)*")
 _WH = re.compile(r"^\W*(?:[\w,'-]+\s+){0,8}?(?:what|which|how|when|where|who|why)\b", re.I)
 
 

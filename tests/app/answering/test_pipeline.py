@@ -154,3 +154,7 @@ def test_a_sentence_restating_the_question_or_its_premise_is_no_answer() -> None
                                 "atorvastatin?")
     assert not repeats_question("Ohio Medicaid requires documentation for Repatha.",
                                 "What does Ohio Medicaid require for Repatha?")
+    # A date or number the question does not hold is the answer (seen withheld).
+    assert not repeats_question("The ulcerative colitis indication was added to the Humira "
+                                "label in 9/2012.", "When was the ulcerative colitis "
+                                "indication added to the Humira label?")
