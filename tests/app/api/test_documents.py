@@ -88,7 +88,10 @@ def test_policy_team_publishes_diffs_and_retires_a_formulary(
         now = client.post("/ask", headers=clinician, json=question).json()
         assert {p["provenance"]["version_number"] for p in now["passages"]} == {2}
         assert any("Atorvaliq" in p["text"] for p in now["passages"])
+        # What the answer rests on, cited or quoted (the stand-in restates the record's
+        # heading, which no longer verifies: the record's units are quoted instead).
         cited = {c["passage_id"] for s in now["sentences"] for c in s["citations"]}
+        cited |= {e["passage_id"] for e in now.get("evidence") or []}
         by_id = {p["id"]: p for p in now["passages"]}
         assert cited and all(by_id[c]["provenance"]["version_number"] == 2 for c in cited)
 
