@@ -29,7 +29,7 @@ from retrieval.models import Passage
 MAX_UNITS = 3
 # The line that restates the heading ("Additional Colesevelam (Welchol) Criteria"): it
 # states no criterion.
-_TITLE_LINE = re.compile(r"\bcriteria\s*:?\s*$", re.I)
+TITLE_LINE = re.compile(r"\bcriteria\s*:?\s*$", re.I)
 # A criterion is stated when the answer's sentences hold every word of it: the status
 # criteria's "at least one preferred drug in the same drug class" holds all of the
 # drug's own "two preferred drugs in the same drug class" but the number.
@@ -71,7 +71,7 @@ def omitted_drug_criteria(
         own.sort(key=lambda i: passages[i].provenance.source_file not in files)
         for index in own:
             readings = [(u, text) for u in (units[index] if index < len(units) else [])
-                        if not _TITLE_LINE.search(text := u.reading(passages[index]))]
+                        if not TITLE_LINE.search(text := u.reading(passages[index]))]
             if any(coverage(text, told, "")[0] >= STATED for _, text in readings):
                 return []  # the answer states the drug's own criteria
             fresh = [u for u, _ in readings]

@@ -857,14 +857,16 @@ def evidence_from(cited: list[tuple[Unit, Passage]],
 
     ids = {p.id for p in passages}
     around = passages + [p for p in retrieved or [] if p.id not in ids and within(p)]
+    # Read once: addresses() builds an Evidence for every candidate unit.
+    where = [unit_context(p) for p in passages]
     return Evidence(
         # A formulary record's other units name what its cited limit or status is of.
         text=" ".join(u.reading(p) for u, p in cited) + record_context(cited),
-        context=" ".join(unit_context(p) for p in passages),
+        context=" ".join(where),
         codes=frozenset().union(*(_codes(p) for p in passages)) if passages else frozenset(),
         surroundings=" ".join(p.text for p in around),
         doc_types=frozenset(p.provenance.doc_type for p in passages),
-        each=tuple(p.text + " " + unit_context(p) for p in passages),
+        each=tuple(f"{p.text} {w}" for p, w in zip(passages, where, strict=True)),
     )
 
 

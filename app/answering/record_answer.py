@@ -21,10 +21,11 @@ import re
 from dataclasses import dataclass
 
 from app.answering.citation_checks import without_exclusions
+from app.answering.drug_criteria import TITLE_LINE
 from app.answering.prompting import GenUnitAnswer, GenUnitSentence
-from app.answering.relevance import QuestionFocus
+from app.answering.relevance import PAYER_NAMES, QuestionFocus
 from app.answering.units import Unit, cells
-from ingest.chunking import under_criteria
+from ingest.chunking import status_of, under_criteria
 from retrieval.drug_classes import DrugClass, classes_in
 from retrieval.drugs import DrugMention, drug_names, mentioned_in
 from retrieval.models import Passage
@@ -44,7 +45,6 @@ _RECORD_WORDS = re.compile(r"prefer|formulary|\bpdl\b|\btier\b|status|\blist\b|p
 # What must be done or tried, as against whether a rule applies.
 _ASKS_CRITERIA = re.compile(r"\b(?:what|which)\b.{0,40}\b(?:criteria|requir\w*|tried|try|"
                             r"need(?:ed|s)?|must|documentation)\b|\bbefore\b", re.I)
-_PAYER_WORDS = frozenset({"ohio", "medicaid", "medicare", "part", "cms", "qhp"})
 _AS_OF = re.compile(r"^\s*(?:as of|on|in)\s+[\w ,/-]{3,30}?,\s*(?=(?:is|are|does|do|what)\b)",
                     re.I)
 # A list asked for, unless the question names the candidates ("Lantus, Basaglar or
@@ -61,9 +61,6 @@ _HEAD = re.compile(r"^(?P<where>.+? formulary): (?P<path>.+)$")
 MAX_ROWS_PER_DRUG = 3
 # Criteria units quoted for a status at most: a page's status criteria are a few bullets.
 MAX_CRITERIA_UNITS = 5
-_STATUS_HEADING = re.compile(r"\bnon[- ]?preferred\b", re.I)
-# The line that restates the heading ("Non-Preferred Criteria"): it states no criterion.
-_CRITERIA_TITLE = re.compile(r"^[\w ,()/-]{0,80}\bcriteria\s*:?\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,7 @@ def is_plan_question(question: str, focus: QuestionFocus) -> bool:
         return False
     if "approval_requirements" in names and _ASKS_CRITERIA.search(question):
         return False
-    own = [n for n in focus.names if n.lower() not in _PAYER_WORDS]
+    own = [n for n in focus.names if n.lower() not in PAYER_NAMES]
     return bool((focus.drugs or focus.patient_drugs) and (own or focus.plans))
 
 
@@ -290,13 +287,13 @@ def status_criteria(row: RecordRow, drug: DrugMention, passages: list[Passage],
     found = [i for i, passage in enumerate(passages)
              if passage.provenance.payer == at.payer
              and under_criteria(passage.provenance.section_path)
-             and _STATUS_HEADING.search(passage.provenance.section_path[-1])
+             and status_of(passage.provenance.section_path[-1]) == "Non-Preferred"
              and any(mentioned_in(drug, n) for n in passage.provenance.applies_to)]
     found.sort(key=lambda i: passages[i].provenance.source_file != at.source_file)
     for i in found:
         quoted = [u for u in (units[i] if i < len(units) else [])
                   if u.kind in ("sentence", "item")
-                  and not _CRITERIA_TITLE.search(u.reading(passages[i]))][:MAX_CRITERIA_UNITS]
+                  and not TITLE_LINE.search(u.reading(passages[i]))][:MAX_CRITERIA_UNITS]
         if quoted:
             # One sentence, as the page joins them: a bullet ends in "OR" or "AND".
             return [GenUnitSentence(text=" ".join(u.reading(passages[i]) for u in quoted),

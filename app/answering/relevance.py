@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
@@ -186,7 +187,14 @@ def acronyms(text: str) -> list[str]:
     """The acronyms of a text, less units, flags and drug names ("ASA"; a brand in
     capitals is a drug, which the drug check holds against the evidence)."""
     return list(dict.fromkeys(a for a in _ACRONYM.findall(text)
-                              if a not in _NOT_ACRONYMS and not find_drug_mentions(a)))
+                              if a not in _NOT_ACRONYMS and not _names_a_drug(a)))
+
+
+@lru_cache(maxsize=4096)
+def _names_a_drug(word: str) -> bool:
+    # Cached: missing_entities runs for every citation check, and for every shown unit
+    # when a sentence is recited to another.
+    return bool(find_drug_mentions(word))
 
 
 def _spelled_out(acronym: str, evidence: str, have: set[str]) -> bool:
@@ -352,7 +360,8 @@ _PATIENT = re.compile(r"\b(?:my|this|the|his|her|their)\s+(?:patient'?s?\s+)?(?:
                       r"home\s+|previous\s+)?(?:[a-z]+\s+)?(?:medications?|medicines?|drugs?|"
                       r"prescriptions?)\b")
 _PAYERS = ("ohio", "medicaid", "medicare", "qhp")
-_PAYER_NAMES = frozenset({"ohio", "medicaid", "medicare", "part"})
+# A payer's words, which name no document or subject of their own.
+PAYER_NAMES = frozenset({"ohio", "medicaid", "medicare", "part", "cms", "qhp"})
 
 
 # A word no English word list or drug dictionary knows, in a question that names no drug
@@ -370,7 +379,7 @@ def _subjects(text: str, names: list[str]) -> list[str]:
     return list(dict.fromkeys(
         w for w in words
         if len(w) >= _MIN_SUBJECT and w not in named and not is_english(w)
-        and w not in POPULATIONS and w not in ROUTES and w not in _PAYER_NAMES
+        and w not in POPULATIONS and w not in ROUTES and w not in PAYER_NAMES
         and not is_known_drug_word(w)))
 
 
@@ -546,7 +555,7 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
     # A payer's name is not what a coverage question is about: "Does Medicare cover
     # cochlear implants …?" was answered (partially verified) from the NCD for
     # endothelial cell photography; its own words are the topic.
-    own_names = [n for n in focus.names if n.lower() not in _PAYER_NAMES]
+    own_names = [n for n in focus.names if n.lower() not in PAYER_NAMES]
     if not (focus.drugs or focus.classes or focus.patient_drugs or focus.conditions
             or own_names) and patient is None:
         focus.topic = [w for w in dict.fromkeys(x.strip("-") for x in
@@ -811,10 +820,13 @@ def answer_misses(question: str, focus: QuestionFocus, said: str) -> list[str]:
     if not focus.asks_payer and _STATUS_CLAIM.search(said):
         problems.append("the answer states a payer's status; the question asks nothing of "
                         "a payer")
+    # A number asked; of a quantity limit, its amount in figures.
     limit = any(a.name == "quantity_limit" for a in focus.attributes)
-    if limit and _HOW_MUCH.search(normalise(question)) and not re.search(r"\d", said):
-        problems.append("the answer does not state the limit's amount")
-    elif _ASKS_NUMBER.search(normalise(question)) and not _STATES_NUMBER.search(said):
+    asked_text = normalise(question)
+    if limit and _HOW_MUCH.search(asked_text):
+        if not re.search(r"\d", said):
+            problems.append("the answer does not state the limit's amount")
+    elif _ASKS_NUMBER.search(asked_text) and not _STATES_NUMBER.search(said):
         problems.append("the question asks for a number; the answer states none")
     return problems
 
