@@ -275,8 +275,9 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
     """What a model would return for a unit-cited prompt, in one of these modes:
     good (the unit sharing most words with the question, restated), wrong_dose (its first
     number changed), swap_indication (a condition and population it does not name added),
-    off_topic (the unit sharing fewest words and no number), miscite (the good sentence citing the
-    unit sharing fewest words), vacuous (a sentence that only points
+    off_topic (the unit sharing fewest words and no number), swap_word (the good sentence
+    with one of the unit's words the question does not use replaced), miscite (the good
+    sentence citing the unit sharing fewest words), vacuous (a sentence that only points
     elsewhere), header (the good sentence behind its passage's header line),
     header_alone (the header as a sentence of its own, then the good one), bad_ids
     (an id that was not in the prompt), malformed (not JSON),
@@ -299,6 +300,12 @@ def standin_unit_answer(prompt: str, mode: str) -> str:
         text = re.sub(r"\d+", lambda m: str(int(m.group()) * 3 + 1), text, count=1)
     elif mode == "swap_indication":
         text = text.rstrip(".") + " in adults with hidradenitis suppurativa."
+    elif mode == "swap_word":
+        # One word of the unit that the question does not use, replaced by another.
+        asked = set(_WORDS.findall(question.lower()))
+        word = next((w for w in re.findall(r"[A-Za-z]{7,}", text) if w.lower() not in asked),
+                    None)
+        text = text.replace(word, "pancreatic", 1) if word else text
     elif mode == "vacuous":
         text = "The patient must meet the conditions listed above; and"
     elif mode == "bad_ids":

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
+from app.answering.altered_copy import swapped_words
 from app.answering.list_items import left_out
 from app.answering.models import AnswerSentence, Citation, CitationStatus
 from app.answering.relevance import APPLIES_TO, missing_entities, populations_in
@@ -26,6 +27,8 @@ from app.answering.units import Unit, split_passage
 from retrieval.drugs import DrugMention, find_drug_mentions, mentioned_in
 from retrieval.models import Passage
 
+# The reason given to a sentence that copies a cited unit with a word changed.
+SWAP_REASON = "changes the cited text: "
 MIN_ALIGN = 90.0  # rapidfuzz partial ratio for a quote to count as present
 MIN_QUOTE_CHARS = 12
 SUPPORTED_COVERAGE = 0.75
@@ -43,7 +46,8 @@ FREQUENCIES = frozenset(
 _WORD = re.compile(r"[a-z][a-z\-]+")
 # A number with an optional unit; "10 or 20 mg" and "10 to 80 mg" give the unit to each.
 _UNIT = (
-    r"(?:mg/kg/day|mg/kg|mg/day|mg/dl|mcg/day|mcg|µg|ug|mg|g|kg|ml|l|meq|mmol|units?|iu|"
+    r"(?:micrograms?|milligrams?|grams?|milli(?:liter|litre)s?|"
+    r"mg/kg/day|mg/kg|mg/day|mg/dl|mcg/day|mcg|µg|ug|mg|g|kg|ml|l|meq|mmol|units?|iu|"
     r"mmhg|%|percent|days?|weeks?|months?|years?|hours?|hrs?|minutes?|min|tablets?|capsules?|"
     r"doses?|times)"
 )
@@ -124,7 +128,10 @@ def quantities(text: str) -> list[Quantity]:
     for m in _QUANTITY_RUN.finditer(normalise(_without_dates(text))):
         unit = m.group(2)
         unit = unit.rstrip("s") if unit and unit not in ("%",) else unit
-        unit = {"ug": "mcg", "µg": "mcg", "percent": "%", "hr": "hour"}.get(unit or "", unit)
+        # Spelled out or abbreviated, a unit is the same unit ("400 micrograms daily").
+        unit = {"ug": "mcg", "µg": "mcg", "percent": "%", "hr": "hour", "microgram": "mcg",
+                "milligram": "mg", "gram": "g", "milliliter": "ml", "millilitre": "ml",
+                }.get(unit or "", unit)
         for value in re.findall(_NUMBER, m.group(1)):
             found.append(Quantity(_canonical_number(value), unit))
     return found
@@ -592,6 +599,12 @@ def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str
     evidence = " ".join(u.reading(p) for u, p in cited) + record_context(cited)
     context = " ".join(dict.fromkeys(unit_context(p) for _, p in cited))
     status, score, reasons = check_claim(sentence, evidence, context)
+    swaps = [swap for u, p in cited
+             for swap in swapped_words(sentence, u.reading(p), unit_context(p))]
+    if swaps:
+        status = CitationStatus.unsupported
+        reasons.append(SWAP_REASON + "; ".join(
+            f"{new!r} where it says {old!r}" for old, new in swaps[:3]))
     unasked = unasked_population(sentence, cited, question)
     if unasked:
         status = CitationStatus.unsupported

@@ -70,8 +70,10 @@ class AnswerSentence(BaseModel):
         "condition, the question asks about that the generated answer left out; the "
         "payer's criteria for the drug asked about beside the cited criteria of its status "
         "or flag; or the source's statement right before or after a cited one that "
-        "continues it on the question.")
-    quoted_as: Literal["contraindication", "warning", "criteria", "continuation"] | None = Field(
+        "continues it on the question; or, for a question asking for every item, the "
+        "items of the cited table or list the generated answer did not name.")
+    quoted_as: Literal["contraindication", "warning", "criteria", "continuation",
+                       "list_rest"] | None = Field(
         default=None, description="What a sentence quoted by the server is.")
 
 
@@ -81,6 +83,7 @@ QUOTED_LABELS = {
     "contraindication": "Contraindication, quoted from the source:",
     "continuation": "The source goes on:",
     "criteria": "The payer's criteria for this drug, quoted from the source:",
+    "list_rest": "The rest of the cited list, quoted from the source:",
 }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.answering.citation_checks import (
+    SWAP_REASON,
     content_words,
     record_context,
     section_populations,
@@ -76,7 +77,7 @@ from app.answering.relevance import (
     populations_in,
     question_focus,
 )
-from app.answering.units import Unit, cells, split_passage
+from app.answering.units import Unit, cells, claims, split_passage
 from app.core.settings import Settings
 from app.llm.client import MalformedOutput, parse_answer, parse_unit_answer
 from app.llm.router import GeneratorRouter
@@ -480,8 +481,8 @@ class AnswerService:
         index = draft.unit_index
         shown = [index[u] for u in draft.shown if u in index]
         question = draft.request.question
-        said = [(without_header(s.text, draft.passages).strip(), s.units)
-                for s in generated.sentences]
+        said = [(claim, s.units) for s in generated.sentences
+                for claim in claims(without_header(s.text, draft.passages).strip())]
         sentences = [
             recited(verify_units(text, [index[u] for u in dict.fromkeys(units) if u in index],
                                  question), shown, question)
@@ -531,13 +532,26 @@ class AnswerService:
                 added.quoted_as = kind  # type: ignore[assignment]
                 sentences.insert(len(sentences) if kind == "criteria" else 0, added)
         self._continue(draft, focus, sentences)
+        untold = untold_units(draft, ok) if asks_for_all(draft.request.question) else []
+        rest = list({u.uid: (u, p) for _, (u, p) in untold}.values())
+        quoted = verify_units(" ".join(u.reading(p) for u, p in rest), rest, question) \
+            if rest else None
+        if quoted is not None and quoted.status is CitationStatus.supported:
+            # A list question answered with some of the items its cited table or list
+            # holds: the rest in the source's own words, so the answer is the whole list.
+            for c in quoted.citations:
+                c.reasons.append("quoted by the server: items of the cited list the "
+                                 "generated answer did not name")
+            quoted.quoted_by_server = True
+            quoted.quoted_as = "list_rest"
+            sentences.append(quoted)
         answer = self._finish(draft, sentences)
-        untold = untold_items(draft, ok) if asks_for_all(draft.request.question) else []
-        if untold:
-            # A list question answered with some of the items its evidence lists: say so.
+        if untold and (quoted is None or not quoted.quoted_by_server):
+            names = [n for n, _ in untold]
+            # Not quotable as they stand: say the list is partial.
             answer.status_reason = (
                 f"The answer names some of the items its cited table or list holds; not "
-                f"named: {', '.join(untold[:10])}" + (" …" if len(untold) > 10 else "") + ".")
+                f"named: {', '.join(names[:10])}" + (" …" if len(names) > 10 else "") + ".")
         return answer
 
     def _continue(self, draft: Draft, focus: QuestionFocus,
@@ -662,11 +676,22 @@ def _first_key(name: str) -> str:
     return name.split(" ")[0].casefold() if name else ""
 
 
-def _row_items(rows: list[tuple[Unit, Passage]], text: str) -> list[str]:
-    """A table's items, read from the columns the answer draws on: its Preferred
-    column's agents for "which are preferred?", not the Non-Preferred cells beside them
-    (seen: a complete list of preferred PPIs reported as leaving out rabeprazole)."""
-    table = [[" ".join(c.split()) for c in cells(u.source_text(p))] for u, p in rows]
+def _table(rows: list[tuple[Unit, Passage]]) -> list[list[str]]:
+    return [[" ".join(c.split()) for c in cells(u.source_text(p))] for u, p in rows]
+
+
+def _row_items(rows: list[tuple[Unit, Passage]], text: str,
+               columns: list[int] | None = None) -> list[str]:
+    """A table's items, read from the columns the answer draws on (`_row_columns`)."""
+    columns = _row_columns(rows, text) if columns is None else columns
+    return [r[j] for r in _table(rows) for j in columns if j < len(r) and r[j]]
+
+
+def _row_columns(rows: list[tuple[Unit, Passage]], text: str) -> list[int]:
+    """The columns of a table the answer draws on: its Preferred column's agents for
+    "which are preferred?", not the Non-Preferred cells beside them (seen: a complete
+    list of preferred PPIs reported as leaving out rabeprazole)."""
+    table = _table(rows)
     width = max((len(r) for r in table), default=0)
     def named_by(key: Callable[[str], str]) -> list[int]:
         return [sum(1 for r in table if j < len(r) and len(key(r[j])) >= 4
@@ -680,18 +705,23 @@ def _row_items(rows: list[tuple[Unit, Passage]], text: str) -> list[str]:
     # A column counts when the answer names as many of its cells as half the best
     # column's: one agent shared by two columns does not make the other the answer's.
     best = max(named, default=0)
-    columns = [j for j in range(width) if best and named[j] * 2 >= best] or [0]
-    return [r[j] for r in table for j in columns if j < len(r) and r[j]]
+    return [j for j in range(width) if best and named[j] * 2 >= best] or [0]
 
 
 def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
     """Rows or items of the tables and lists the answer cites that it does not name (of
     the class the question names, when it names one)."""
+    return [name for name, _ in untold_units(draft, sentences)]
+
+
+def untold_units(draft: Draft, sentences: list[AnswerSentence]
+                 ) -> list[tuple[str, tuple[Unit, Passage]]]:
+    """`untold_items` with the row or item unit each is read from."""
     index = draft.unit_index
     cited = [index[c.unit_id] for s in sentences for c in s.citations if c.unit_id in index]
     text = " ".join(s.text for s in sentences).casefold()
     groups = {(u.passage_index, u.kind, u.header) for u, _ in cited if u.kind in ("row", "item")}
-    names: list[str] = []
+    named: list[tuple[str, tuple[Unit, Passage]]] = []
     for own in draft.units:
         members = [(u, draft.passages[u.passage_index]) for u in own
                    if (u.passage_index, u.kind, u.header) in groups]
@@ -699,18 +729,20 @@ def untold_items(draft: Draft, sentences: list[AnswerSentence]) -> list[str]:
         # first cell or words.
         tabled = [(u.kind == "row" and len(u.header) >= 2, u, p) for u, p in members]
         rows = [(u, p) for t, u, p in tabled if t]
-        names += _row_items(rows, text) if rows else []
-        names += [_item_name(u, p) for t, u, p in tabled if not t]
-    untold: list[str] = []
-    for name in names:
+        columns = _row_columns(rows, text) if rows else []
+        for row in rows:
+            named += [(item, row) for item in _row_items([row], text, columns)]
+        named += [(_item_name(u, p), (u, p)) for t, u, p in tabled if not t]
+    untold: list[tuple[str, tuple[Unit, Passage]]] = []
+    for name, unit in named:
         key = _first_key(name)
-        if len(key) >= 4 and key not in text and name not in untold:
-            untold.append(name)
+        if len(key) >= 4 and key not in text and name not in {n for n, _ in untold}:
+            untold.append((name, unit))
     asked = classes_in(draft.request.question)
     if asked:
         # "Which SGLT2 inhibitors are preferred?" cites rows of a table that lists other
         # classes too: only the asked class's members are items left untold.
-        untold = [n for n in untold
+        untold = [(n, u) for n, u in untold
                   if any(c.has_member(g) for c in asked for g in drug_names(n))]
     return untold
 
@@ -749,6 +781,10 @@ def recited(sentence: AnswerSentence, shown: list[tuple[Unit, Passage]],
     with a reason saying so. Every check applies to the new unit as to any citation; a
     sentence no single shown unit supports stays as it was."""
     if sentence.status is not CitationStatus.unsupported or not sentence.citations:
+        return sentence
+    if any(r.startswith(SWAP_REASON) for c in sentence.citations for r in c.reasons):
+        # A copy of its cited unit with a word changed: another unit that happens to
+        # cover most of its words does not make the change true.
         return sentence
     was = ", ".join(c.unit_id or "?" for c in sentence.citations)
     for unit, passage in shown:

@@ -26,7 +26,7 @@ from rapidfuzz import fuzz, process
 from app.answering.ages import asked_age, outside_ages
 from app.answering.models import PatientContext
 from app.answering.text import STOPWORDS, normalise
-from app.answering.vocabulary import is_english
+from app.answering.vocabulary import is_ordinary_word
 from retrieval.drug_classes import CLASSES, DrugClass, classes_in
 from retrieval.drugs import (
     DrugMention,
@@ -266,7 +266,8 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b(?![- ]?pack)|"
                                  r"how much (?!higher|lower|"
                                  r"more|less|longer|greater)|maximum daily|titrat"),
-              re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme)\b"),
+              re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme|"
+                         r"micrograms?|milligrams?|grams?|meq|mmol|iu)\b"),
               not_from=frozenset({"formulary"})),
     # "Which … does Ohio Medicaid prefer", "with what restriction?" (its PA, ST, QL flags);
     # a status "on" a list, not "her glucose status".
@@ -378,7 +379,7 @@ def _subjects(text: str, names: list[str]) -> list[str]:
     words = [part for w in _WORD.findall(text) for part in w.split("-")]
     return list(dict.fromkeys(
         w for w in words
-        if len(w) >= _MIN_SUBJECT and w not in named and not is_english(w)
+        if len(w) >= _MIN_SUBJECT and w not in named and not is_ordinary_word(w)
         and w not in POPULATIONS and w not in ROUTES and w not in PAYER_NAMES
         and not is_known_drug_word(w)))
 
@@ -732,12 +733,16 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
                  if n.lower() not in whole]
     around = set(_words(where + " " + evidence.surroundings))
     # Beside a drug the evidence names, a condition is context (the patient's), unless a
-    # dose is asked: then it is the indication, and another indication's dose is not the
-    # answer. Beside a class it is what the question is about: "first-line antibiotic
-    # for uncomplicated cystitis" was answered *verified* with another infection's list
-    # of antibiotics (a list's own heading names its condition: "Antimigraine Agents").
-    anchored = bool(focus.drugs) and not problems and not any(
-        a.name == "dose" for a in focus.attributes)
+    # dose of that drug is asked: then it is the indication, and another indication's
+    # dose is not the answer. Beside a class it is what the question is about:
+    # "first-line antibiotic for uncomplicated cystitis" was answered *verified* with
+    # another infection's list of antibiotics (a list's own heading names its condition:
+    # "Antimigraine Agents").
+    # Beside two drugs the question is about their combination, and a condition is the
+    # patient's context again ("Onychomycosis patient on atorvastatin 40 is starting
+    # itraconazole. Does the statin dose matter?": onychomycosis is itraconazole's use).
+    for_indication = len(focus.drugs) == 1 and any(a.name == "dose" for a in focus.attributes)
+    anchored = bool(focus.drugs) and not problems and not for_indication
     required = focus.conditions if not anchored else focus.sought
     # What the question asks to screen or test for is the answer itself, so the cited
     # units (or their heading) must name it: "Do I need to screen for TB before starting

@@ -59,6 +59,27 @@ def cells(line: str) -> list[str]:
     return [" ".join(_TAGS.sub(" ", c).split()) for c in line.strip().strip("|").split("|")]
 
 
+_ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|vs|dr|st|no|approx|ca|fig|u\.s)|\b[A-Z])\.$",
+                           re.IGNORECASE)
+MIN_CLAIM_WORDS = 3
+
+
+def claims(text: str) -> list[str]:
+    """A model's sentence item cut at its sentence ends: each sentence is a claim checked
+    on its own (seen: the patient's premise and the answer in one item, the answer
+    judged partial for the premise's words). A piece ending in an abbreviation ("e.g.",
+    "U.S.") and a piece of fewer than three words stay with the next and previous one."""
+    pieces: list[str] = []
+    for start, end in _sentences(text, 0):
+        piece = text[start:end]
+        if pieces and (_ABBREVIATION.search(pieces[-1])
+                       or len(piece.split()) < MIN_CLAIM_WORDS):
+            pieces[-1] = f"{pieces[-1]} {piece}"
+        else:
+            pieces.append(piece)
+    return pieces
+
+
 def _sentences(text: str, offset: int) -> list[tuple[int, int]]:
     spans = []
     start = 0

@@ -37,3 +37,22 @@ def is_english(word: str) -> bool:
     key = np.uint64(_digest(word))
     at = int(np.searchsorted(digests, key))
     return at < len(digests) and bool(digests[at] == key)
+
+
+# Clinical words are built from ordinary ones with a Latin or Greek prefix
+# ("intraoperative", "subfoveal", "periprocedural"); the word list lacks many of them.
+# Such a word is no unknown substance: "Does Medicare pay for intraoperative EEG
+# monitoring …?" abstained before generation because the NCD says "during surgical
+# procedures". A prefix with a short remainder proves nothing ("pre" + "dnisone").
+_PREFIXES = ("intra", "inter", "peri", "post", "pre", "sub", "supra", "trans", "non",
+             "anti", "hyper", "hypo", "extra", "endo", "epi", "multi", "poly", "semi")
+_MIN_REMAINDER = 5
+
+
+def is_ordinary_word(word: str) -> bool:
+    """An English word, or one made of a clinical prefix and an English word."""
+    word = word.lower()
+    if is_english(word):
+        return True
+    return any(word.startswith(p) and len(word) - len(p) >= _MIN_REMAINDER
+               and is_english(word[len(p):]) for p in _PREFIXES)

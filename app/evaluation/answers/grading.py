@@ -62,9 +62,14 @@ class Graded:
         return self.status == "verified" and not self.correct
 
 
+# Labels print the degree sign as the ordinal indicator ("36ºF"), which NFKC turns into
+# an "o": an answer copying the label's temperature would not match "36°F".
+_DEGREE = str.maketrans({"º": "°"})
+
+
 def fact_stated(forms: Sequence[str], text: str) -> bool:
-    haystack = " ".join(normalise(text).split())
-    return any(" ".join(normalise(f).split()) in haystack for f in forms)
+    haystack = " ".join(normalise(text.translate(_DEGREE)).split())
+    return any(" ".join(normalise(f.translate(_DEGREE)).split()) in haystack for f in forms)
 
 
 def grade(

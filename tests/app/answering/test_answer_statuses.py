@@ -118,6 +118,15 @@ def test_a_swapped_indication_and_population_is_unsupported_whatever_the_coverag
     assert "hidradenitis" in reasons
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_unit_copied_with_a_word_swapped_is_never_verified(ask, stream: bool) -> None:  # type: ignore[no-untyped-def]
+    body = ask(DOSE_QUESTION, "swap_word", stream=stream)
+    assert body["status"] == "evidence_only", body
+    reasons = " ".join(r for s in body["removed_sentences"] for c in s["citations"]
+                       for r in c["reasons"])
+    assert "changes the cited text: 'pancreatic' where it says" in reasons, reasons
+
+
 def test_a_vacuous_sentence_does_not_verify(ask) -> None:  # type: ignore[no-untyped-def]
     body = ask(DOSE_QUESTION, "vacuous")
     assert body["status"] in ("evidence_only", "abstained")

@@ -90,3 +90,45 @@ def test_a_complete_column_is_not_reported_as_leaving_out_the_other_columns_agen
     assert untold_items(draft, [every]) == []
     some = verify_units("Preferred: " + ", ".join(preferred[:8]) + ".", rows)
     assert untold_items(draft, [some]) == ["Rosuvastatin (QL)", "Simvastatin (QL)"]
+
+
+CRITERIA = (
+    "The patient must meet all of the following criteria:\n"
+    "- Diagnosis of heterozygous familial hypercholesterolemia\n"
+    "- Trial of a high-intensity statin for at least 90 days\n"
+    "- Baseline LDL-C of 100 mg/dL or higher\n"
+    "- Prescribed by a cardiologist or lipid specialist\n")
+
+
+def test_the_items_a_list_answer_left_out_are_quoted_after_it(make_services) -> None:  # type: ignore[no-untyped-def]
+    """A list question answered with two of four cited criteria: the other two follow in
+    the source's words, marked as quoted by the server, so the answer is the whole list;
+    a question asking for one fact gets no such rest."""
+    from app.answering.prompting import GenUnitAnswer, GenUnitSentence
+
+    answers = make_services().answers
+    p = Passage(id="c", text=CRITERIA, score=1.0, provenance=Provenance(
+        doc_id="d", title="Repatha criteria", source_file="repatha.md", doc_type="coverage",
+        unit_kind="list", section_path=["Repatha", "Criteria"], char_start=0,
+        char_end=len(CRITERIA)))
+
+    def answer(question: str) -> list[dict[str, object]]:
+        draft = Draft(AskRequest(question=question), [p], None, {})
+        draft.units = [split_passage(p, 0)]
+        items = [u for u in draft.units[0] if u.kind == "item"]
+        assert len(items) == 4
+        draft.shown = [u.uid for u in draft.units[0]]
+        said = [GenUnitSentence(text=items[0].reading(p), units=[items[0].uid]),
+                GenUnitSentence(text=items[1].reading(p), units=[items[1].uid])]
+        out = answers.complete_units(draft, GenUnitAnswer(abstain=False, reason="",
+                                                          sentences=said))
+        return [s.model_dump() for s in out.sentences]
+
+    sentences = answer("List all the criteria for Repatha coverage.")
+    rest = [s for s in sentences if s["quoted_as"] == "list_rest"]
+    assert len(rest) == 1 and rest[0]["quoted_by_server"]
+    assert "100 mg/dL" in rest[0]["text"] and "cardiologist" in rest[0]["text"]
+    assert "90 days" not in rest[0]["text"]  # stated by the answer already
+    assert rest[0]["status"] == "supported"
+    one = answer("Does Repatha coverage require a cardiologist?")
+    assert not any(s["quoted_as"] == "list_rest" for s in one)

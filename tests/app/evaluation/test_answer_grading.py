@@ -17,6 +17,9 @@ NONE = EvalQuestion("none", "Dose of atorvastatin for hidradenitis suppurativa?"
 def test_key_facts_match_any_form_case_and_space_insensitively() -> None:
     assert fact_stated(["once daily", "once a day"], "Take it ONCE   A DAY.")
     assert not fact_stated(["10 or 20 mg"], "10 mg or 20 mg")
+    # The label's ordinal-indicator degree sign is a degree sign, and nothing else is.
+    assert fact_stated(["36°F to 46°F"], "Store at 36ºF to 46ºF (2ºC to 8ºC).")
+    assert not fact_stated(["36°F to 46°F"], "Store at 36oF to 46oF.")
 
 
 def test_correct_needs_every_fact_and_a_gold_citation() -> None:
