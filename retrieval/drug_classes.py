@@ -126,6 +126,24 @@ CLASSES: tuple[DrugClass, ...] = (
     DrugClass("growth hormones", _names(r"growth hormones?|somatropins?"),
               members=frozenset({"human growth hormone", "somatropin", "lonapegsomatropin",
                                  "somapacitan", "somatrogon"})),
+    # No stems: "-apine" also ends mirtazapine (an antidepressant), "-idone" many others.
+    DrugClass("antipsychotics", _names(r"antipsychotics?|neuroleptics?|antipsychotic (?:agents?|"
+                                       r"drugs?|medications?)"),
+              members=frozenset({
+                  "haloperidol", "chlorpromazine", "fluphenazine", "perphenazine",
+                  "trifluoperazine", "thioridazine", "thiothixene", "loxapine", "molindone",
+                  "pimozide", "risperidone", "paliperidone", "olanzapine", "quetiapine",
+                  "clozapine", "aripiprazole", "brexpiprazole", "cariprazine", "ziprasidone",
+                  "lurasidone", "asenapine", "iloperidone", "lumateperone", "pimavanserin"})),
+    DrugClass("anticonvulsants", _names(r"anticonvulsants?|anti-?epileptics?(?: drugs?)?|aeds?|"
+                                        r"anti-?seizure (?:drugs?|medications?)"),
+              members=frozenset({
+                  "levetiracetam", "brivaracetam", "phenytoin", "fosphenytoin",
+                  "carbamazepine", "oxcarbazepine", "eslicarbazepine", "valproic acid",
+                  "valproate", "divalproex", "lamotrigine", "topiramate", "zonisamide",
+                  "lacosamide", "gabapentin", "pregabalin", "phenobarbital", "primidone",
+                  "ethosuximide", "felbamate", "perampanel", "rufinamide", "tiagabine",
+                  "vigabatrin", "cenobamate", "clobazam"})),
     # No stem: "-sone" and "-olone" also end dapsone, tolperisone and the neurosteroids.
     DrugClass("corticosteroids", _names(r"(?:systemic |oral |inhaled |topical )?"
                                         r"(?:cortico)?steroids?|glucocorticoids?"),

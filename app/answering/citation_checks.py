@@ -638,10 +638,22 @@ def record_context(cited: list[tuple[Unit, Passage]]) -> str:
     return (" " + " ".join(extra)) if extra else ""
 
 
+# An organ's heading names its patients only as an impairment ("8.6 Hepatic Impairment");
+# "5.2 Liver Dysfunction" or "Hepatic Failure" is a warning about what the drug does to
+# everyone (seen: the jaundice-and-restart sentences left out of the prompt for "… turns
+# up jaundiced … Stop it?").
+_ORGAN_PATIENTS = re.compile(r"\b(?:renal|kidney|hepatic|liver)\s+(?:impairment|insufficiency)",
+                             re.I)
+
+
 def section_populations(passage: Passage) -> set[str]:
     """The populations a passage's section is about, by its section path ("2.2 ... in
     Pediatric Patients (10-17 years of age)" -> {"pediatric"})."""
-    return {p.name for p in populations_in(" ".join(passage.provenance.section_path))}
+    path = " ".join(passage.provenance.section_path)
+    found = {p.name for p in populations_in(path)}
+    if not _ORGAN_PATIENTS.search(path):
+        found -= {"renal", "hepatic"}
+    return found
 
 
 def unasked_population(sentence: str, cited: list[tuple[Unit, Passage]],

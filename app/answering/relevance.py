@@ -321,6 +321,17 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               re.compile(r"continu|previous \d+ days|claims? history|automatically approved|"
                          r"established on|grandfather"),
               strict=True),
+    # "Who has to prescribe or be consulted?", "who has to read it?": a person or role
+    # is the answer (seen verified: the payer's OARRS-report rule for "… past 80 MED a
+    # day. Who has to prescribe or be consulted?").
+    Attribute("prescriber",
+              re.compile(r"\bwho (?:(?:has|have|needs?|must|should|can|may) (?:to )?)?(?:be )?"
+                         r"(?:prescrib|consult|read|interpret|perform|order|supervis|"
+                         r"administer|see|approve|sign)\w*"),
+              re.compile(r"\b\w+(?:ologists?|iatrists?|icians?|surgeons?|ographers?)\b|"
+                         r"\bspecialists?\b|\bconsult\w*|\bboard[- ]certified\b|"
+                         r"\bpractitioners?\b|\bpharmacists?\b|\bnurses?\b|\bprescribed by\b"),
+              strict=True),
     Attribute("threshold", re.compile(r"threshold|cut-?off|\btarget\b|\bgoal\b|\blevel\b|"
                                       r"at what|above|below|at least|minimum|maximum"),
               re.compile(_NUMBER)),
@@ -425,6 +436,12 @@ class QuestionFocus:
     # ("avoid prescribing opioid pain medication and benzodiazepines concurrently")
     # is about the drug.
     class_stands_for_drug: bool = False
+    # "Which meds does VA/DoD recommend …?": the answer names drugs (seen verified: the
+    # guideline's psychotherapies for "which meds … as monotherapy").
+    asks_drugs: bool = False
+    # Drugs named as what the patient already takes, beside the drug asked about
+    # (`_subject_drugs`): the evidence names them, their class, or the concomitant use.
+    context_drugs: list[DrugMention] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -491,14 +508,51 @@ _PAYER_ATTRIBUTES = frozenset({"quantity_limit", "coverage_criterion",
 _LIST_WORDS = re.compile(r"prefer|formulary|\btier\b|\bpdl\b|\blist\b|\bstatus\b|covered|"
                          r"\bcoverage\b|insur|\bpayer|\bplans?\b")
 # "the Vandelay Gold plan", "Vandelay plans", "an Aetna Silver Health Plan".
-_PLAN = re.compile(r"\b((?:[A-Z][\w&-]*\s+){1,3})(?i:health\s+)?(?i:plans?)\b")
+# "Bronze-plan member": a plan named with a hyphen.
+_PLAN = re.compile(r"\b((?:[A-Z][\w&]*(?:-(?!(?i:plans?)\b)[\w&]+)*(?:\s+|-)){1,3})"
+                   r"(?i:health\s+)?(?i:plans?)\b")
+
+
+# A drug the question names only as what the patient is already on, or what the product
+# is without: "Epileptic on levetiracetam … any seizure concern with haloperidol?",
+# "generic Subutex (buprenorphine SL tabs without naloxone)". Beside another drug, it is
+# context, not what the answer must be about.
+_CONTEXT_BEFORE = re.compile(r"\b(?:on|taking|takes|receiving|using|uses|instead of)\s+"
+                             r"(?:[\w/-]+,?\s+(?:and\s+|or\s+)?){0,2}$")
+_WITHOUT_BEFORE = re.compile(r"\b(?:without|excluding|except|minus|other than|no|not)\s+"
+                             r"(?:[\w/-]+\s+)?$")
+
+
+def _only_after(drug: DrugMention, text: str, before: re.Pattern[str]) -> bool:
+    places = [m.start() for s in drug.synonyms
+              for m in re.finditer(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z0-9])", text)]
+    return bool(places) and all(before.search(text[:at]) for at in places)
+
+
+def _subject_drugs(drugs: list[DrugMention], text: str
+                   ) -> tuple[list[DrugMention], list[DrugMention]]:
+    """(the drugs a question is about, the drugs it names as the patient's context)."""
+    kept = [d for d in drugs if not _only_after(d, text, _WITHOUT_BEFORE)] or drugs
+    context = [d for d in kept if _only_after(d, text, _CONTEXT_BEFORE)]
+    if len(context) == len(kept):
+        return kept, []
+    return [d for d in kept if d not in context], context
+
+
+_BRACKETED = re.compile(r"\([^()]*\)")
+_ASKS_DRUGS = re.compile(r"\b(?:which|what)\s+(?:\w+\s+)?(?:meds|medications?|medicines?|"
+                         r"drugs?|pharmacotherap\w*)\b")
 
 
 def question_focus(question: str, patient: PatientContext | None = None) -> QuestionFocus:
     mentions = find_drug_mentions(question)
     text = normalise(question)
+    drugs, context = _subject_drugs([d for d in mentions if not d.is_class], text)
+    asks_drugs = _ASKS_DRUGS.search(text) is not None
     focus = QuestionFocus(
-        drugs=[d for d in mentions if not d.is_class],
+        drugs=drugs,
+        context_drugs=context,
+        asks_drugs=asks_drugs,
         classes=_classes(question, [d for d in mentions if d.is_class]),
         payers=[p for p in _PAYERS if re.search(rf"\b{p}\b", text)],
         conditions=[w for w in clinical_entities(question)
@@ -509,8 +563,8 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         # With a patient's record, a capitalised name in the question may be theirs: it
         # names no document, so it is not held against the evidence (nor repeated).
         names=[] if patient is not None else named_terms(question, mentions),
-        plans=[w.lower() for m in _PLAN.finditer(question) for w in m.group(1).split()
-               if w.lower() not in _NOT_NAMES],
+        plans=[w.lower().strip("-") for m in _PLAN.finditer(question)
+               for w in m.group(1).split() if w.lower().strip("-") not in _NOT_NAMES],
     )
     asked = {a.name for a in focus.attributes}
     if "dose" in asked and "threshold" in asked:
@@ -552,7 +606,11 @@ def question_focus(question: str, patient: PatientContext | None = None) -> Ques
         members = [d for d in found if any(c.has_member(d.name) for c in named)]
         focus.patient_drugs = members or (found if _PATIENT.search(text) else [])
     if not (focus.drugs or focus.classes or focus.patient_drugs):
-        focus.subjects = _subjects(text, focus.names)
+        # A name in brackets restates what precedes it ("sacral nerve stimulation
+        # (InterStim)"): the words before it are the subject, whatever the sources call
+        # the product.
+        unbracketed = _BRACKETED.sub(" ", text)
+        focus.subjects = _subjects(unbracketed if unbracketed.strip() else text, focus.names)
     # A payer's name is not what a coverage question is about: "Does Medicare cover
     # cochlear implants …?" was answered (partially verified) from the NCD for
     # endothelial cell photography; its own words are the topic.
@@ -710,12 +768,22 @@ def _apart(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     return [f"no cited source names both {drugs} and {' '.join(w.title() for w in wanted)}"]
 
 
+_CONCOMITANT = re.compile(r"\bconcomitant|\bco-?administ|\binteract|\bin combination\b|"
+                         r"\bcombined with\b|\btaken with\b")
+
+
 def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     """Why the evidence does not address the question (empty: it does)."""
     where = evidence.text + " \n " + evidence.context
     problems = [f"the cited evidence does not name {d.name}" for d in focus.drugs
                 if not mentioned_in(d, where)
                 and not (focus.class_stands_for_drug and class_of_named(d, where))]
+    problems += [f"the cited evidence does not name {d.name}, its class or its "
+                 "concomitant use" for d in focus.context_drugs
+                 if not mentioned_in(d, where) and not class_of_named(d, where)
+                 and not _CONCOMITANT.search(normalise(evidence.text))]
+    if focus.asks_drugs and not find_drug_mentions(where):
+        problems.append("the cited evidence names no drug")
     problems += _named_only_by_heading(focus, evidence)
     patient_named = any(mentioned_in(d, where) for d in focus.patient_drugs)
     for c in focus.classes:
@@ -728,6 +796,12 @@ def addresses(focus: QuestionFocus, evidence: Evidence) -> list[str]:
     lowered = normalise(where)
     problems += [f"the cited evidence is not from {p.title()}" for p in focus.payers
                  if p not in lowered]
+    # The plan's own word ("Bronze"), beside a carrier that offers several plans (seen
+    # verified: the Gold and Silver plans' azithromycin records for "Bronze-plan member
+    # at Vandelay …").
+    problems += [f"the cited evidence is not about the {w.title()} plan"
+                 for w in dict.fromkeys(focus.plans)
+                 if w not in lowered and w not in focus.payers]
     whole = normalise(where + " " + evidence.surroundings)
     problems += [f"the cited evidence does not mention {n}" for n in focus.names
                  if n.lower() not in whole]

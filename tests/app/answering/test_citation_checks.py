@@ -233,3 +233,23 @@ def test_a_heading_or_a_pointer_to_a_box_below_states_nothing() -> None:
     # broken off does not.
     assert not vacuous("Are poor surgical risks for a valvuloplasty procedure; or")
     assert vacuous("The drug is used for pain and")
+
+
+def test_a_warning_about_the_liver_is_no_section_for_hepatic_patients() -> None:
+    """"5.2 Liver Dysfunction" warns everyone (its jaundice-and-restart sentences were
+    kept out of the prompt for "… turns up jaundiced … Stop it?"); "8.6 Hepatic
+    Impairment" is about those patients."""
+    from app.answering.citation_checks import section_populations
+    from app.answering.text import stem
+
+    def under(*path: str) -> Passage:
+        return Passage(id="x", text="t", score=1.0, provenance=Provenance(
+            doc_id="d", title="LIPITOR", source_file="l.xml", doc_type="label",
+            section_path=list(path), char_start=0, char_end=1))
+
+    assert section_populations(under("5 WARNINGS AND PRECAUTIONS", "5.2 Liver Dysfunction")) \
+        == set()
+    assert section_populations(under("8 USE IN SPECIFIC POPULATIONS", "8.6 Hepatic Impairment")) \
+        == {"hepatic"}
+    assert section_populations(under("2.5 Dosage in Renal Insufficiency")) == {"renal"}
+    assert stem("jaundiced") == stem("jaundice") and stem("increased") == stem("increase")

@@ -797,3 +797,66 @@ def test_a_question_asking_for_a_number_is_missed_by_an_answer_stating_none() ->
     often = "How often is a lipid panel covered?"
     assert answer_misses(often, question_focus(often), "Once every five years.") == []
 
+
+
+def test_a_drug_the_patient_is_already_on_is_context_and_one_the_product_lacks_is_none() -> None:
+    focus = question_focus("Epileptic on levetiracetam needs an antipsychotic - any seizure "
+                           "concern with haloperidol tablets?")
+    assert [d.name for d in focus.drugs] == ["Haloperidol"]
+    assert [d.name for d in focus.context_drugs] == ["Levetiracetam"]
+    # The label speaks of the concomitant anticonvulsant, not of levetiracetam by name.
+    seizures = Evidence(text="Haloperidol may lower the convulsive threshold; adequate "
+                        "anticonvulsant therapy should be concomitantly maintained.",
+                        context="HALDOL (haloperidol) tablets 5 PRECAUTIONS")
+    assert addresses(focus, seizures) == []
+    unrelated = Evidence(text="Haloperidol tablets should be stored at room temperature.",
+                         context="HALDOL (haloperidol) tablets")
+    assert any("Levetiracetam" in p for p in addresses(focus, unrelated))
+    # Two drugs asked about together are both the subject.
+    both = question_focus("Is atorvastatin OK with warfarin?")
+    assert len(both.drugs) == 2 and both.context_drugs == []
+    # What the product is without names no drug the answer must be about.
+    generic = question_focus("Can I put an Ohio Medicaid OUD patient on generic Subutex "
+                             "(buprenorphine SL tabs without naloxone)?")
+    assert "Naloxone" not in [d.name for d in generic.drugs + generic.context_drugs]
+
+
+def test_a_bracketed_brand_and_a_clinical_prefix_word_are_no_unknown_substance() -> None:
+    assert question_focus("Would Medicare cover sacral nerve stimulation (InterStim) for "
+                          "urge incontinence?").subjects == []
+    assert question_focus("Does Medicare pay for intraoperative EEG monitoring during a "
+                          "carotid endarterectomy?").subjects == []
+    assert question_focus("What is the dose of danuglipron?").subjects == ["danuglipron"]
+
+
+def test_the_plan_a_question_names_must_be_the_cited_records_plan() -> None:
+    """Seen verified on an unanswerable question: the Gold and Silver plans' records for
+    "Bronze-plan member at Vandelay …"."""
+    focus = question_focus("Bronze-plan member at Vandelay needs Zithromax 500 mg: what "
+                           "tier, and is there a quantity limit on that plan?")
+    assert focus.plans == ["bronze"]
+    gold = Evidence(text="Azithromycin 500 MG Oral Tablet [Zithromax]: plan Vandelay "
+                    "Insurance Gold Health Plan, tier GENERIC, quantity limit: yes",
+                    context="CMS QHP formulary")
+    assert "the cited evidence is not about the Bronze plan" in addresses(focus, gold)
+
+
+def test_which_medications_and_who_must_prescribe_need_a_drug_and_a_role() -> None:
+    meds = question_focus("Vet with PTSD won't do prolonged exposure or CPT. Which meds "
+                          "does VA/DoD recommend as monotherapy?")
+    therapy = Evidence(text="The Work Group recommends individual trauma-focused "
+                       "psychotherapies such as Prolonged Exposure.", context="PTSD guideline")
+    assert "the cited evidence names no drug" in addresses(meds, therapy)
+    drugs = Evidence(text="We recommend sertraline, paroxetine, fluoxetine, or venlafaxine "
+                     "as monotherapy for PTSD.", context="PTSD guideline")
+    assert "the cited evidence names no drug" not in addresses(meds, drugs)
+    who = question_focus("Ohio Medicaid: I want to titrate a chronic pain patient's opioids "
+                         "past 80 MED a day. Who has to prescribe or be consulted?")
+    assert "prescriber" in [a.name for a in who.attributes]
+    report = Evidence(text="Ohio law requires prescribers to request and review an OARRS "
+                      "report before prescribing an opioid analgesic.",
+                      context="Ohio Medicaid UPDL criteria Opioids")
+    assert "the cited evidence does not state the prescriber" in addresses(who, report)
+    consult = Evidence(text="Doses above 80 MED require consultation with a pain specialist "
+                       "or anesthesiologist.", context="Ohio Medicaid UPDL criteria Opioids")
+    assert "the cited evidence does not state the prescriber" not in addresses(who, consult)
