@@ -39,6 +39,9 @@ class Graded:
     # What the model wrote that was not shown (unsupported sentences a status removed):
     # for reading a run, never graded.
     withheld: str = ""
+    # The system's own reason for its status (why it abstained, went off-topic or quoted
+    # evidence): for reading a run, never graded.
+    reason: str = ""
 
     @property
     def abstained(self) -> bool:
@@ -74,12 +77,12 @@ def fact_stated(forms: Sequence[str], text: str) -> bool:
 
 def grade(
     q: EvalQuestion, status: str, text: str, cited_sources: list[str], latency_s: float,
-    tokens: int | None = None, withheld: str = "",
+    tokens: int | None = None, withheld: str = "", reason: str = "",
 ) -> Graded:
     gold_files = {g.source_file for g in q.gold}
     return Graded(
         qid=q.qid, kind=q.kind, answerable=q.answerable, status=status, latency_s=latency_s,
-        tokens=tokens, text=text, cited_sources=cited_sources, withheld=withheld,
+        tokens=tokens, text=text, cited_sources=cited_sources, withheld=withheld, reason=reason,
         facts_stated=sum(fact_stated(forms, text) for forms in q.key_facts),
         facts_total=len(q.key_facts),
         gold_cited=bool(gold_files & set(cited_sources)),

@@ -188,7 +188,8 @@ def graded_medcite(services: Services, q: EvalQuestion) -> grading.Graded:
                  if c.passage_id in sources]
     return grading.grade(q, response.status.value, text, list(dict.fromkeys(cited)), latency,
                          primary.last_completion_tokens,
-                         withheld=" ".join(s.text for s in response.removed_sentences))
+                         withheld=" ".join(s.text for s in response.removed_sentences),
+                         reason=response.status_reason or response.abstain_reason or "")
 
 
 def graded_baseline(run: Run, q: EvalQuestion) -> grading.Graded:
