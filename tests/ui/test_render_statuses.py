@@ -109,3 +109,7 @@ def test_a_sentence_the_server_quoted_is_labelled_as_the_sources_words() -> None
     shown = render.render_answer(response.model_copy(update={"sentences": [written, goes_on]}))
     assert "The source goes on:" in shown[1] and "quoted from the source" not in shown[1]
     assert "The source goes on" not in shown[0]
+    rest = quoted.model_copy(update={"quoted_as": "list_rest",
+                                     "text": "- Prescribed by a cardiologist"})
+    shown = render.render_answer(response.model_copy(update={"sentences": [written, rest]}))
+    assert "The rest of the cited list, quoted from the source:" in shown[1]
