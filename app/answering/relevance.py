@@ -79,7 +79,9 @@ POPULATION_GROUPS: tuple[Population, ...] = (
                 "lactating lactation breastfeeding breast-feeding breastfeed breastfed "
                 "breast-feed nursing milk"),
     _population("pediatric",
-                r"\b(?:pa?ediatric|child|children|adolescents?|infants?|neonates?|newborns?|"
+                # "Child-Pugh class B" grades a liver, not a patient's age.
+                r"\b(?:pa?ediatric|child(?![-\s]?pugh)|children|adolescents?|infants?|"
+                r"neonates?|newborns?|"
                 r"kids?|toddlers?|teen(?:ager)?s?)\b|\b(?:[1-9]|1[0-7])[- ](?:years?|months?|"
                 r"weeks?)[- ]old\b",
                 "pediatric paediatric child children adolescent adolescents infant infants "
@@ -264,8 +266,11 @@ ATTRIBUTES: tuple[Attribute, ...] = (
                          r"\d\s*(?:mg|mcg|units?)\b")),
     # A "Medrol dose pack" is a product, not a dose asked for.
     Attribute("dose", re.compile(r"(?<![-\w])dos(e|es|age|ing)\b(?![- ]?pack)|"
-                                 r"how much (?!higher|lower|"
-                                 r"more|less|longer|greater)|maximum daily|titrat"),
+                                 # "How much weight should he lose?" asks no dose.
+                                 r"how much (?!higher|lower|more|less|longer|greater|"
+                                 r"weight|time|exercise|activity|physical|alcohol|salt|"
+                                 r"sodium|fluid|water|sleep|caffeine|protein|fiber)|"
+                                 r"maximum daily|titrat"),
               re.compile(r"\d\s*(mg|mcg|µg|g|units?|ml|mg/kg|tablets?|capsules?|mme|"
                          r"micrograms?|milligrams?|grams?|meq|mmol|iu)\b"),
               not_from=frozenset({"formulary"})),

@@ -860,3 +860,16 @@ def test_which_medications_and_who_must_prescribe_need_a_drug_and_a_role() -> No
     consult = Evidence(text="Doses above 80 MED require consultation with a pain specialist "
                        "or anesthesiologist.", context="Ohio Medicaid UPDL criteria Opioids")
     assert "the cited evidence does not state the prescriber" not in addresses(who, consult)
+
+
+def test_child_pugh_names_no_child_and_how_much_weight_asks_no_dose() -> None:
+    liver = question_focus("Patient on atorvastatin with Child-Pugh B cirrhosis: can he "
+                           "stay on it?")
+    assert liver.populations == []
+    assert [p.name for p in question_focus("Lipitor dose for a child?").populations] == \
+        ["pediatric"]
+    weight = question_focus("How much weight should she lose to bring her blood pressure "
+                            "down?")
+    assert "dose" not in [a.name for a in weight.attributes]
+    assert "dose" in [a.name for a in question_focus(
+        "How much atorvastatin should she take?").attributes]
