@@ -27,7 +27,4 @@ def stem(word: str) -> str:
     for suffix in ("ations", "ation", "ing", "ies", "es", "ed", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
-    # "jaundice" ~ "jaundiced", "increase" ~ "increased".
-    if word.endswith("e") and len(word) >= 6:
-        return word[:-1]
     return word

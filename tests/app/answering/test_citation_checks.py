@@ -240,7 +240,6 @@ def test_a_warning_about_the_liver_is_no_section_for_hepatic_patients() -> None:
     kept out of the prompt for "… turns up jaundiced … Stop it?"); "8.6 Hepatic
     Impairment" is about those patients."""
     from app.answering.citation_checks import section_populations
-    from app.answering.text import stem
 
     def under(*path: str) -> Passage:
         return Passage(id="x", text="t", score=1.0, provenance=Provenance(
@@ -252,4 +251,3 @@ def test_a_warning_about_the_liver_is_no_section_for_hepatic_patients() -> None:
     assert section_populations(under("8 USE IN SPECIFIC POPULATIONS", "8.6 Hepatic Impairment")) \
         == {"hepatic"}
     assert section_populations(under("2.5 Dosage in Renal Insufficiency")) == {"renal"}
-    assert stem("jaundiced") == stem("jaundice") and stem("increased") == stem("increase")
