@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
+from app.answering.relevance import PAYER_NAMES
 from app.answering.text import STOPWORDS, normalise, stem
 from retrieval.drugs import find_drug_mentions, mentioned_in
 
@@ -21,11 +22,23 @@ from retrieval.drugs import find_drug_mentions, mentioned_in
 # sentence to be read as that unit's copy rather than a sentence of its own.
 MIN_COPIED = 0.6
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.'-][a-z0-9]+)*")
+# How a source's statement is put, which a faithful restatement changes freely: "Ohio
+# Medicaid requires documentation of …" for the criteria's "Must provide documentation of
+# …" (seen withheld in the release check), "the label recommends" for "should".
+_PHRASING = frozenset("""
+    must provide provides provided require requires required requiring need needs needed
+    should recommend recommends recommended suggest suggests suggested advise advises
+    advised use uses used using take takes taken give gives given include includes
+    included including allow allows allowed state states stated say says said list lists
+    listed mean means indicate indicates indicated consider considers considered perform
+    performs performed obtain obtains obtained submit submits submitted document
+    documents documented show shows shown note notes noted apply applies applied
+    """.split())
 
 
 def _content(tokens: list[str]) -> set[str]:
-    return {stem(t) for t in tokens if t not in STOPWORDS and len(t) > 2
-            and not t[0].isdigit()}
+    return {stem(t) for t in tokens if t not in STOPWORDS and t not in _PHRASING
+            and t not in PAYER_NAMES and len(t) > 2 and not t[0].isdigit()}
 
 
 def swapped_words(sentence: str, unit_text: str, context: str = "") -> list[tuple[str, str]]:

@@ -60,3 +60,15 @@ def test_a_swap_is_unsupported_even_when_another_cited_unit_holds_the_word() -> 
     assert any("'hearing' where it says 'vision'" in r for r in checked.citations[0].reasons)
     # The faithful sentence, citing the same units, is supported.
     assert verify_units(NAION, [(u, p) for u in units]).status is CitationStatus.supported
+
+
+def test_how_a_statement_is_put_is_no_swap() -> None:
+    """Seen withheld in the release check: the payer's criterion restated as what the
+    payer requires."""
+    unit = ("Must provide documentation of baseline labs and adherence to 90 days of "
+            "prescribed lipid lowering medications")
+    said = ("Ohio Medicaid requires documentation of baseline labs and adherence to 90 days "
+            "of prescribed lipid lowering medications.")
+    assert swapped_words(said, unit, "Ohio Medicaid UPDL criteria PCSK9 Inhibitors") == []
+    # The criterion's content changed is still a swap.
+    assert swapped_words(said.replace("lipid lowering", "blood pressure"), unit) != []
