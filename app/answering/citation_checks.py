@@ -122,16 +122,18 @@ def _canonical_number(value: str) -> str:
     return str(int(value))
 
 
+# Spelled out or abbreviated, a unit is the same unit ("400 micrograms daily").
+_SAME_UNIT = {"ug": "mcg", "µg": "mcg", "percent": "%", "hr": "hour", "microgram": "mcg",
+              "milligram": "mg", "gram": "g", "milliliter": "ml", "millilitre": "ml"}
+
+
 def quantities(text: str) -> list[Quantity]:
     """Numbers with their units; dates are compared separately, so they are taken out."""
     found: list[Quantity] = []
     for m in _QUANTITY_RUN.finditer(normalise(_without_dates(text))):
         unit = m.group(2)
         unit = unit.rstrip("s") if unit and unit not in ("%",) else unit
-        # Spelled out or abbreviated, a unit is the same unit ("400 micrograms daily").
-        unit = {"ug": "mcg", "µg": "mcg", "percent": "%", "hr": "hour", "microgram": "mcg",
-                "milligram": "mg", "gram": "g", "milliliter": "ml", "millilitre": "ml",
-                }.get(unit or "", unit)
+        unit = _SAME_UNIT.get(unit or "", unit)
         for value in re.findall(_NUMBER, m.group(1)):
             found.append(Quantity(_canonical_number(value), unit))
     return found
@@ -596,11 +598,13 @@ def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str
     name that population, or the question must."""
     if not cited:
         return AnswerSentence(text=sentence, citations=[], status=CitationStatus.unsupported)
-    evidence = " ".join(u.reading(p) for u, p in cited) + record_context(cited)
-    context = " ".join(dict.fromkeys(unit_context(p) for _, p in cited))
+    readings = [u.reading(p) for u, p in cited]
+    contexts = [unit_context(p) for _, p in cited]
+    evidence = " ".join(readings) + record_context(cited)
+    context = " ".join(dict.fromkeys(contexts))
     status, score, reasons = check_claim(sentence, evidence, context)
-    swaps = [swap for u, p in cited
-             for swap in swapped_words(sentence, u.reading(p), unit_context(p))]
+    swaps = [swap for reading, where in zip(readings, contexts, strict=True)
+             for swap in swapped_words(sentence, reading, where)]
     if swaps:
         status = CitationStatus.unsupported
         reasons.append(SWAP_REASON + "; ".join(
@@ -610,7 +614,7 @@ def verify_units(sentence: str, cited: list[tuple[Unit, Passage]], question: str
         status = CitationStatus.unsupported
         reasons.append(f"the cited text is about {unasked} patients; neither the sentence "
                        "nor the question says so")
-    dropped = left_out(sentence, [u.reading(p) for u, p in cited], question)
+    dropped = left_out(sentence, readings, question)
     if dropped and status is CitationStatus.supported:
         # True as far as it goes, but it reads as the whole list: partial, never verified.
         status = CitationStatus.partial

@@ -536,7 +536,8 @@ class AnswerService:
         rest = list({u.uid: (u, p) for _, (u, p) in untold}.values())
         quoted = verify_units(" ".join(u.reading(p) for u, p in rest), rest, question) \
             if rest else None
-        if quoted is not None and quoted.status is CitationStatus.supported:
+        completed = quoted is not None and quoted.status is CitationStatus.supported
+        if quoted is not None and completed:
             # A list question answered with some of the items its cited table or list
             # holds: the rest in the source's own words, so the answer is the whole list.
             for c in quoted.citations:
@@ -546,7 +547,7 @@ class AnswerService:
             quoted.quoted_as = "list_rest"
             sentences.append(quoted)
         answer = self._finish(draft, sentences)
-        if untold and (quoted is None or not quoted.quoted_by_server):
+        if untold and not completed:
             names = [n for n, _ in untold]
             # Not quotable as they stand: say the list is partial.
             answer.status_reason = (
@@ -680,10 +681,8 @@ def _table(rows: list[tuple[Unit, Passage]]) -> list[list[str]]:
     return [[" ".join(c.split()) for c in cells(u.source_text(p))] for u, p in rows]
 
 
-def _row_items(rows: list[tuple[Unit, Passage]], text: str,
-               columns: list[int] | None = None) -> list[str]:
+def _row_items(rows: list[tuple[Unit, Passage]], columns: list[int]) -> list[str]:
     """A table's items, read from the columns the answer draws on (`_row_columns`)."""
-    columns = _row_columns(rows, text) if columns is None else columns
     return [r[j] for r in _table(rows) for j in columns if j < len(r) and r[j]]
 
 
@@ -731,7 +730,7 @@ def untold_units(draft: Draft, sentences: list[AnswerSentence]
         rows = [(u, p) for t, u, p in tabled if t]
         columns = _row_columns(rows, text) if rows else []
         for row in rows:
-            named += [(item, row) for item in _row_items([row], text, columns)]
+            named += [(item, row) for item in _row_items([row], columns)]
         named += [(_item_name(u, p), (u, p)) for t, u, p in tabled if not t]
     untold: list[tuple[str, tuple[Unit, Passage]]] = []
     for name, unit in named:
